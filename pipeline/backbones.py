@@ -1,0 +1,167 @@
+"""A registry of ImageNet backbones: name -> builder, preprocessing, default cut layer.
+
+`load_backbone` returns the network cut at an inner layer. Weights come from a Keras
+file (the shared MobileNet, or any saved model/weights of the same architecture),
+`imagenet` (the usual Keras download, for users with internet) or `none` (random init,
+for tests and the with-vs-without-transfer comparison).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import preprocess
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    builder: Callable[..., object]  # (weights, input_shape) -> full tf_keras Model
+    preprocessing: preprocess.Preprocessing
+    default_cut: str
+    keras_name_prefix: str  # how Keras names the model, to recognise a saved file
+
+
+def _mobilenet(alpha):
+    def build(weights, input_shape):
+        from tf_keras.applications import MobileNet
+        return MobileNet(input_shape=input_shape, alpha=alpha, weights=weights, include_top=True)
+    return build
+
+
+def _mobilenet_v2(weights, input_shape):
+    from tf_keras.applications import MobileNetV2
+    return MobileNetV2(input_shape=input_shape, weights=weights, include_top=True)
+
+
+def _vgg16(weights, input_shape):
+    from tf_keras.applications import VGG16
+    return VGG16(input_shape=input_shape, weights=weights, include_top=True)
+
+
+def _inception_v3(weights, input_shape):
+    from tf_keras.applications import InceptionV3
+    return InceptionV3(input_shape=input_shape, weights=weights, include_top=True)
+
+
+REGISTRY: dict[str, BackboneSpec] = {
+    **{f"mobilenet_v1_{a}": BackboneSpec(f"mobilenet_v1_{a}", _mobilenet(float(a)), preprocess.MOBILENET,
+                                         "conv_pw_13_relu", f"mobilenet_{float(a):.2f}")
+       for a in ("0.25", "0.5", "0.75", "1.0")},
+    "mobilenet_v2": BackboneSpec("mobilenet_v2", _mobilenet_v2, preprocess.MOBILENET, "out_relu", "mobilenetv2"),
+    "vgg16": BackboneSpec("vgg16", _vgg16, preprocess.CAFFE, "block5_pool", "vgg16"),
+    "inception_v3": BackboneSpec("inception_v3", _inception_v3, preprocess.INCEPTION, "avg_pool", "inception_v3"),
+}
+DEFAULT = "mobilenet_v1_0.25"
+
+
+@dataclass
+class Backbone:
+    spec: BackboneSpec
+    full: object            # the whole network, ImageNet top included when it has one
+    model: object           # the network cut at `cut`: input image -> features
+    cut: str
+    weights_id: str         # identifies the weights for the feature cache
+    preprocessing: preprocess.Preprocessing
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.output_shape[1:])
+
+
+def weights_fingerprint(weights: str, seed: int = 0) -> str:
+    """A short stable id for the weights, without loading TensorFlow."""
+    if weights in ("imagenet", "none"):
+        return weights if weights == "imagenet" else f"none-seed{seed}"
+    path = Path(weights)
+    if not path.is_file():
+        raise UserError(f"{weights}: weights file not found (give a .h5/.keras path, 'imagenet' or 'none')")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256-" + h.hexdigest()
+
+
+def resolve_spec(name: str | None) -> BackboneSpec:
+    if name is None:
+        return REGISTRY[DEFAULT]
+    aliases = {"mobilenet": DEFAULT, "mobilenet_v1": DEFAULT}
+    key = aliases.get(name, name)
+    if key not in REGISTRY:
+        raise UserError(f"unknown backbone '{name}'; choose one of: {', '.join(REGISTRY)}")
+    return REGISTRY[key]
+
+
+def load_backbone(name: str | None, weights: str, cut: str | None = None, *, fit: str = "stretch",
+                  seed: int = 0, weights_id: str | None = None) -> Backbone:
+    """Load the full network, check it is the named architecture, and cut it at `cut`."""
+    import tf_keras as keras
+
+    spec = resolve_spec(name)
+    keras.utils.set_random_seed(seed)
+    input_shape = (spec.preprocessing.height, spec.preprocessing.width, 3)
+    if weights == "imagenet":
+        full = spec.builder("imagenet", input_shape)
+    elif weights == "none":
+        full = spec.builder(None, input_shape)
+    else:
+        full = _load_file(spec, Path(weights), input_shape)
+    cut = cut or spec.default_cut
+    try:
+        layer = full.get_layer(cut)
+    except ValueError:
+        names = [l.name for l in full.layers if not l.name.startswith("input")]
+        raise UserError(f"{weights}: no layer named '{cut}' in {spec.name}; valid cut layers are: "
+                        + ", ".join(names)) from None
+    model = keras.Model(full.input, layer.output, name=f"{spec.name}_to_{cut}".replace(".", "_"))
+    h, w = (int(d) for d in full.input_shape[1:3])
+    prep = spec.preprocessing
+    prep = preprocess.Preprocessing(h, w, prep.channel_order, prep.mean, prep.scale, prep.offset, fit)
+    return Backbone(spec, full, model, cut, weights_id or weights_fingerprint(weights, seed), prep)
+
+
+def _load_file(spec: BackboneSpec, path: Path, input_shape) -> object:
+    import tf_keras as keras
+
+    if not path.is_file():
+        raise UserError(f"{path}: weights file not found")
+    try:
+        full = keras.models.load_model(path, compile=False)
+    except Exception as model_error:  # not a whole model: maybe weights only
+        try:
+            full = spec.builder(None, input_shape)
+            full.load_weights(path)
+        except Exception:
+            raise UserError(f"{path}: not a Keras model or weights file for {spec.name} "
+                            f"({type(model_error).__name__}: {str(model_error).splitlines()[0][:200]})") from None
+    if not hasattr(full, "get_layer") or len(full.inputs) != 1 or len(full.input_shape) != 4 or full.input_shape[-1] != 3:
+        raise UserError(f"{path}: expected an image model with one HxWx3 input, got input shape "
+                        f"{getattr(full, 'input_shape', '?')}")
+    if not full.name.startswith(spec.keras_name_prefix):
+        guess = next((s.name for s in REGISTRY.values() if full.name.startswith(s.keras_name_prefix)), None)
+        hint = f" (it looks like --backbone {guess})" if guess else ""
+        raise UserError(f"{path}: holds model '{full.name}', not {spec.name}{hint}")
+    return full
+
+
+def spec_for_file(path: str | os.PathLike) -> str | None:
+    """Guess the registry name of a saved full model from the name Keras stored in it."""
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            config = f.attrs.get("model_config")
+        if config is None:
+            return None
+        import json
+        model_name = json.loads(config)["config"]["name"]
+    except Exception:
+        return None
+    # longest prefix wins so mobilenet_0.25 is not read as mobilenet_0.5
+    matches = [s for s in REGISTRY.values() if model_name.startswith(s.keras_name_prefix)]
+    return max(matches, key=lambda s: len(s.keras_name_prefix)).name if matches else None

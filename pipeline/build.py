@@ -1,0 +1,208 @@
+"""The whole build, top-down: data -> features -> head -> conversion -> site.
+
+`build(BuildConfig(...))` is what `tfjs-transfer build` and `make build` run. Each
+step lives in its own module; this one only tells the story and writes the manifest.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, augment, backbones, convert, dataset, features, heads, site
+from .errors import UserError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_WEB_DIST = ROOT / "web" / "dist"
+
+
+@dataclass
+class BuildConfig:
+    data: Path
+    weights: str
+    out: Path
+    backbone: str | None = None
+    cut: str | None = None
+    recipe: str = "default"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    validation_split: float | None = None
+    augment_copies: int | None = None
+    flip: bool = False
+    folds: int = 0
+    quantize: str | None = None
+    fit: str = "stretch"
+    cache_dir: Path | None = field(default_factory=features.default_cache_dir)
+    strict: bool = False
+    seed: int = 0
+    verbose: int = 1
+    web_dist: Path = DEFAULT_WEB_DIST
+
+
+def log(msg: str, cfg: BuildConfig) -> None:
+    if cfg.verbose:
+        print(msg, flush=True)
+
+
+def quiet_tensorflow() -> None:
+    """Keep the build's output to what the user needs: our lines and Keras progress."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def build(cfg: BuildConfig) -> dict:
+    """Build the site at cfg.out; returns the manifest. Raises UserError on bad input."""
+    quiet_tensorflow()
+    t0 = time.perf_counter()
+    timings = {}
+    cfg.out, cfg.data = Path(cfg.out), Path(cfg.data)
+    site.check_output(cfg.out)
+    if cfg.quantize not in (None, *convert.QUANTIZATIONS):
+        raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
+    recipe = heads.resolve_recipe(cfg.recipe, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                                  learning_rate=cfg.learning_rate, validation_split=cfg.validation_split,
+                                  augment_copies=cfg.augment_copies)
+    augmentation = augment.Augmentation(copies=recipe.augment_copies, flip=cfg.flip) if recipe.augment_copies else None
+
+    # 1. dataset
+    ds = dataset.scan(cfg.data)
+    log(f"dataset: {cfg.data} ({ds.layout} layout), {len(ds.samples)} images, {len(ds.labels)} classes: "
+        f"{', '.join(ds.labels)}", cfg)
+    for s in ds.skipped:
+        print(f"warning: skipping {s.path}: {s.reason}", file=sys.stderr)
+    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed)
+
+    # 2. backbone
+    t = time.perf_counter()
+    bb = backbones.load_backbone(cfg.backbone or _guess_backbone(cfg.weights), cfg.weights, cfg.cut,
+                                 fit=cfg.fit, seed=cfg.seed, weights_id=weights_id)
+    timings["backbone_load_s"] = time.perf_counter() - t
+    log(f"backbone: {bb.spec.name} cut at {bb.cut} -> features {bb.feature_shape}", cfg)
+
+    # 3. features (undecodable images are found here)
+    t = time.perf_counter()
+    feats = features.extract(bb, ds.samples, None if cfg.cache_dir is None else Path(cfg.cache_dir),
+                             augment=augmentation, strict=cfg.strict, verbose=cfg.verbose)
+    timings["features_s"] = time.perf_counter() - t
+    log(f"features: {feats.computed} computed, {feats.cached} from cache ({1 + recipe.augment_copies} views an image), {len(feats.skipped)} skipped "
+        f"({timings['features_s']:.1f}s)", cfg)
+    ds = ds.without(feats.skipped)
+    ds.check_trainable()
+
+    # 4. head
+    y_all = np.array([ds.labels.index(s.label) for s in feats.samples])
+    split_of = np.array([s.split for s in feats.samples])
+    train_idx, valid_idx, split_note = _validation(recipe, y_all, split_of, cfg.seed)
+    log(f"head: recipe '{recipe.name}' ({recipe.description}); {len(train_idx)} train, "
+        f"{len(valid_idx)} validation images{split_note}", cfg)
+    cross_validation = None
+    if cfg.folds:
+        t = time.perf_counter()
+        pool = np.flatnonzero(split_of != "test")
+        cross_validation = heads.cross_validate(
+            recipe, feats.features[pool], None if feats.augmented is None else feats.augmented[:, pool],
+            y_all[pool], len(ds.labels), cfg.folds, cfg.seed, verbose=cfg.verbose)
+        timings["cross_validation_s"] = time.perf_counter() - t
+        log(f"cross-validation: accuracy {cross_validation['accuracy_mean']:.3f} +- "
+            f"{cross_validation['accuracy_std']:.3f} over {cfg.folds} folds", cfg)
+    t = time.perf_counter()
+    x_train, y_train = heads.with_views(feats.features, feats.augmented, y_all, train_idx)
+    result = heads.train_head(recipe, x_train, y_train, len(ds.labels),
+                              x_valid=feats.features[valid_idx], y_valid=y_all[valid_idx],
+                              seed=cfg.seed, verbose=2 if cfg.verbose else 0)
+    timings["head_training_s"] = time.perf_counter() - t
+    test_idx = np.flatnonzero(split_of == "test")
+    if len(test_idx):
+        result.metrics.update(heads.evaluate_head(result.model, feats.features[test_idx], y_all[test_idx],
+                                                  len(ds.labels), "test"))
+    log("metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if "accuracy" in k), cfg)
+    if result.collapsed:
+        print(f"warning: head training collapsed after {result.attempts} attempts (training accuracy at "
+              "chance); try --recipe default or more epochs", file=sys.stderr)
+
+    # 5 + 6. convert and assemble, atomically
+    t = time.perf_counter()
+    with site.staging(cfg.out) as tmp:
+        web_files = site.copy_web(Path(cfg.web_dist), tmp)
+        (tmp / "keras").mkdir()
+        bb.model.save(tmp / "keras" / "backbone.h5")
+        result.model.save(tmp / "keras" / "head.h5")
+        bb_info = convert.to_tfjs(bb.model, tmp / "models" / "backbone", cfg.quantize)
+        head_info = convert.to_tfjs(result.model, tmp / "models" / "head", cfg.quantize)
+        sample = feats.features[:8]
+        head_info["roundtrip_max_abs_error"] = convert.roundtrip_error(result.model, tmp / "models/head/model.json", sample)
+        images = site.write_images(feats.samples, ds.labels, tmp)
+        timings["convert_and_site_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - t0
+        manifest = {
+            "format": site.MANIFEST_FORMAT,
+            "labels": ds.labels,
+            "input": {"height": bb.preprocessing.height, "width": bb.preprocessing.width, "channels": 3},
+            "preprocessing": bb.preprocessing.to_manifest(),
+            "backbone": {"name": bb.spec.name, "cut_layer": bb.cut, "path": "models/backbone/model.json",
+                         "keras_path": "keras/backbone.h5", "output_shape": list(bb.feature_shape),
+                         "weights": cfg.weights if cfg.weights in ("imagenet", "none") else Path(cfg.weights).name,
+                         "weights_id": weights_id, "parameters": int(bb.model.count_params()), **bb_info},
+            "head": {"path": "models/head/model.json", "keras_path": "keras/head.h5", "recipe": recipe.name,
+                     "layers": heads.head_layers(recipe, len(ds.labels)),
+                     "parameters": int(result.model.count_params()), **head_info},
+            "training": {"recipe": recipe.name, "description": recipe.description,
+                         "hyperparameters": recipe.hyperparameters(), "seed": result.seed,
+                         "attempts": result.attempts, "collapsed": result.collapsed, "notes": result.notes,
+                         "epochs_run": result.epochs_run, "metrics": result.metrics,
+                         "cross_validation": cross_validation,
+                         "augmentation": augmentation.key() if augmentation else None, "history": result.history},
+            "dataset": {"source": str(cfg.data), "layout": ds.layout, "count": len(feats.samples),
+                        "per_class": ds.counts(), "per_split": {k: int(np.sum(split_of == k)) for k in ("train", "valid", "test")},
+                        "skipped": [{"path": str(s.path), "reason": s.reason} for s in ds.skipped]},
+            "images": {"path": "images.json", "count": len(images["images"])},
+            "web": web_files,
+            "timings": {k: round(v, 3) for k, v in timings.items()},
+            "versions": _versions(),
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        site.write_json(tmp / "manifest.json", manifest)
+    log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, head {head_info['bytes'] / 1e6:.2f} MB, "
+        f"{len(images['images'])} images) in {time.perf_counter() - t0:.1f}s", cfg)
+    return manifest
+
+
+def _validation(recipe, y, split_of, seed):
+    """Given valid/ folder wins; else a stratified hold-out when every class can spare images."""
+    train = np.flatnonzero(split_of == "train")
+    valid = np.flatnonzero(split_of == "valid")
+    if len(valid):
+        return train, valid, " (valid/ folder)"
+    if recipe.validation_split <= 0:
+        return train, valid, ""
+    counts = np.bincount(y[train])
+    if counts.min() < 5:
+        return train, valid, " (no validation split: a class has fewer than 5 images)"
+    tr, va = heads.stratified_split(y[train], recipe.validation_split, seed)
+    return train[tr], train[va], f" (stratified {recipe.validation_split:.0%} hold-out)"
+
+
+def _guess_backbone(weights: str) -> str | None:
+    if weights in ("imagenet", "none"):
+        return None
+    return backbones.spec_for_file(weights)
+
+
+def _versions() -> dict:
+    import tensorflow as tf
+    import tf_keras
+
+    return {"tfjs-transfer": __version__, "python": platform.python_version(), "tensorflow": tf.__version__,
+            "tf_keras": tf_keras.__version__, "tensorflowjs": convert._tfjs().__version__,
+            "numpy": np.__version__}

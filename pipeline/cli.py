@@ -1,0 +1,145 @@
+"""The `tfjs-transfer` command: argument parsing and error reporting, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def _build(args) -> int:
+    from .build import BuildConfig, build
+    from .features import default_cache_dir
+
+    cfg = BuildConfig(
+        data=Path(args.data), weights=args.weights, out=Path(args.out), backbone=args.backbone,
+        cut=args.cut, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, validation_split=args.validation_split,
+        augment_copies=args.augment_copies, flip=args.flip, folds=args.folds, quantize=args.quantize,
+        fit=args.fit, cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
+        strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1)
+    if args.web_dist:
+        cfg.web_dist = Path(args.web_dist)
+    build(cfg)
+    return 0
+
+
+def _predict(args) -> int:
+    from .predict import Predictor
+
+    predictor = Predictor(args.site)
+    results = predictor.predict(args.images, top_k=args.top_k or min(3, len(predictor.labels)))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            if "error" in r:
+                print(f"{r['image']}: error: {r['error']}")
+                continue
+            best = ", ".join(f"{t['label']} {t['probability']:.1%}" for t in r["top"])
+            print(f"{r['image']}: {best}")
+    return 1 if any("error" in r for r in results) else 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import evaluate, write_report
+
+    report = evaluate(args.site, args.data)
+    written = write_report(report, args.report) if args.report else []
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "history"}, indent=2))
+        return 0
+    print(f"accuracy {report['accuracy']:.1%} on {report['count']} images ({report['split']})")
+    width = max(len(l) for l in report["labels"])
+    print(f"{'class':{width}}  precision  recall     f1  support")
+    for label, m in report["per_class"].items():
+        print(f"{label:{width}}  {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:8d}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for label, row in zip(report["labels"], report["confusion_matrix"]):
+        print(f"  {label:{width}} " + " ".join(f"{v:4d}" for v in row))
+    for w in report["worst"][:5]:
+        print(f"  worst: {w['image']} ({w['label']}) -> {w['predicted']}, p({w['label']}) = {w['probability_of_label']:.2f}")
+    for p in written:
+        print(f"wrote {p}")
+    return 0
+
+
+def _serve(args) -> int:
+    from .serve import run
+
+    run(args.site, host=args.host, port=args.port)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .backbones import REGISTRY
+
+    p = argparse.ArgumentParser(prog="tfjs-transfer", description=(
+        "Turn a folder of labelled images into a transfer-learning classifier served as a static TF.js site."))
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="dataset -> features -> head -> TF.js site")
+    b.add_argument("--data", required=True, help="folder per class, label-N.ext files, or train/valid/test")
+    b.add_argument("--weights", required=True, help="a Keras .h5/.keras file, 'imagenet' (download) or 'none'")
+    b.add_argument("--out", default="site", help="site folder to (re)place atomically (default: site)")
+    b.add_argument("--backbone", choices=sorted(REGISTRY), help="default: read from the weights file, else mobilenet_v1_0.25")
+    b.add_argument("--cut", help="layer to cut the backbone at (default: the backbone's, e.g. conv_pw_13_relu)")
+    b.add_argument("--recipe", default="default", help="head recipe: default, tutorial, pooled")
+    b.add_argument("--epochs", type=int)
+    b.add_argument("--batch-size", type=int)
+    b.add_argument("--learning-rate", type=float)
+    b.add_argument("--validation-split", type=float, help="fraction held out per class (0 disables)")
+    b.add_argument("--augment-copies", type=int, help="augmented views per training image (0 disables)")
+    b.add_argument("--flip", action="store_true", help="let augmentation flip images left-right")
+    b.add_argument("--folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
+    b.add_argument("--quantize", choices=["float16", "uint8"], help="quantize the TF.js weights")
+    b.add_argument("--fit", choices=["stretch", "crop_or_pad"], default="stretch", help="how images reach the input size")
+    b.add_argument("--cache", help="feature cache folder (default: ~/.cache/tfjs-transfer/features)")
+    b.add_argument("--no-cache", action="store_true", help="compute every feature afresh")
+    b.add_argument("--strict", action="store_true", help="refuse the build on any undecodable image")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--web-dist", help="the built web bundle (default: web/dist of this checkout)")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=_build)
+
+    pr = sub.add_parser("predict", help="classify images with a built site's models")
+    pr.add_argument("site")
+    pr.add_argument("images", nargs="+")
+    pr.add_argument("--top-k", type=int)
+    pr.add_argument("--json", action="store_true", help='print [{"image", "top": [{"label", "probability"}]}]')
+    pr.set_defaults(func=_predict)
+
+    ev = sub.add_parser("evaluate", help="accuracy, per-class precision/recall, confusion matrix")
+    ev.add_argument("site")
+    ev.add_argument("data")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--report", help="folder for confusion_matrix.png, training_curves.png, report.json")
+    ev.set_defaults(func=_evaluate)
+
+    sv = sub.add_parser("serve", help="serve a site with Flask + CORS under waitress")
+    sv.add_argument("site", nargs="?", default="site")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.set_defaults(func=_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the previous site (if any) is untouched", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Keras models -> TF.js layers-model folders, with the tensorflowjs converter.
+
+Quantization (`float16` or `uint8`) applies to every weight ('*'), the value form of
+the converter's --quantize_* flags. After converting, the folder is loaded back with
+the converter's own loader and compared with the Keras model on sample inputs, so a
+broken conversion fails the build instead of shipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+QUANTIZATIONS = ("float16", "uint8")
+
+
+def _tfjs():
+    # tensorflowjs pulls tensorflow_decision_forests, which prints a banner on import
+    # (and wants IPython when stdout is not a terminal) unless this is set.
+    os.environ.setdefault("TFDF_DISABLE_WELCOME_MESSAGE", "1")
+    import tensorflowjs
+
+    return tensorflowjs
+
+
+def to_tfjs(model, out_dir: Path, quantize: str | None = None, shard_bytes: int = 4 * 1024 * 1024) -> dict:
+    """Write model.json + weight shards; return what was written and its size."""
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    tfjs = _tfjs()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tfjs.converters.save_keras_model(model, str(out_dir),
+                                     quantization_dtype_map={quantize: "*"} if quantize else None,
+                                     weight_shard_size_bytes=shard_bytes)
+    files = sorted(p for p in out_dir.iterdir() if p.is_file())
+    return {"files": [p.name for p in files], "bytes": sum(p.stat().st_size for p in files),
+            "weights_bytes": sum(p.stat().st_size for p in files if p.suffix == ".bin"),
+            "quantization": quantize}
+
+
+def load_tfjs(model_json: Path):
+    """The converted model, read back as a tf_keras model (Python's view of the site)."""
+    return _tfjs().converters.load_keras_model(str(model_json))
+
+
+def roundtrip_error(model, model_json: Path, sample: np.ndarray) -> float:
+    """Max |Keras - reloaded TF.js| on `sample`: ~1e-6 for float32, larger when quantized."""
+    from .features import predict_batches
+
+    reloaded = load_tfjs(model_json)
+    return float(np.max(np.abs(predict_batches(model, sample, 32) - predict_batches(reloaded, sample, 32))))

@@ -1,0 +1,72 @@
+"""Python's view of a built site: the same models and preprocessing the page uses.
+
+`Predictor(site)` reads manifest.json and the Keras copies of the two models, so
+`predict`, `evaluate` and the parity tests run exactly what was converted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import load_rgb
+from .errors import UserError
+from .preprocess import Preprocessing, prepare
+
+
+class Predictor:
+    def __init__(self, site_dir: str | Path):
+        import tf_keras as keras
+
+        self.site = Path(site_dir)
+        try:
+            self.manifest = json.loads((self.site / "manifest.json").read_text())
+        except OSError:
+            raise UserError(f"{self.site}: not a built site (no manifest.json); run `tfjs-transfer build` first") from None
+        except ValueError as e:
+            raise UserError(f"{self.site / 'manifest.json'}: corrupt manifest ({e})") from None
+        self.labels: list[str] = self.manifest["labels"]
+        self.preprocessing = Preprocessing.from_manifest(self.manifest["preprocessing"])
+        try:
+            self.backbone = keras.models.load_model(self.site / self.manifest["backbone"]["keras_path"], compile=False)
+            self.head = keras.models.load_model(self.site / self.manifest["head"]["keras_path"], compile=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{self.site}: cannot load the site's Keras models ({e})") from None
+
+    def pixels(self, paths) -> np.ndarray:
+        return np.stack([prepare(load_rgb(p), self.preprocessing) for p in paths])
+
+    def features(self, paths, batch_size: int = 32) -> np.ndarray:
+        from .features import predict_batches
+
+        return predict_batches(self.backbone, self.pixels(paths), batch_size)
+
+    def probabilities(self, paths, batch_size: int = 32) -> np.ndarray:
+        """(n, classes) in manifest label order."""
+        from .features import predict_batches
+
+        return predict_batches(self.head, self.features(paths, batch_size), 256)
+
+    def top(self, probabilities: np.ndarray, k: int) -> list[dict]:
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        return [{"label": self.labels[i], "probability": float(probabilities[i])} for i in order]
+
+    def predict(self, paths, top_k: int = 3) -> list[dict]:
+        """One entry per image, best first; an unreadable image gets an `error` instead."""
+        results, good = [], []
+        for p in paths:
+            try:
+                results.append({"image": str(p), "pixels": self.pixels([p])})
+                good.append(len(results) - 1)
+            except UserError as e:
+                results.append({"image": str(p), "error": str(e)})
+        if good:
+            from .features import predict_batches
+
+            x = np.concatenate([results[i].pop("pixels") for i in good])
+            probs = predict_batches(self.head, predict_batches(self.backbone, x, 32), 256)
+            for i, pr in zip(good, probs):
+                results[i]["top"] = self.top(pr, top_k)
+        return results

@@ -1,0 +1,107 @@
+"""Assemble the static site in a staging folder and swap it in only when complete.
+
+Layout of a site:
+  index.html, app.js, style.css, *.wasm   the page, bundled from web/
+  manifest.json                           the contract with the page (see README)
+  models/backbone/, models/head/          TF.js layers models (model.json + shards)
+  keras/backbone.h5, keras/head.h5        the same models for Python (predict/evaluate)
+  images.json, images/<k>/<n>.png         the training images, decoded once by Pillow
+A failed build deletes its staging folder and leaves the previous site as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from .dataset import Sample, load_rgb
+from .errors import UserError
+
+MANIFEST_FORMAT = "tfjs-transfer/1"
+WEB_FILES = ("index.html",)
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output path that is a file, or a folder that is not a site we built."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UserError(f"{out}: output path exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not is_site(out):
+        raise UserError(f"{out}: folder exists, is not empty and holds no tfjs-transfer manifest.json; "
+                        "refusing to replace it (choose another --out or remove it)")
+    if not out.parent.exists():
+        raise UserError(f"{out.parent}: parent folder of the output does not exist")
+
+
+def is_site(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("format") == MANIFEST_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def staging(out: Path):
+    """Yield an empty folder beside `out`; on success it replaces `out`, on failure it goes."""
+    out = Path(out)
+    check_output(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        if out.exists():
+            os.replace(out, old)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            if old.exists():
+                os.replace(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def copy_web(web_dist: Path, site: Path) -> list[str]:
+    if not (web_dist / "index.html").is_file():
+        raise UserError(f"{web_dist}: the web bundle is not built (run `make web`, or "
+                        "`cd web && npm ci && npm run build`)")
+    names = []
+    for p in sorted(web_dist.iterdir()):
+        if p.is_file():
+            shutil.copy2(p, site / p.name)
+            names.append(p.name)
+    return names
+
+
+def write_images(samples: list[Sample], labels: list[str], site: Path) -> dict:
+    """The served training images: decoded by Pillow, stored losslessly, safe names."""
+    entries = []
+    counters: dict[str, int] = {}
+    for s in samples:
+        k = labels.index(s.label)
+        n = counters.get(s.label, 0)
+        counters[s.label] = n + 1
+        rel = f"images/{k}/{s.split}-{n}.png"
+        dest = site / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(load_rgb(s.path)).save(dest, optimize=False, compress_level=6)
+        entries.append({"path": rel, "label": s.label, "split": s.split, "source": s.path.name})
+    index = {"labels": labels, "images": entries}
+    write_json(site / "images.json", index)
+    return index
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

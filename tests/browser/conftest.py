@@ -1,0 +1,142 @@
+"""Browser fixtures: one headless Debian Chromium per session (driven by Playwright's
+sync API, never a downloaded browser), pages that fail their test on any console error
+or uncaught page error, and the built site served both by the project's Flask app
+(`served_site`, from tests/conftest.py) and by a plain static server under a sub-path."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SUB_PATH = "some/sub/path/"
+READY_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser tests"
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + " (REQUIRE_BROWSER=1)")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+    finally:
+        pw.stop()
+
+
+class Watched:
+    """A page plus what went wrong on it: console errors and uncaught exceptions."""
+
+    def __init__(self, page):
+        self.page = page
+        self.errors: list[str] = []
+        self.allowed: list[re.Pattern] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+    def _console(self, msg):
+        if msg.type == "error":
+            self.errors.append(f"console.error: {msg.text}")
+
+    def allow(self, pattern: str) -> None:
+        """Expected errors of a test that provokes them (e.g. a 404 for a removed model)."""
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+@pytest.fixture
+def watched(browser):
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    w = Watched(page)
+    yield w
+    context.close()
+    bad = w.unexpected()
+    assert not bad, "errors in the page:\n" + "\n".join(bad)
+
+
+@pytest.fixture
+def page(watched):
+    return watched.page
+
+
+def open_app(page, url: str, state: str = "ready"):
+    """Opens the page and waits until it is no longer loading; checks the state it settled in."""
+    page.goto(url)
+    page.wait_for_function(
+        "['ready', 'error'].includes(document.querySelector('[data-testid=status]')?.dataset.state)",
+        timeout=READY_TIMEOUT_MS)
+    got = page.get_attribute("[data-testid=status]", "data-state")
+    assert got == state, f"status {got}: {page.inner_text('[data-testid=status]')}"
+    return page
+
+
+@pytest.fixture(scope="session")
+def site_url(served_site, built_site):
+    """The Flask-served site's URL; the built site must hold the web bundle."""
+    missing = [n for n in ("index.html", "app.js", "style.css", "tfjs-backend-wasm-simd.wasm")
+               if not (Path(built_site) / n).is_file()]
+    assert not missing, (f"the built site lacks {missing}: build the web bundle first "
+                         "(cd web && npm ci && npm run build, or make web)")
+    return served_site
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def static_root(built_site, tmp_path_factory):
+    """A plain http.server (no Flask, no special headers) on a folder holding copies of
+    the site: the good one under some/sub/path/, broken ones beside it."""
+    root = tmp_path_factory.mktemp("static")
+    shutil.copytree(built_site, root / SUB_PATH)
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def static_site_url(static_root):
+    root, base = static_root
+    return base + SUB_PATH
+
+
+@pytest.fixture
+def broken_site(static_root, built_site):
+    """Makes a copy of the site at <name>/ under the static server, lets the test break it, returns its URL."""
+    root, base = static_root
+
+    def make(name: str, breaker) -> str:
+        dest = root / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(built_site, dest, ignore=shutil.ignore_patterns("images", "keras"))
+        breaker(dest)
+        return f"{base}{name}/"
+
+    return make

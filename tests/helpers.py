@@ -1,0 +1,47 @@
+"""Small image datasets made on the fly, so tests never depend on downloaded data."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "gold": (230, 180, 20)}
+
+
+def shape_image(label: str, i: int, size: int = 64) -> Image.Image:
+    """A class-distinctive picture: a coloured shape on white, jittered by i."""
+    rng = np.random.default_rng(hash((label, i)) % 2**32)
+    im = Image.new("RGB", (size + int(rng.integers(0, 20)), size), "white")
+    d = ImageDraw.Draw(im)
+    o = int(rng.integers(2, 12))
+    colour = COLOURS.get(label, tuple(int(c) for c in rng.integers(0, 255, 3)))
+    if label in ("red", "gold"):
+        d.ellipse([o, o, size - o, size - o], fill=colour)
+    else:
+        d.rectangle([o, o, size - o, size - o], fill=colour)
+    return im
+
+
+def make_folders(root: Path, labels=("red", "green", "blue"), per_class: int = 6, ext: str = "png") -> Path:
+    for label in labels:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape_image(label, i).save(root / label / f"{label}{i}.{ext}")
+    return root
+
+
+def make_flat(root: Path, labels=("red", "green"), per_class: int = 4) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for label in labels:
+        for i in range(per_class):
+            shape_image(label, i).save(root / f"{label}-{i}.jpg", quality=92)
+    return root
+
+
+def make_splits(root: Path, labels=("red", "green"), counts=(("train", 6), ("valid", 2), ("test", 2))) -> Path:
+    for split, n in counts:
+        for label in labels:
+            (root / split / label).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                shape_image(label, hash(split) % 100 + i).save(root / split / label / f"{i}.png")
+    return root

@@ -1,0 +1,156 @@
+"""The whole build on small generated data: the site it writes, and every refusal."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import cli
+from pipeline.build import BuildConfig, build
+
+from .conftest import MOBILENET_H5, ROOT
+from .helpers import make_flat, make_folders, make_splits
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def web_dist(tmp_path_factory):
+    """A stand-in page bundle: these tests are about the Python side of the site."""
+    d = tmp_path_factory.mktemp("web")
+    (d / "index.html").write_text("<!doctype html><title>stand-in</title>")
+    (d / "app.js").write_text("")
+    return d
+
+
+def run_build(data, out, feature_cache, web_dist, *extra):
+    return cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(out),
+                     "--cache", str(feature_cache), "--web-dist", str(web_dist), "--quiet", *extra])
+
+
+def test_build_writes_a_complete_site(tmp_path, feature_cache, web_dist):
+    data = make_folders(tmp_path / "data", per_class=6)
+    out = tmp_path / "site"
+    assert run_build(data, out, feature_cache, web_dist) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["labels"] == ["blue", "green", "red"]
+    assert m["backbone"]["cut_layer"] == "conv_pw_13_relu" and m["backbone"]["output_shape"] == [7, 7, 256]
+    assert m["preprocessing"]["scale"] == pytest.approx(1 / 127.5) and m["preprocessing"]["offset"] == -1
+    for part in ("backbone", "head"):
+        model_json = json.loads((out / m[part]["path"]).read_text())
+        assert model_json["format"] == "layers-model" and "TensorFlow.js Converter" in model_json["convertedBy"]
+        assert (out / m[part]["keras_path"]).is_file()
+    assert m["head"]["roundtrip_max_abs_error"] < 1e-5
+    assert m["training"]["metrics"]["train_accuracy"] > 0.9
+    assert "val_accuracy" in m["training"]["metrics"]  # 6 per class allow a hold-out
+    images = json.loads((out / "images.json").read_text())
+    assert len(images["images"]) == 18 and all((out / e["path"]).is_file() for e in images["images"])
+    assert (out / "index.html").is_file() and m["versions"]["tensorflowjs"] == "4.22.0"
+    assert not list(tmp_path.glob(".site.*")), "staging folders left behind"
+
+
+def test_flat_and_split_layouts_and_test_metrics(tmp_path, feature_cache, web_dist):
+    assert run_build(make_flat(tmp_path / "flat"), tmp_path / "s1", feature_cache, web_dist) == 0
+    assert run_build(make_splits(tmp_path / "splits"), tmp_path / "s2", feature_cache, web_dist, "--recipe", "tutorial") == 0
+    m = json.loads((tmp_path / "s2" / "manifest.json").read_text())
+    assert m["dataset"]["per_split"] == {"train": 12, "valid": 4, "test": 4}
+    assert {"val_accuracy", "test_accuracy"} <= set(m["training"]["metrics"])
+    assert m["head"]["layers"][1] == {"type": "dense", "units": 10, "activation": "relu"}
+
+
+def test_quantized_build_is_smaller(tmp_path, feature_cache, web_dist):
+    data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=3)
+    assert run_build(data, tmp_path / "f32", feature_cache, web_dist) == 0
+    assert run_build(data, tmp_path / "u8", feature_cache, web_dist, "--quantize", "uint8") == 0
+    f32 = json.loads((tmp_path / "f32" / "manifest.json").read_text())["backbone"]["weights_bytes"]
+    u8 = json.loads((tmp_path / "u8" / "manifest.json").read_text())["backbone"]
+    assert u8["quantization"] == "uint8" and 3.9 < f32 / u8["weights_bytes"] < 4.1
+
+
+def _previous_site(tmp_path, feature_cache, web_dist):
+    out = tmp_path / "site"
+    assert run_build(make_folders(tmp_path / "good", labels=("red", "green"), per_class=3), out,
+                     feature_cache, web_dist) == 0
+    return out, (out / "manifest.json").read_text()
+
+
+@pytest.mark.parametrize("case,message", [
+    ("one_class", "at least 2 classes"),
+    ("one_image", "'green' has 1"),
+    ("empty", "no images found"),
+    ("all_broken", "'green' has 0"),
+    ("bad_cut", "no layer named 'nope'"),
+    ("bad_weights", "not a Keras model"),
+    ("strict", "--strict"),
+])
+def test_refusals_are_one_clear_line_and_keep_the_previous_site(tmp_path, feature_cache, web_dist, capsys, case, message):
+    out, before = _previous_site(tmp_path, feature_cache, web_dist)
+    data, extra = tmp_path / "data", []
+    if case == "one_class":
+        make_folders(data, labels=("red",))
+    elif case in ("one_image", "all_broken", "strict", "bad_cut", "bad_weights"):
+        make_folders(data, labels=("red", "green"), per_class=3)
+        if case == "one_image":
+            for p in sorted((data / "green").iterdir())[1:]:
+                p.unlink()
+        if case in ("all_broken", "strict"):
+            for p in (data / "green").iterdir():
+                p.write_bytes(b"broken")
+        if case == "strict":
+            extra = ["--strict"]
+        if case == "bad_cut":
+            extra = ["--cut", "nope"]
+    else:
+        data.mkdir()
+    capsys.readouterr()
+    if case == "bad_weights":
+        bad = tmp_path / "w.h5"
+        bad.write_bytes(b"nope")
+        code = cli.main(["build", "--data", str(data), "--weights", str(bad), "--out", str(out),
+                         "--web-dist", str(web_dist), "--quiet"])
+    else:
+        code = run_build(data, out, feature_cache, web_dist, *extra)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: " in err and message in err and "Traceback" not in err
+    assert (out / "manifest.json").read_text() == before
+    assert not list(tmp_path.glob(".site.*"))
+
+
+def test_output_path_that_is_a_file_is_refused(tmp_path, feature_cache, web_dist, capsys):
+    out = tmp_path / "site"
+    out.write_text("precious")
+    assert run_build(make_flat(tmp_path / "d"), out, feature_cache, web_dist) == 2
+    assert "not a folder" in capsys.readouterr().err and out.read_text() == "precious"
+
+
+def test_a_folder_that_is_not_a_site_is_never_replaced(tmp_path, feature_cache, web_dist, capsys):
+    out = tmp_path / "docs"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    assert run_build(make_flat(tmp_path / "d"), out, feature_cache, web_dist) == 2
+    assert "refusing to replace" in capsys.readouterr().err and (out / "thesis.tex").exists()
+
+
+def test_a_failure_mid_build_leaves_the_previous_site(tmp_path, feature_cache, web_dist, monkeypatch):
+    out, before = _previous_site(tmp_path, feature_cache, web_dist)
+    from pipeline import convert
+
+    def boom(*a, **k):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(convert, "to_tfjs", boom)
+    with pytest.raises(RuntimeError):
+        build(BuildConfig(data=make_flat(tmp_path / "d"), weights=str(MOBILENET_H5), out=out,
+                          cache_dir=feature_cache, web_dist=web_dist, verbose=0))
+    assert (out / "manifest.json").read_text() == before
+    assert not list(tmp_path.glob(".site.*"))
+
+
+def test_the_console_script_prints_no_traceback(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "build", "--data", str(tmp_path / "empty"),
+                        "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "site")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from pipeline import heads
+from pipeline.errors import UserError
+
+
+def test_tutorial_recipe_is_the_original_head():
+    r = heads.RECIPES["tutorial"]
+    assert heads.head_layers(r, 3) == [
+        {"type": "flatten"}, {"type": "dense", "units": 10, "activation": "relu"},
+        {"type": "dense", "units": 3, "activation": "softmax"}]
+    assert (r.epochs, r.optimizer, r.loss) == (20, "adam", "categorical_crossentropy")
+
+
+def test_build_head_follows_the_specs():
+    m = heads.build_head(heads.head_layers(heads.RECIPES["pooled"], 4), (7, 7, 16))
+    assert [type(l).__name__ for l in m.layers] == ["GlobalAveragePooling2D", "Dropout", "Dense"]
+    assert m.output_shape == (None, 4)
+
+
+def test_stratified_split_holds_out_each_class():
+    y = np.array([0] * 10 + [1] * 5 + [2] * 2)
+    tr, va = heads.stratified_split(y, 0.2, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(len(y)))
+    assert np.bincount(y[va]).tolist() == [2, 1, 1]
+    assert heads.stratified_split(y, 0.2, 0)[1].tolist() == va.tolist()  # same seed, same split
+
+
+def test_collapse_is_accuracy_at_chance_or_majority():
+    y = np.array([0] * 8 + [1] * 2)
+    assert heads.is_collapsed(0.8, y, 2)       # majority class only
+    assert not heads.is_collapsed(0.95, y, 2)
+    assert heads.is_collapsed(0.1, np.arange(10), 10)
+
+
+def _blobs(n_classes=3, per=20, dim=(2, 2, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 3, (n_classes, *dim))
+    x = np.concatenate([c + rng.normal(0, 0.5, (per, *dim)) for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(n_classes), per)
+
+
+@pytest.mark.parametrize("recipe", ["default", "pooled", "tutorial"])
+def test_every_recipe_learns_separable_features(recipe):
+    x, y = _blobs()
+    r = heads.train_head(heads.resolve_recipe(recipe, epochs=40), x, y, 3, verbose=0)
+    assert r.metrics["train_accuracy"] > 0.9 and not r.collapsed
+
+
+def test_a_collapsed_run_is_detected_and_retried():
+    x, y = _blobs()
+    dead = heads.Recipe("dead", ({"type": "flatten"},), epochs=1, learning_rate=0.0)
+    r = heads.train_head(dead, x * 0, y, 3, verbose=0, max_attempts=2)
+    assert r.collapsed and r.attempts == 2 and len(r.notes) == 2
+
+
+def test_unknown_recipe_lists_the_choices():
+    with pytest.raises(UserError, match="tutorial"):
+        heads.resolve_recipe("fancy")

@@ -1,0 +1,68 @@
+// Backend choice: wasm (SIMD, threads when cross-origin isolated) by default,
+// webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+export const BACKENDS = ['wasm', 'webgl', 'cpu'];
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm',
+  'tfjs-backend-wasm-threaded-simd.wasm'];
+
+let wasmPathsSet = false;
+
+/** Points the wasm backend at the .wasm files that sit beside the page, wherever it is served. */
+export function configureWasmPaths(pageUrl) {
+  if (wasmPathsSet) return;
+  const paths = {};
+  for (const file of WASM_FILES) paths[file] = new URL(file, pageUrl).href;
+  setWasmPaths(paths);
+  wasmPathsSet = true;
+}
+
+/** The backend asked for in ?backend=, or wasm. Unknown names are ignored. */
+export function requestedBackend(search) {
+  const name = new URLSearchParams(search).get('backend');
+  return BACKENDS.includes(name) ? name : 'wasm';
+}
+
+/** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
+export function fallbackOrder(preferred) {
+  return [preferred, ...BACKENDS.filter((b) => b !== preferred)];
+}
+
+async function tryBackend(tf, name) {
+  try {
+    if (!(await tf.setBackend(name))) return false;
+    await tf.ready();
+    // A tiny op proves the backend can run kernels, not only initialise.
+    const ok = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()[0] === 3);
+    return ok && tf.getBackend() === name;
+  } catch (e) {
+    return false;
+  }
+}
+
+/**
+ * Activates the first working backend in fallbackOrder(preferred).
+ * @returns {Promise<{name: string, fellBack: boolean, failed: string[], details: string}>}
+ */
+export async function activateBackend(tf, preferred, pageUrl) {
+  configureWasmPaths(pageUrl);
+  const failed = [];
+  for (const name of fallbackOrder(preferred)) {
+    if (await tryBackend(tf, name)) {
+      return { name, fellBack: name !== preferred, failed, details: await describe(tf, name) };
+    }
+    failed.push(name);
+  }
+  throw new Error(`no TensorFlow.js backend could start (tried ${failed.join(', ')})`);
+}
+
+async function describe(tf, name) {
+  if (name === 'wasm') {
+    const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+    const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
+    const parts = [simd ? 'SIMD' : 'no SIMD', threads ? 'threads' : 'single thread'];
+    return parts.join(', ');
+  }
+  if (name === 'webgl') return `WebGL ${tf.env().get('WEBGL_VERSION')}`;
+  return 'plain JavaScript';
+}

@@ -1,0 +1,172 @@
+// Images -> pixels: the served training images (images.json) and user uploads.
+// Every image goes through one path: sniff the header (type, size), decode with
+// createImageBitmap (EXIF orientation applied, no colour-profile conversion), draw it
+// onto a canvas pre-filled white (alpha composites over white), read RGB uint8.
+
+export const MAX_PIXELS = 50e6;
+
+/** An error about the user's input: shown in the page, the app stays ready. */
+export class InputError extends Error {}
+
+/** Fetches JSON relative to the page; the message names the file on failure. */
+export async function fetchJson(url, what) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`could not fetch ${what}: ${e.message}`);
+  }
+  if (!response.ok) throw new Error(`could not fetch ${what}: HTTP ${response.status}`);
+  try {
+    return await response.json();
+  } catch (e) {
+    throw new Error(`${what} is not valid JSON: ${e.message}`);
+  }
+}
+
+/** The served training images: [{path, label, url}], in images.json order. */
+export async function loadImageList(manifest, pageUrl) {
+  const path = manifest.images && manifest.images.path ? manifest.images.path : 'images.json';
+  const list = await fetchJson(new URL(path, pageUrl).href, path);
+  if (!list || !Array.isArray(list.images)) throw new Error(`${path} has no "images" array`);
+  const known = new Set(manifest.labels);
+  return list.images
+    .filter((item) => known.has(item.label))
+    .map((item) => ({ ...item, url: new URL(item.path, pageUrl).href }));
+}
+
+/** Groups image items by label, in manifest label order. */
+export function groupByLabel(items, labels) {
+  const groups = new Map(labels.map((label) => [label, []]));
+  for (const item of items) groups.get(item.label).push(item);
+  return groups;
+}
+
+function u32be(b, i) { return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]; }
+function u16be(b, i) { return (b[i] << 8) + b[i + 1]; }
+function u16le(b, i) { return b[i] + (b[i + 1] << 8); }
+function u24le(b, i) { return b[i] + (b[i + 1] << 8) + (b[i + 2] << 16); }
+
+/**
+ * Reads the type and pixel size from an image header without decoding it.
+ * @param {Uint8Array} b the first bytes of the file (64 KiB is plenty for JPEG)
+ * @returns {{type: string, width: number|null, height: number|null}|null} null if not an image
+ */
+export function sniffImage(b) {
+  const ascii = (i, n) => String.fromCharCode(...b.subarray(i, i + n));
+  if (b.length >= 24 && b[0] === 0x89 && ascii(1, 3) === 'PNG') {
+    return { type: 'png', width: u32be(b, 16), height: u32be(b, 20) };
+  }
+  if (b.length >= 10 && ascii(0, 3) === 'GIF') {
+    return { type: 'gif', width: u16le(b, 6), height: u16le(b, 8) };
+  }
+  if (b.length >= 26 && ascii(0, 2) === 'BM') {
+    const w = b[18] | (b[19] << 8) | (b[20] << 16) | (b[21] << 24);
+    const h = b[22] | (b[23] << 8) | (b[24] << 16) | (b[25] << 24);
+    return { type: 'bmp', width: Math.abs(w), height: Math.abs(h) };
+  }
+  if (b.length >= 30 && ascii(0, 4) === 'RIFF' && ascii(8, 4) === 'WEBP') {
+    const chunk = ascii(12, 4);
+    if (chunk === 'VP8X') return { type: 'webp', width: u24le(b, 24) + 1, height: u24le(b, 27) + 1 };
+    if (chunk === 'VP8L') {
+      const bits = b[21] | (b[22] << 8) | (b[23] << 16) | (b[24] << 24);
+      return { type: 'webp', width: (bits & 0x3fff) + 1, height: ((bits >> 14) & 0x3fff) + 1 };
+    }
+    if (chunk === 'VP8 ') return { type: 'webp', width: u16le(b, 26) & 0x3fff, height: u16le(b, 28) & 0x3fff };
+    return { type: 'webp', width: null, height: null };
+  }
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) {
+    let i = 2;
+    while (i + 9 < b.length) {
+      if (b[i] !== 0xff) { i++; continue; }
+      const marker = b[i + 1];
+      if (marker === 0xff) { i++; continue; }
+      if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; }
+      const isSof = marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+      if (isSof) return { type: 'jpeg', width: u16be(b, i + 7), height: u16be(b, i + 5) };
+      i += 2 + u16be(b, i + 2);
+    }
+    return { type: 'jpeg', width: null, height: null };
+  }
+  if (b.length >= 12 && ascii(4, 4) === 'ftyp' && /avif|avis/.test(ascii(8, 4))) {
+    return { type: 'avif', width: null, height: null };
+  }
+  return null;
+}
+
+/**
+ * Decodes an image Blob onto a white canvas.
+ * @returns {Promise<HTMLCanvasElement>} a canvas of the image's (oriented) size
+ * @throws {InputError} not an image, too large, or undecodable
+ */
+export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
+  const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
+  const kind = sniffImage(head);
+  if (!kind) {
+    const type = blob.type ? ` (${blob.type})` : '';
+    throw new InputError(`${name}${type} is not an image this page can read (PNG, JPEG, GIF, WebP, BMP).`);
+  }
+  if (kind.width != null && kind.height != null && kind.width * kind.height > maxPixels) {
+    throw new InputError(`${name} is too large: ${kind.width}×${kind.height} = `
+      + `${(kind.width * kind.height / 1e6).toFixed(1)} megapixels (limit ${maxPixels / 1e6}).`);
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(blob, {
+      imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none',
+    });
+  } catch (e) {
+    throw new InputError(`${name} could not be decoded as ${kind.type.toUpperCase()}: it may be damaged.`);
+  }
+  try {
+    if (bitmap.width * bitmap.height > maxPixels) {
+      throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
+    }
+    if (bitmap.width === 0 || bitmap.height === 0) throw new InputError(`${name} has no pixels.`);
+    const canvas = document.createElement('canvas');
+    canvas.width = bitmap.width;
+    canvas.height = bitmap.height;
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    ctx.fillStyle = '#ffffff';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.drawImage(bitmap, 0, 0);
+    return canvas;
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] int32. */
+export function canvasToPixels(tf, canvas, channels = 3) {
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  return tf.browser.fromPixels(data, channels);
+}
+
+/** Fetches an image URL and decodes it onto a white canvas. */
+export async function fetchToCanvas(url) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new Error(`could not fetch ${url}: ${e.message}`);
+  }
+  if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
+  const name = decodeURIComponent(new URL(url, document.baseURI).pathname.split('/').pop() || url);
+  return decodeToCanvas(await response.blob(), name);
+}
+
+/** The first image File in a DataTransfer or ClipboardData, or the first file at all. */
+export function firstFile(transfer) {
+  if (!transfer) return null;
+  const files = Array.from(transfer.files || []);
+  if (files.length === 0 && transfer.items) {
+    for (const item of transfer.items) {
+      if (item.kind === 'file') {
+        const f = item.getAsFile();
+        if (f) files.push(f);
+      }
+    }
+  }
+  return files.find((f) => f.type.startsWith('image/')) || files[0] || null;
+}

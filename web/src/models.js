@@ -1,0 +1,151 @@
+// Models: load the backbone and head named by the manifest, predict, build a fresh
+// head from manifest.head.layers, merge backbone + head into one model, save, load.
+
+function sameShape(a, b) {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function shapeText(shape) {
+  return `[${shape.map((d) => (d == null ? 'null' : d)).join(', ')}]`;
+}
+
+/** Loads a layers model; the error names the file and what it is for. */
+export async function loadModel(tf, path, pageUrl, what) {
+  const url = new URL(path, pageUrl).href;
+  try {
+    return await tf.loadLayersModel(url);
+  } catch (e) {
+    throw new Error(`could not load the ${what} model ${path}: ${e.message}`);
+  }
+}
+
+/** Checks that the backbone and the head fit the manifest and each other. */
+export function checkModels(manifest, backbone, head) {
+  const { height, width, channels } = manifest.input;
+  const featureShape = manifest.backbone.output_shape;
+  const inShape = backbone.inputs[0].shape.slice(1);
+  if (!sameShape(inShape, [height, width, channels])) {
+    throw new Error(`${manifest.backbone.path} takes ${shapeText(inShape)}, the manifest says `
+      + `${shapeText([height, width, channels])}`);
+  }
+  const outShape = backbone.outputs[0].shape.slice(1);
+  if (!sameShape(outShape, featureShape)) {
+    throw new Error(`${manifest.backbone.path} gives ${shapeText(outShape)}, the manifest says `
+      + `${shapeText(featureShape)}`);
+  }
+  if (head) checkHead(manifest, head, manifest.head.path);
+}
+
+/** What a loaded model is: 'head' (takes features) or 'merged' (takes images); throws if neither. */
+export function modelKind(manifest, model) {
+  const inShape = model.inputs[0].shape.slice(1);
+  const { height, width, channels } = manifest.input;
+  if (sameShape(inShape, [height, width, channels])) return 'merged';
+  if (sameShape(inShape, manifest.backbone.output_shape)) return 'head';
+  throw new Error(`the model takes ${shapeText(inShape)}: neither images `
+    + `${shapeText([height, width, channels])} nor backbone features `
+    + `${shapeText(manifest.backbone.output_shape)}`);
+}
+
+/** Checks a head's (or merged model's) output: one probability per manifest label. */
+export function checkHead(manifest, model, name) {
+  const out = model.outputs[0].shape;
+  if (out.length !== 2 || out[1] !== manifest.labels.length) {
+    throw new Error(`${name} outputs ${shapeText(out)}, expected ${manifest.labels.length} `
+      + `classes (${manifest.labels.join(', ')})`);
+  }
+}
+
+/** Warms the kernels up once so the first real prediction is not the slow one. */
+export function warmUp(tf, backbone, head, manifest) {
+  const { height, width, channels } = manifest.input;
+  tf.tidy(() => {
+    const out = head.predict(backbone.predict(tf.zeros([1, height, width, channels])));
+    out.dataSync();
+  });
+}
+
+/** Backbone features for a preprocessed batch (tf.Tensor4D); caller owns the result. */
+export function features(tf, backbone, x) {
+  return tf.tidy(() => backbone.predict(x));
+}
+
+/**
+ * Class probabilities [n, classes] for a preprocessed batch; caller owns the result.
+ * @param {{model: object, kind: 'head'|'merged'}} classifier
+ */
+export function classify(tf, backbone, classifier, x) {
+  return tf.tidy(() => (classifier.kind === 'merged'
+    ? classifier.model.predict(x)
+    : classifier.model.predict(backbone.predict(x))));
+}
+
+/** A fresh, untrained head built from manifest.head.layers on the backbone's feature shape. */
+export function buildHead(tf, manifest) {
+  const specs = manifest.head.layers;
+  if (!Array.isArray(specs) || specs.length === 0) throw new Error('the manifest has no head.layers');
+  const model = tf.sequential({ name: 'browser_head' });
+  const inputShape = manifest.backbone.output_shape;
+  specs.forEach((spec, i) => {
+    const first = i === 0 ? { inputShape } : {};
+    switch (spec.type) {
+      case 'flatten':
+        model.add(tf.layers.flatten(first));
+        break;
+      case 'global_average_pooling':
+        model.add(inputShape.length === 3 ? tf.layers.globalAveragePooling2d(first) : tf.layers.flatten(first));
+        break;
+      case 'dropout':
+        model.add(tf.layers.dropout({ ...first, rate: spec.rate }));
+        break;
+      case 'dense': {
+        const config = { ...first, units: spec.units, activation: spec.activation || 'linear' };
+        if (spec.kernel_regularizer_l2) config.kernelRegularizer = tf.regularizers.l2({ l2: spec.kernel_regularizer_l2 });
+        model.add(tf.layers.dense(config));
+        break;
+      }
+      default:
+        throw new Error(`unknown head layer type in the manifest: ${JSON.stringify(spec.type)}`);
+    }
+  });
+  checkHead(manifest, model, 'the head built from the manifest');
+  return model;
+}
+
+/**
+ * One tf.model from the backbone's input to the head's output. The layers (and so
+ * the weights) are shared with the backbone and head, not copied.
+ */
+export function mergeModels(tf, backbone, head) {
+  let y = backbone.outputs[0];
+  const layers = head.layers.filter((l) => l.getClassName() !== 'InputLayer');
+  const linear = head.layers.length > 0 && head.outputs.length === 1;
+  if (linear && head.getClassName() === 'Sequential') {
+    for (const layer of layers) y = layer.apply(y);
+  } else {
+    y = head.apply(y);
+  }
+  return tf.model({ inputs: backbone.inputs, outputs: y, name: 'tfjs_transfer_merged' });
+}
+
+/** Loads a model the user picked (model.json + .bin files) and says what it is. */
+export async function loadFromFiles(tf, manifest, fileList) {
+  const files = Array.from(fileList);
+  const json = files.find((f) => f.name.toLowerCase().endsWith('.json'));
+  if (!json) throw new Error('pick the model .json file together with its weight .bin file(s)');
+  const weights = files.filter((f) => f !== json);
+  let model;
+  try {
+    model = await tf.loadLayersModel(tf.io.browserFiles([json, ...weights]));
+  } catch (e) {
+    throw new Error(`could not load ${json.name}: ${e.message}`);
+  }
+  try {
+    const kind = modelKind(manifest, model);
+    checkHead(manifest, model, json.name);
+    return { model, kind, name: json.name };
+  } catch (e) {
+    model.dispose();
+    throw new Error(`${json.name}: ${e.message}`);
+  }
+}

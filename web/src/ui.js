@@ -1,0 +1,189 @@
+// DOM only: reads inputs, writes status, gallery, predictions and progress.
+
+const $ = (id) => document.getElementById(id);
+
+export const el = {
+  status: $('status'),
+  backend: $('backend'),
+  backendInfo: $('backend-info'),
+  loadTime: $('load-time'),
+  dropzone: $('dropzone'),
+  upload: $('upload'),
+  headSelect: $('head-select'),
+  message: $('message'),
+  preview: $('preview'),
+  prediction: $('prediction'),
+  trainForm: $('train-form'),
+  trainSummary: $('train-summary'),
+  epochs: $('epochs'),
+  learningRate: $('learning-rate'),
+  batchSize: $('batch-size'),
+  train: $('train'),
+  stop: $('stop'),
+  progress: $('progress'),
+  progressText: $('progress-text'),
+  charts: $('charts'),
+  download: $('download'),
+  downloadMerged: $('download-merged'),
+  loadModel: $('load-model'),
+  gallery: $('gallery'),
+  about: $('about'),
+  titleLabels: $('title-labels'),
+};
+
+function make(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else node[k] = v;
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/** state: loading | ready | training | error */
+export function setStatus(state, text) {
+  el.status.dataset.state = state;
+  el.status.textContent = text;
+}
+
+/** A message about the user's last action (bad upload, model loaded…); '' hides it. */
+export function showMessage(text, kind = 'warning') {
+  el.message.hidden = !text;
+  el.message.textContent = text || '';
+  el.message.dataset.kind = kind;
+}
+
+export function showBackend(name, details, note) {
+  el.backend.value = name;
+  el.backend.dataset.active = name;
+  el.backendInfo.dataset.backend = name;
+  el.backendInfo.textContent = `running on ${name} (${details})${note ? ` — ${note}` : ''}`;
+}
+
+export function showLoadTime(ms) {
+  el.loadTime.dataset.ms = String(Math.round(ms));
+  el.loadTime.textContent = `models loaded in ${Math.round(ms)} ms`;
+}
+
+export function showTitle(labels) {
+  el.titleLabels.textContent = `— ${labels.join(' / ')}`;
+}
+
+/** Thumbnails grouped by label with counts; groups is a Map(label -> [{url, path}]). */
+export function showGallery(groups) {
+  el.gallery.textContent = '';
+  for (const [label, items] of groups) {
+    const figures = items.map((item) => make('img', {
+      src: item.url, alt: `${label}: ${item.path}`, title: `${item.source || item.path} (${item.split || 'train'})`,
+      loading: 'lazy', decoding: 'async', width: 64, height: 64, className: `split-${item.split || 'train'}`,
+    }));
+    const splits = new Map();
+    for (const item of items) splits.set(item.split || 'train', (splits.get(item.split || 'train') || 0) + 1);
+    const detail = splits.size > 1 ? `: ${[...splits].map(([k, n]) => `${n} ${k}`).join(', ')}` : '';
+    el.gallery.append(make('div', { className: 'group', dataset: { label, count: String(items.length) } }, [
+      make('h3', { textContent: `${label} (${items.length}${detail})` }),
+      make('div', { className: 'thumbs' }, figures),
+    ]));
+  }
+}
+
+/** The manifest's facts worth reading: backbone, head, metrics, versions. */
+export function showAbout(manifest) {
+  const rows = [
+    ['Labels', manifest.labels.join(', ')],
+    ['Input', `${manifest.input.height}×${manifest.input.width}×${manifest.input.channels}`],
+    ['Backbone', `${manifest.backbone.name} cut at ${manifest.backbone.cut_layer} → [${manifest.backbone.output_shape.join(', ')}]`],
+    ['Head', (manifest.head.layers || []).map((l) => l.type + (l.units ? `(${l.units}${l.activation ? `, ${l.activation}` : ''})` : '')
+      + (l.rate != null ? `(${l.rate})` : '')).join(' → ')],
+  ];
+  const t = manifest.training || {};
+  if (t.hyperparameters) rows.push(['Python training', Object.entries(t.hyperparameters).map(([k, v]) => `${k} ${v}`).join(', ')]);
+  if (t.metrics) rows.push(['Python metrics', formatMetrics(t.metrics)]);
+  if (manifest.images && manifest.images.count != null) rows.push(['Training images', String(manifest.images.count)]);
+  if (manifest.versions) rows.push(['Versions', formatMetrics(manifest.versions)]);
+  if (manifest.built_at) rows.push(['Built', String(manifest.built_at)]);
+  el.about.textContent = '';
+  for (const [k, v] of rows) el.about.append(make('dt', { textContent: k }), make('dd', { textContent: v }));
+}
+
+function formatMetrics(obj) {
+  return Object.entries(obj).map(([k, v]) => {
+    if (typeof v === 'number') return `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`;
+    if (v && typeof v === 'object') return `${k} {${formatMetrics(v)}}`;
+    return `${k} ${v}`;
+  }).join(', ');
+}
+
+export function setHyperparameters({ epochs, batchSize, learningRate }) {
+  el.epochs.value = String(epochs);
+  el.batchSize.value = String(batchSize);
+  el.learningRate.value = String(learningRate);
+}
+
+/** The hyper-parameter inputs, or null (with the browser's own message) when invalid. */
+export function readHyperparameters() {
+  if (!el.trainForm.reportValidity()) return null;
+  return {
+    epochs: Math.round(Number(el.epochs.value)),
+    batchSize: Math.round(Number(el.batchSize.value)),
+    learningRate: Number(el.learningRate.value),
+  };
+}
+
+export function showPreview(canvas, name) {
+  canvas.title = name;
+  canvas.setAttribute('aria-label', name);
+  el.preview.textContent = '';
+  el.preview.append(canvas);
+}
+
+/** Top-k rows with probability bars; data-result holds them as JSON, best first. */
+export function showPrediction(rows, head, headText, name, ms) {
+  const p = el.prediction;
+  p.textContent = '';
+  p.append(make('p', { className: 'muted', textContent: `${name}: ${Math.round(ms)} ms, head: ${headText}` }));
+  rows.forEach((row, i) => {
+    const bar = make('span', { className: 'bar' });
+    bar.style.width = `${(row.probability * 100).toFixed(1)}%`;
+    p.append(make('div', { className: i === 0 ? 'row best' : 'row' }, [
+      make('span', { className: 'label', textContent: row.label }),
+      make('span', { className: 'track' }, [bar]),
+      make('span', { className: 'pct', textContent: `${(row.probability * 100).toFixed(1)}%` }),
+    ]));
+  });
+  p.dataset.head = head;
+  p.dataset.result = JSON.stringify(rows);
+  p.dataset.file = name;
+  p.dataset.seq = String(Number(p.dataset.seq || 0) + 1);
+}
+
+export function setProgress(value, max, text) {
+  el.progress.max = max;
+  el.progress.value = value;
+  el.progressText.textContent = text;
+}
+
+export function setTrainSummary(text) {
+  el.trainSummary.textContent = text;
+}
+
+/** Enables the controls that make sense for the current state. */
+export function setBusy({ ready, training, hasBrowserHead }) {
+  el.train.disabled = !ready || training;
+  el.stop.disabled = !training;
+  el.backend.disabled = training || !ready;
+  el.download.disabled = !ready;
+  el.downloadMerged.disabled = !ready;
+  el.loadModel.disabled = !ready || training;
+  el.epochs.disabled = training;
+  el.learningRate.disabled = training;
+  el.batchSize.disabled = training;
+  el.headSelect.querySelector('option[value="browser"]').disabled = !hasBrowserHead;
+}
+
+export function setHeadChoice(value, browserText) {
+  const option = el.headSelect.querySelector('option[value="browser"]');
+  if (browserText) option.textContent = browserText;
+  el.headSelect.value = value;
+}
