@@ -165,3 +165,60 @@ def spec_for_file(path: str | os.PathLike) -> str | None:
     # longest prefix wins so mobilenet_0.25 is not read as mobilenet_0.5
     matches = [s for s in REGISTRY.values() if model_name.startswith(s.keras_name_prefix)]
     return max(matches, key=lambda s: len(s.keras_name_prefix)).name if matches else None
+
+
+def init_from(backbone: Backbone, path: str | os.PathLike) -> dict:
+    """Copy weights, layer by layer by name, from a related task's .h5/.keras model or weights file.
+
+    Layers match when the name and every weight shape agree; the rest keep their weights.
+    """
+    import tf_keras as keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: --init-from file not found")
+    try:
+        source = keras.models.load_model(path, compile=False)
+        donors = {l.name: l.get_weights() for l in _all_layers(source)}
+    except Exception:
+        try:
+            donors = _h5_weights_by_layer(path)
+        except Exception as e:
+            raise UserError(f"{path}: not a Keras model or weights file ({type(e).__name__}: {e})") from None
+    matched, mismatched = [], []
+    for layer in backbone.full.layers:
+        if not layer.weights or layer.name not in donors:
+            continue
+        weights = donors[layer.name]
+        if [w.shape for w in weights] == [tuple(v.shape) for v in layer.weights]:
+            layer.set_weights(weights)
+            matched.append(layer.name)
+        else:
+            mismatched.append(layer.name)
+    with_weights = [l.name for l in backbone.full.layers if l.weights]
+    return {"source": path.name, "matched": matched, "shape_mismatch": mismatched,
+            "not_found": [n for n in with_weights if n not in matched and n not in mismatched]}
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):  # nested models
+            yield from _all_layers(layer)
+
+
+def _h5_weights_by_layer(path: Path) -> dict:
+    import h5py
+    import numpy as np
+
+    out = {}
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        for name in group.attrs.get("layer_names", []):
+            name = name.decode() if isinstance(name, bytes) else name
+            g = group[name]
+            names = [n.decode() if isinstance(n, bytes) else n for n in g.attrs.get("weight_names", [])]
+            out[name] = [np.asarray(g[n]) for n in names]
+    if not out:
+        raise ValueError("no layer weights found")
+    return out

@@ -6,16 +6,18 @@ step lives in its own module; this one only tells the story and writes the manif
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__, augment, backbones, convert, dataset, features, heads, site
+from . import __version__, augment, backbones, convert, dataset, features, finetune, heads, site
 from .errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,10 @@ class BuildConfig:
     learning_rate: float | None = None
     validation_split: float | None = None
     augment_copies: int | None = None
+    init_from: str | None = None
+    fine_tune_from: str | None = None
+    fine_tune_epochs: int | None = None
+    fine_tune_learning_rate: float | None = None
     flip: bool = False
     folds: int = 0
     quantize: str | None = None
@@ -44,6 +50,20 @@ class BuildConfig:
     seed: int = 0
     verbose: int = 1
     web_dist: Path = DEFAULT_WEB_DIST
+    force: bool = False
+
+    def fingerprint(self, ds: dataset.Dataset, weights_id: str) -> str:
+        """Everything the site depends on: settings, image bytes, weights, page bundle, our version."""
+        settings = {k: v for k, v in vars(self).items() if k not in ("out", "cache_dir", "verbose", "force")}
+        parts = {
+            "settings": {k: str(v) for k, v in settings.items()},
+            "images": [(str(s.path.relative_to(ds.root)), s.label, s.split, features.file_digest(s.path))
+                       for s in ds.samples],
+            "weights": weights_id,
+            "web": sorted((p.name, features.file_digest(p)) for p in Path(self.web_dist).glob("*") if p.is_file()),
+            "version": __version__,
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def log(msg: str, cfg: BuildConfig) -> None:
@@ -72,8 +92,13 @@ def build(cfg: BuildConfig) -> dict:
         raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
     recipe = heads.resolve_recipe(cfg.recipe, epochs=cfg.epochs, batch_size=cfg.batch_size,
                                   learning_rate=cfg.learning_rate, validation_split=cfg.validation_split,
-                                  augment_copies=cfg.augment_copies)
-    augmentation = augment.Augmentation(copies=recipe.augment_copies, flip=cfg.flip) if recipe.augment_copies else None
+                                  augment_copies=cfg.augment_copies, fine_tune_from=cfg.fine_tune_from,
+                                  fine_tune_epochs=cfg.fine_tune_epochs,
+                                  fine_tune_learning_rate=cfg.fine_tune_learning_rate)
+    if recipe.fine_tune_epochs and recipe.fine_tune_from is None:
+        recipe = replace(recipe, fine_tune_from=-12)
+    augmentation = (augment.Augmentation(copies=recipe.augment_copies, flip=cfg.flip)
+                    if recipe.augment_copies or recipe.fine_tune_epochs else None)
 
     # 1. dataset
     ds = dataset.scan(cfg.data)
@@ -82,11 +107,23 @@ def build(cfg: BuildConfig) -> dict:
     for s in ds.skipped:
         print(f"warning: skipping {s.path}: {s.reason}", file=sys.stderr)
     weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed)
+    if cfg.init_from:
+        weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
+    fingerprint = cfg.fingerprint(ds, weights_id)
+    previous = site.read_manifest(cfg.out)
+    if not cfg.force and previous and previous.get("fingerprint") == fingerprint:
+        log(f"site: {cfg.out} is up to date (same images, weights, settings and page; --force rebuilds)", cfg)
+        return previous
 
     # 2. backbone
     t = time.perf_counter()
     bb = backbones.load_backbone(cfg.backbone or _guess_backbone(cfg.weights), cfg.weights, cfg.cut,
                                  fit=cfg.fit, seed=cfg.seed, weights_id=weights_id)
+    init_report = None
+    if cfg.init_from:
+        init_report = backbones.init_from(bb, cfg.init_from)
+        log(f"init-from {cfg.init_from}: {len(init_report['matched'])} layers matched by name, "
+            f"{len(init_report['shape_mismatch'])} with other shapes, {len(init_report['not_found'])} not found", cfg)
     timings["backbone_load_s"] = time.perf_counter() - t
     log(f"backbone: {bb.spec.name} cut at {bb.cut} -> features {bb.feature_shape}", cfg)
 
@@ -106,26 +143,58 @@ def build(cfg: BuildConfig) -> dict:
     train_idx, valid_idx, split_note = _validation(recipe, y_all, split_of, cfg.seed)
     log(f"head: recipe '{recipe.name}' ({recipe.description}); {len(train_idx)} train, "
         f"{len(valid_idx)} validation images{split_note}", cfg)
+    n_classes = len(ds.labels)
+    pixels = features.load_pixels(feats.samples, bb.preprocessing) if recipe.fine_tune_epochs else None
+    pretrained = bb.model.get_weights() if recipe.fine_tune_epochs else None
+
+    def train(tr, va, seed, verbose):
+        """Phase 1: the head on frozen features; phase 2 (fine-tuning recipes): backbone + head."""
+        if pretrained is not None:
+            bb.model.set_weights(pretrained)
+        x, y = heads.with_views(feats.features, feats.augmented, y_all, tr)
+        result = heads.train_head(recipe, x, y, n_classes, x_valid=feats.features[va], y_valid=y_all[va],
+                                  seed=seed, verbose=verbose)
+        if recipe.fine_tune_epochs:
+            result.fine_tune_history = finetune.fine_tune(
+                bb, result.model, recipe, augmentation, pixels[tr], y_all[tr], n_classes,
+                pixels_valid=pixels[va], y_valid=y_all[va], seed=seed, verbose=verbose)
+        return result
+
+    def accuracy(result, idx) -> float:
+        if recipe.fine_tune_epochs:
+            return finetune.accuracy(bb, result.model, pixels[idx], y_all[idx])
+        return heads.evaluate_head(result.model, feats.features[idx], y_all[idx], n_classes, "x")["x_accuracy"]
+
     cross_validation = None
     if cfg.folds:
         t = time.perf_counter()
         pool = np.flatnonzero(split_of != "test")
-        cross_validation = heads.cross_validate(
-            recipe, feats.features[pool], None if feats.augmented is None else feats.augmented[:, pool],
-            y_all[pool], len(ds.labels), cfg.folds, cfg.seed, verbose=cfg.verbose)
+
+        def score_fold(tr, te, seed):
+            inner_tr, inner_va = tr, tr[:0]
+            if recipe.early_stopping and recipe.validation_split > 0:
+                a, b = heads.stratified_split(y_all[tr], recipe.validation_split, seed)
+                inner_tr, inner_va = tr[a], tr[b]
+            return accuracy(train(inner_tr, inner_va, seed, 0), te)
+
+        cross_validation = heads.cross_validate(lambda tr, te, seed: score_fold(pool[tr], pool[te], seed),
+                                                y_all[pool], cfg.folds, cfg.seed, verbose=cfg.verbose)
         timings["cross_validation_s"] = time.perf_counter() - t
         log(f"cross-validation: accuracy {cross_validation['accuracy_mean']:.3f} +- "
             f"{cross_validation['accuracy_std']:.3f} over {cfg.folds} folds", cfg)
     t = time.perf_counter()
-    x_train, y_train = heads.with_views(feats.features, feats.augmented, y_all, train_idx)
-    result = heads.train_head(recipe, x_train, y_train, len(ds.labels),
-                              x_valid=feats.features[valid_idx], y_valid=y_all[valid_idx],
-                              seed=cfg.seed, verbose=2 if cfg.verbose else 0)
+    result = train(train_idx, valid_idx, cfg.seed, 2 if cfg.verbose else 0)
     timings["head_training_s"] = time.perf_counter() - t
+    if recipe.fine_tune_epochs:
+        result.metrics["head_only_train_accuracy"] = result.metrics["train_accuracy"]
+        result.metrics["train_accuracy"] = accuracy(result, train_idx)
+        if len(valid_idx):
+            result.metrics["head_only_val_accuracy"] = result.metrics.get("val_accuracy")
+            result.metrics["val_accuracy"] = accuracy(result, valid_idx)
     test_idx = np.flatnonzero(split_of == "test")
     if len(test_idx):
-        result.metrics.update(heads.evaluate_head(result.model, feats.features[test_idx], y_all[test_idx],
-                                                  len(ds.labels), "test"))
+        result.metrics["test_accuracy"] = accuracy(result, test_idx)
+        result.metrics["test_count"] = int(len(test_idx))
     log("metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if "accuracy" in k), cfg)
     if result.collapsed:
         print(f"warning: head training collapsed after {result.attempts} attempts (training accuracy at "
@@ -147,13 +216,14 @@ def build(cfg: BuildConfig) -> dict:
         timings["total_s"] = time.perf_counter() - t0
         manifest = {
             "format": site.MANIFEST_FORMAT,
+            "fingerprint": fingerprint,
             "labels": ds.labels,
             "input": {"height": bb.preprocessing.height, "width": bb.preprocessing.width, "channels": 3},
             "preprocessing": bb.preprocessing.to_manifest(),
             "backbone": {"name": bb.spec.name, "cut_layer": bb.cut, "path": "models/backbone/model.json",
                          "keras_path": "keras/backbone.h5", "output_shape": list(bb.feature_shape),
                          "weights": cfg.weights if cfg.weights in ("imagenet", "none") else Path(cfg.weights).name,
-                         "weights_id": weights_id, "parameters": int(bb.model.count_params()), **bb_info},
+                         "weights_id": weights_id, "init_from": init_report, "parameters": int(bb.model.count_params()), **bb_info},
             "head": {"path": "models/head/model.json", "keras_path": "keras/head.h5", "recipe": recipe.name,
                      "layers": heads.head_layers(recipe, len(ds.labels)),
                      "parameters": int(result.model.count_params()), **head_info},
@@ -162,7 +232,8 @@ def build(cfg: BuildConfig) -> dict:
                          "attempts": result.attempts, "collapsed": result.collapsed, "notes": result.notes,
                          "epochs_run": result.epochs_run, "metrics": result.metrics,
                          "cross_validation": cross_validation,
-                         "augmentation": augmentation.key() if augmentation else None, "history": result.history},
+                         "augmentation": augmentation.key() if augmentation else None, "history": result.history,
+                         "fine_tune_history": getattr(result, "fine_tune_history", None)},
             "dataset": {"source": str(cfg.data), "layout": ds.layout, "count": len(feats.samples),
                         "per_class": ds.counts(), "per_split": {k: int(np.sum(split_of == k)) for k in ("train", "valid", "test")},
                         "skipped": [{"path": str(s.path), "reason": s.reason} for s in ds.skipped]},

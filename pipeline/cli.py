@@ -18,9 +18,10 @@ def _build(args) -> int:
         data=Path(args.data), weights=args.weights, out=Path(args.out), backbone=args.backbone,
         cut=args.cut, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_split=args.validation_split,
-        augment_copies=args.augment_copies, flip=args.flip, folds=args.folds, quantize=args.quantize,
+        augment_copies=args.augment_copies, flip=args.flip, init_from=args.init_from, fine_tune_from=args.fine_tune_from,
+        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate, folds=args.folds, quantize=args.quantize,
         fit=args.fit, cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
-        strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1)
+        strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force)
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
     build(cfg)
@@ -28,10 +29,13 @@ def _build(args) -> int:
 
 
 def _predict(args) -> int:
-    from .predict import Predictor
+    from .predict import Predictor, imagenet_predict
 
-    predictor = Predictor(args.site)
-    results = predictor.predict(args.images, top_k=args.top_k or min(3, len(predictor.labels)))
+    if args.imagenet:
+        results = imagenet_predict(args.site, args.images, top_k=args.top_k or 5, backbone=args.backbone)
+    else:
+        predictor = Predictor(args.site)
+        results = predictor.predict(args.images, top_k=args.top_k or min(3, len(predictor.labels)))
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -67,6 +71,14 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from .compare import compare
+
+    compare(Path(args.data), args.weights, Path(args.out), recipe=args.recipe, folds=args.folds,
+            backbone=args.backbone, web_dist=args.web_dist, json_out=args.json)
+    return 0
+
+
 def _serve(args) -> int:
     from .serve import run
 
@@ -89,12 +101,17 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="site", help="site folder to (re)place atomically (default: site)")
     b.add_argument("--backbone", choices=sorted(REGISTRY), help="default: read from the weights file, else mobilenet_v1_0.25")
     b.add_argument("--cut", help="layer to cut the backbone at (default: the backbone's, e.g. conv_pw_13_relu)")
-    b.add_argument("--recipe", default="default", help="head recipe: default, tutorial, pooled")
+    b.add_argument("--recipe", default="default", help="head recipe: default, pooled, tutorial, finetune")
     b.add_argument("--epochs", type=int)
     b.add_argument("--batch-size", type=int)
     b.add_argument("--learning-rate", type=float)
     b.add_argument("--validation-split", type=float, help="fraction held out per class (0 disables)")
     b.add_argument("--augment-copies", type=int, help="augmented views per training image (0 disables)")
+    b.add_argument("--init-from", help="copy weights by layer name from a related task's .h5/.keras")
+    b.add_argument("--fine-tune-from", help="unfreeze the backbone from this layer name or index on "
+                   "(-N: the last N layers); default -12 for --recipe finetune")
+    b.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs (0: head only)")
+    b.add_argument("--fine-tune-learning-rate", type=float)
     b.add_argument("--flip", action="store_true", help="let augmentation flip images left-right")
     b.add_argument("--folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
     b.add_argument("--quantize", choices=["float16", "uint8"], help="quantize the TF.js weights")
@@ -104,12 +121,15 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--strict", action="store_true", help="refuse the build on any undecodable image")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--web-dist", help="the built web bundle (default: web/dist of this checkout)")
+    b.add_argument("--force", action="store_true", help="rebuild even if the site is up to date")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_build)
 
     pr = sub.add_parser("predict", help="classify images with a built site's models")
-    pr.add_argument("site")
+    pr.add_argument("site", help="a built site, or with --imagenet the backbone weights (path or 'imagenet')")
     pr.add_argument("images", nargs="+")
+    pr.add_argument("--imagenet", action="store_true", help="ImageNet classes from the backbone's own top")
+    pr.add_argument("--backbone", choices=sorted(REGISTRY), help="with --imagenet: the architecture")
     pr.add_argument("--top-k", type=int)
     pr.add_argument("--json", action="store_true", help='print [{"image", "top": [{"label", "probability"}]}]')
     pr.set_defaults(func=_predict)
@@ -121,6 +141,17 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--report", help="folder for confusion_matrix.png, training_curves.png, report.json")
     ev.set_defaults(func=_evaluate)
 
+    cp = sub.add_parser("compare", help="the same data with and without transfer (ImageNet vs random weights)")
+    cp.add_argument("data")
+    cp.add_argument("--weights", required=True, help="the pretrained weights (path or 'imagenet')")
+    cp.add_argument("--backbone", choices=sorted(REGISTRY))
+    cp.add_argument("--recipe", default="default")
+    cp.add_argument("--folds", type=int, default=5)
+    cp.add_argument("--out", default="reports/compare", help="folder for the two sites, curves and compare.json")
+    cp.add_argument("--web-dist")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=_compare)
+
     sv = sub.add_parser("serve", help="serve a site with Flask + CORS under waitress")
     sv.add_argument("site", nargs="?", default="site")
     sv.add_argument("--host", default="127.0.0.1")
@@ -129,8 +160,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def import_tensorflow_quietly() -> None:
+    """TensorFlow's C++ start-up prints CUDA-plugin registration errors straight to fd 2, even
+    on machines without a GPU and with TF_CPP_MIN_LOG_LEVEL=3; hide exactly those lines."""
+    if "tensorflow" in sys.modules:
+        return
+    import os
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            noise = ("Unable to register", "absl::InitializeLog", "computation_placer", "cuInit", "cuda_")
+            for line in capture.read().decode(errors="replace").splitlines():
+                if not any(n in line for n in noise):
+                    print(line, file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command != "serve":
+        import_tensorflow_quietly()
     try:
         return args.func(args)
     except UserError as e:

@@ -116,7 +116,8 @@ def backbone_cache_key(backbone) -> dict:
 def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment: Augmentation | None = None,
             batch_size: int = 32, strict: bool = False, verbose: int = 1, chunk: int = 256) -> Features:
     """Features of every decodable sample (and of its augmented views); undecodable ones are
-    skipped, or refused if strict. Each image is decoded at most once, and only on a cache miss."""
+    skipped, or refused if strict. Each distinct content (the same bytes under several names or
+    classes) is decoded at most once, and only on a cache miss."""
     import tf_keras as keras
 
     key = backbone_cache_key(backbone)
@@ -130,11 +131,14 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
     digests: dict[int, str] = {}
     skipped: list[Skipped] = []
     misses: dict[int, list[int]] = {}  # sample -> views to compute
+    first: dict[str, int] = {}  # digest -> the first sample with those bytes; later ones share its features
     for i, s in enumerate(samples):
         try:
             digests[i] = file_digest(s.path)
         except OSError as e:
             _skip(skipped, s.path, f"cannot read file ({e.strerror})", strict)
+            continue
+        if first.setdefault(digests[i], i) != i:
             continue
         for v in views:
             hit = _cache_for(caches, v).get(_view_key(digests[i], v), shape)
@@ -145,15 +149,15 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
     todo = sorted(misses)
     n_views = sum(len(v) for v in misses.values())
     bar = keras.utils.Progbar(n_views, unit_name="view", verbose=verbose) if n_views and verbose else None
-    bad: set[int] = set()
+    bad: dict[int, str] = {}  # sample -> why it cannot be decoded
     for start in range(0, len(todo), chunk):
         keys, pixels = [], []
         for i in todo[start:start + chunk]:
             try:
                 resized = resize(load_rgb(samples[i].path), backbone.preprocessing)
             except UserError as e:
-                _skip(skipped, samples[i].path, str(e).split(": ", 1)[-1], strict)
-                bad.add(i)
+                bad[i] = _reason(e, samples[i].path)
+                _skip(skipped, samples[i].path, bad[i], strict)
                 continue
             for v in misses[i]:
                 view = resized if v == 0 else augment_image(resized, augment.params(digests[i], v))
@@ -166,12 +170,25 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
                 _cache_for(caches, v).put(_view_key(digests[i], v), f)
         if bar:
             bar.add(sum(len(misses[i]) for i in todo[start:start + chunk]))
+    for i, d in digests.items():
+        j = first[d]
+        if j in bad and i != j:
+            bad[i] = bad[j]
+            _skip(skipped, samples[i].path, bad[i], strict)
+        elif i != j:
+            for v in views:
+                got[i, v] = got[j, v]
     kept = [i for i in sorted(digests) if i not in bad]
     stack = lambda v: np.stack([got[i, v] for i in kept]) if kept else np.zeros((0, *shape), np.float32)
     computed = sum(len(misses[i]) for i in todo if i not in bad)
     return Features([samples[i] for i in kept], stack(0), [digests[i] for i in kept],
                     np.stack([stack(v) for v in views[1:]]) if copies else None, skipped,
                     computed=computed, cached=len(kept) * len(views) - computed)
+
+
+def load_pixels(samples: list[Sample], prep) -> np.ndarray:
+    """Resized [0, 255] pixels of samples already known to decode (for fine-tuning)."""
+    return np.stack([resize(load_rgb(s.path), prep) for s in samples])
 
 
 def _cache_for(caches: list[FeatureCache], view: int) -> FeatureCache:
@@ -202,6 +219,12 @@ def _compiled(model):
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         model._tfjs_transfer_call = fn
     return fn
+
+
+def _reason(e: UserError, path: Path) -> str:
+    """The message without its leading path (which may itself hold ': ')."""
+    msg, prefix = str(e), f"{path}: "
+    return msg[len(prefix):] if msg.startswith(prefix) else msg
 
 
 def _skip(skipped: list[Skipped], path: Path, reason: str, strict: bool) -> None:

@@ -52,6 +52,13 @@ RECIPES: dict[str, Recipe] = {
         epochs=15, augment_copies=4,
         description="flatten -> dense(100, relu) -> dropout(0.5) -> dense(softmax), trained on each image "
                     "and 4 augmented views: wide enough not to collapse"),
+    "finetune": Recipe(
+        "finetune",
+        ({"type": "flatten"}, {"type": "dense", "units": 100, "activation": "relu"}, {"type": "dropout", "rate": 0.5}),
+        epochs=15, augment_copies=4, fine_tune_from=-12, fine_tune_epochs=10, fine_tune_learning_rate=1e-4,
+        early_stopping=3,
+        description="the default head, then the last 12 backbone layers fine-tuned with it "
+                    "(Adam 1e-4, augmented images, batch-norm frozen, early stopping)"),
     "pooled": Recipe(
         "pooled",
         ({"type": "global_average_pooling"}, {"type": "dropout", "rate": 0.2}),
@@ -101,6 +108,7 @@ class TrainResult:
     seed: int
     epochs_run: int
     notes: list[str] = field(default_factory=list)
+    fine_tune_history: dict | None = None
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -195,19 +203,24 @@ def with_views(x: np.ndarray, augmented: np.ndarray | None, y: np.ndarray, idx: 
     return xs, np.tile(y[idx], 1 + len(augmented))
 
 
-def cross_validate(recipe: Recipe, x: np.ndarray, augmented: np.ndarray | None, y: np.ndarray,
-                   n_classes: int, folds: int, seed: int = 0, verbose: int = 0) -> dict:
-    """Accuracy of the recipe on each held-out fold (originals only, never augmented)."""
+def cross_validate(score_fold, y: np.ndarray, folds: int, seed: int = 0, verbose: int = 0) -> dict:
+    """Accuracy on each held-out fold; score_fold(train_idx, test_idx, seed) trains and scores one."""
     import time
 
     fold_of = stratified_folds(y, folds, seed)
     accuracies, t0 = [], time.perf_counter()
     for k in range(folds):
-        xt, yt = with_views(x, augmented, y, np.flatnonzero(fold_of != k))
-        result = train_head(recipe, xt, yt, n_classes, seed=seed + k, verbose=0)
-        test = np.flatnonzero(fold_of == k)
-        accuracies.append(evaluate_head(result.model, x[test], y[test], n_classes, "test")["test_accuracy"])
+        accuracies.append(score_fold(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k), seed + k))
         if verbose:
             print(f"fold {k + 1}/{folds}: accuracy {accuracies[-1]:.3f}", flush=True)
     return {"folds": folds, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
             "per_fold": [float(a) for a in accuracies], "seconds_per_fold": (time.perf_counter() - t0) / folds}
+
+
+def head_fold_scorer(recipe: Recipe, x: np.ndarray, augmented: np.ndarray | None, y: np.ndarray, n_classes: int):
+    """Fold scorer for frozen-feature recipes: train on the fold's views, score its held-out originals."""
+    def score(train_idx, test_idx, seed):
+        xt, yt = with_views(x, augmented, y, train_idx)
+        result = train_head(recipe, xt, yt, n_classes, seed=seed, verbose=0)
+        return evaluate_head(result.model, x[test_idx], y[test_idx], n_classes, "test")["test_accuracy"]
+    return score

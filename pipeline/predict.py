@@ -70,3 +70,35 @@ class Predictor:
             for i, pr in zip(good, probs):
                 results[i]["top"] = self.top(pr, top_k)
         return results
+
+
+def imagenet_labels() -> list[str]:
+    """The 1000 ImageNet class names, shipped with the package (never downloaded)."""
+    from importlib.resources import files
+
+    return json.loads(files("pipeline").joinpath("data/imagenet_classes.json").read_text())["labels"]
+
+
+def imagenet_predict(weights: str, paths, top_k: int = 5, backbone: str | None = None) -> list[dict]:
+    """Top-k ImageNet classes from a backbone that still has its 1000-class top."""
+    from .backbones import load_backbone, spec_for_file
+    from .features import predict_batches
+
+    if backbone is None and weights not in ("imagenet", "none"):
+        backbone = spec_for_file(weights)
+    bb = load_backbone(backbone, weights)
+    if tuple(bb.full.output_shape) != (None, 1000):
+        raise UserError(f"{weights}: this {bb.spec.name} has no 1000-class ImageNet top "
+                        f"(output {bb.full.output_shape})")
+    labels = imagenet_labels()
+    results = []
+    for p in paths:
+        try:
+            x = prepare(load_rgb(p), bb.preprocessing)[None]
+        except UserError as e:
+            results.append({"image": str(p), "error": str(e)})
+            continue
+        probs = predict_batches(bb.full, x, 1)[0]
+        order = np.argsort(-probs)[:top_k]
+        results.append({"image": str(p), "top": [{"label": labels[i], "probability": float(probs[i])} for i in order]})
+    return results

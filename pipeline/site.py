@@ -6,7 +6,8 @@ Layout of a site:
   models/backbone/, models/head/          TF.js layers models (model.json + shards)
   keras/backbone.h5, keras/head.h5        the same models for Python (predict/evaluate)
   images.json, images/<k>/<n>.png         the training images, decoded once by Pillow
-A failed build deletes its staging folder and leaves the previous site as it was.
+A failed build deletes its staging folder and leaves the previous site as it was; what a
+killed build leaves beside the site (named with its pid) is cleared by the next build.
 """
 
 from __future__ import annotations
@@ -39,11 +40,17 @@ def check_output(out: Path) -> None:
         raise UserError(f"{out.parent}: parent folder of the output does not exist")
 
 
-def is_site(folder: Path) -> bool:
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest of a site we built, or None."""
     try:
-        return json.loads((folder / "manifest.json").read_text()).get("format") == MANIFEST_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+        m = json.loads((Path(folder) / "manifest.json").read_text())
+        return m if isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_site(folder: Path) -> bool:
+    return read_manifest(folder) is not None
 
 
 @contextlib.contextmanager
@@ -51,7 +58,8 @@ def staging(out: Path):
     """Yield an empty folder beside `out`; on success it replaces `out`, on failure it goes."""
     out = Path(out)
     check_output(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    remove_stale(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)
@@ -67,6 +75,33 @@ def staging(out: Path):
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale(out: Path) -> None:
+    """Clear what a killed build of `out` left beside it (its pid is in the name and gone):
+    its staging folder, and the previous site moved aside if it died mid-swap."""
+    for kind in ("old", "building"):
+        prefix = f".{out.name}.{kind}-"
+        for p in out.parent.iterdir():
+            pid = p.name[len(prefix):].split("-", 1)[0]
+            if not p.name.startswith(prefix) or not pid.isdigit() or p.is_symlink() or not p.is_dir():
+                continue
+            if _alive(int(pid)):
+                continue  # a build still running (or a reused pid: left for a later build)
+            if kind == "old" and not out.exists():
+                os.replace(p, out)
+            else:
+                shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def copy_web(web_dist: Path, site: Path) -> list[str]:

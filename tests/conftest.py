@@ -72,4 +72,8 @@ def served_site(built_site):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.effective_port}/"
+    # close() alone leaves waitress's worker threads alive, writing wake-up bytes into
+    # whatever file later reuses the closed descriptor.
+    server.task_dispatcher.shutdown()
     server.close()
+    thread.join(timeout=10)

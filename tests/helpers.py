@@ -45,3 +45,19 @@ def make_splits(root: Path, labels=("red", "green"), counts=(("train", 6), ("val
             for i in range(n):
                 shape_image(label, hash(split) % 100 + i).save(root / split / label / f"{i}.png")
     return root
+
+
+def tiny_image(label: str, i: int, size: int = 24) -> Image.Image:
+    """A small picture unique to (label, i): the class colour (fixed per label) plus seeded noise."""
+    base = np.random.default_rng(list(label.encode()) or [0]).integers(30, 226, 3)
+    noise = np.random.default_rng([i, *label.encode()]).integers(-25, 26, (size, size, 3))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+def make_tiny(root: Path, labels, per_class: int) -> Path:
+    """Many small distinct images fast: `per_class` tiny PNGs in a folder per label."""
+    for label in labels:
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            tiny_image(label, i).save(root / label / f"{i}.png", compress_level=1)
+    return root

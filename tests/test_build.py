@@ -154,3 +154,22 @@ def test_the_console_script_prints_no_traceback(tmp_path):
                         "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "site")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+def test_an_unchanged_rebuild_is_a_no_op_and_a_change_rebuilds(tmp_path, feature_cache, web_dist, capsys):
+    data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=3)
+    out = tmp_path / "site"
+    assert run_build(data, out, feature_cache, web_dist) == 0
+    first = (out / "manifest.json").read_text()
+    capsys.readouterr()
+    assert cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(out),
+                     "--cache", str(feature_cache), "--web-dist", str(web_dist)]) == 0
+    assert "up to date" in capsys.readouterr().out and (out / "manifest.json").read_text() == first
+    from .helpers import shape_image
+
+    shape_image("red", 50).save(data / "red" / "extra.png")
+    assert run_build(data, out, feature_cache, web_dist) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["dataset"]["count"] == 7 and m["fingerprint"] != json.loads(first)["fingerprint"]
+    assert run_build(data, out, feature_cache, web_dist, "--epochs", "3") == 0  # a setting changed
+    assert json.loads((out / "manifest.json").read_text())["training"]["epochs_run"] == 3

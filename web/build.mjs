@@ -55,5 +55,5 @@ if (process.argv.includes('--watch')) {
 } else {
   const result = await build({ ...options, metafile: true });
   const bytes = Object.values(result.metafile.outputs).reduce((a, o) => a + o.bytes, 0);
-  console.log(`dist/ written: app.js and map ${(bytes / 1e6).toFixed(2)} MB, ${WASM.length} wasm files`);
+  console.log(`dist/ written: app.js (+ map with --sourcemap) ${(bytes / 1e6).toFixed(2)} MB, ${WASM.length} wasm files`);
 }

@@ -24,12 +24,18 @@ READY_TIMEOUT_MS = 60_000
 
 @pytest.fixture(scope="session")
 def browser():
+    reason = None
     if not Path(CHROMIUM).exists():
         reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser tests"
+    else:
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            reason = "the playwright Python package is missing: pip install -e '.[test]'"
+    if reason:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(reason + " (REQUIRE_BROWSER=1)")
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
     try:

@@ -288,8 +288,8 @@ function wire() {
     await repredict();
   });
   el.backend.addEventListener('change', () => switchBackend(el.backend.value));
+  // Should never fire; if it does, say so in the page too (the console still gets it).
   window.addEventListener('unhandledrejection', (e) => {
-    e.preventDefault();
     ui.showMessage(`Unexpected problem: ${e.reason && e.reason.message ? e.reason.message : e.reason}`);
   });
 }
