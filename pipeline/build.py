@@ -41,6 +41,7 @@ class BuildConfig:
     fine_tune_from: str | None = None
     fine_tune_epochs: int | None = None
     fine_tune_learning_rate: float | None = None
+    early_stopping: int | None = None
     flip: bool = False
     folds: int = 0
     quantize: str | None = None
@@ -62,6 +63,7 @@ class BuildConfig:
             "weights": weights_id,
             "web": sorted((p.name, features.file_digest(p)) for p in Path(self.web_dist).glob("*") if p.is_file()),
             "version": __version__,
+            "code": _code_version(),
         }
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
@@ -76,6 +78,10 @@ def quiet_tensorflow() -> None:
     import logging
     import warnings
 
+    from .tfquiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
     warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
@@ -83,7 +89,6 @@ def quiet_tensorflow() -> None:
 
 def build(cfg: BuildConfig) -> dict:
     """Build the site at cfg.out; returns the manifest. Raises UserError on bad input."""
-    quiet_tensorflow()
     t0 = time.perf_counter()
     timings = {}
     cfg.out, cfg.data = Path(cfg.out), Path(cfg.data)
@@ -94,7 +99,8 @@ def build(cfg: BuildConfig) -> dict:
                                   learning_rate=cfg.learning_rate, validation_split=cfg.validation_split,
                                   augment_copies=cfg.augment_copies, fine_tune_from=cfg.fine_tune_from,
                                   fine_tune_epochs=cfg.fine_tune_epochs,
-                                  fine_tune_learning_rate=cfg.fine_tune_learning_rate)
+                                  fine_tune_learning_rate=cfg.fine_tune_learning_rate,
+                                  early_stopping=cfg.early_stopping)
     if recipe.fine_tune_epochs and recipe.fine_tune_from is None:
         recipe = replace(recipe, fine_tune_from=-12)
     augmentation = (augment.Augmentation(copies=recipe.augment_copies, flip=cfg.flip)
@@ -114,6 +120,7 @@ def build(cfg: BuildConfig) -> dict:
     if not cfg.force and previous and previous.get("fingerprint") == fingerprint:
         log(f"site: {cfg.out} is up to date (same images, weights, settings and page; --force rebuilds)", cfg)
         return previous
+    quiet_tensorflow()
 
     # 2. backbone
     t = time.perf_counter()
@@ -154,6 +161,8 @@ def build(cfg: BuildConfig) -> dict:
         x, y = heads.with_views(feats.features, feats.augmented, y_all, tr)
         result = heads.train_head(recipe, x, y, n_classes, x_valid=feats.features[va], y_valid=y_all[va],
                                   seed=seed, verbose=verbose)
+        # report on the original images, not on their augmented views
+        result.metrics.update(heads.evaluate_head(result.model, feats.features[tr], y_all[tr], n_classes, "train"))
         if recipe.fine_tune_epochs:
             result.fine_tune_history = finetune.fine_tune(
                 bb, result.model, recipe, augmentation, pixels[tr], y_all[tr], n_classes,
@@ -247,6 +256,21 @@ def build(cfg: BuildConfig) -> dict:
     log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, head {head_info['bytes'] / 1e6:.2f} MB, "
         f"{len(images['images'])} images) in {time.perf_counter() - t0:.1f}s", cfg)
     return manifest
+
+
+def _code_version() -> dict:
+    """This package's source and the libraries that shape the output, read without importing them."""
+    from importlib import metadata
+
+    here = Path(__file__).resolve().parent
+    source = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(here.glob("*.py")))).hexdigest()
+    libraries = {}
+    for name in ("tensorflow", "tf_keras", "tensorflowjs", "numpy", "pillow"):
+        try:
+            libraries[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            libraries[name] = None
+    return {"source": source, **libraries}
 
 
 def _validation(recipe, y, split_of, seed):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
+from .tfquiet import import_tensorflow_quietly
 
 
 def _build(args) -> int:
@@ -19,7 +20,8 @@ def _build(args) -> int:
         cut=args.cut, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_split=args.validation_split,
         augment_copies=args.augment_copies, flip=args.flip, init_from=args.init_from, fine_tune_from=args.fine_tune_from,
-        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate, folds=args.folds, quantize=args.quantize,
+        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
+        early_stopping=args.early_stopping, folds=args.folds, quantize=args.quantize,
         fit=args.fit, cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
         strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force)
     if args.web_dist:
@@ -112,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
                    "(-N: the last N layers); default -12 for --recipe finetune")
     b.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs (0: head only)")
     b.add_argument("--fine-tune-learning-rate", type=float)
+    b.add_argument("--early-stopping", type=int, help="patience in epochs on validation loss (0: off)")
     b.add_argument("--flip", action="store_true", help="let augmentation flip images left-right")
     b.add_argument("--folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
     b.add_argument("--quantize", choices=["float16", "uint8"], help="quantize the TF.js weights")
@@ -160,33 +163,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def import_tensorflow_quietly() -> None:
-    """TensorFlow's C++ start-up prints CUDA-plugin registration errors straight to fd 2, even
-    on machines without a GPU and with TF_CPP_MIN_LOG_LEVEL=3; hide exactly those lines."""
-    if "tensorflow" in sys.modules:
-        return
-    import os
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            noise = ("Unable to register", "absl::InitializeLog", "computation_placer", "cuInit", "cuda_")
-            for line in capture.read().decode(errors="replace").splitlines():
-                if not any(n in line for n in noise):
-                    print(line, file=sys.stderr)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command != "serve":
+    if args.command not in ("serve", "build"):  # build imports it only when the site is out of date
         import_tensorflow_quietly()
     try:
         return args.func(args)

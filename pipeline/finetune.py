@@ -80,10 +80,14 @@ def fine_tune(backbone, head, recipe, augmentation, pixels, y, n_classes, *, pix
     """Train backbone (from recipe.fine_tune_from on) and head together; returns the history."""
     import tf_keras as keras
 
+    from .heads import loss, optimizer
+
     start = first_trainable(backbone.model, recipe.fine_tune_from)
     trainable = set_trainable(backbone.model, start)
     model = full_model(backbone, head, augmentation, seed)
-    model.compile(keras.optimizers.Adam(recipe.fine_tune_learning_rate), recipe.loss, metrics=["accuracy"])
+    steps = recipe.fine_tune_epochs * -(-len(pixels) // recipe.batch_size)
+    model.compile(optimizer(recipe, recipe.fine_tune_learning_rate, steps, recipe.fine_tune_lr_schedule), loss(recipe),
+                  metrics=["accuracy"])
     has_valid = pixels_valid is not None and len(pixels_valid) > 0
     callbacks = []
     if has_valid and recipe.early_stopping:

@@ -24,12 +24,15 @@ class Recipe:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     loss: str = "categorical_crossentropy"
+    label_smoothing: float = 0.0   # Python-side training only (the page trains with plain `loss`)
+    lr_schedule: str = "constant"  # "constant" or "cosine" (decay to 0 over the run; Python-side only)
     validation_split: float = 0.2
     early_stopping: int = 0        # patience in epochs on val_loss; 0 = train all epochs
     # fine-tuning (phase 2), used by the `finetune` recipe
     fine_tune_from: str | int | None = None
     fine_tune_epochs: int = 0
     fine_tune_learning_rate: float = 1e-4
+    fine_tune_lr_schedule: str = "constant"
     augment_copies: int = 0        # augmented views per training image (see augment.py)
     description: str = ""
 
@@ -49,9 +52,9 @@ RECIPES: dict[str, Recipe] = {
     "default": Recipe(
         "default",
         ({"type": "flatten"}, {"type": "dense", "units": 100, "activation": "relu"}, {"type": "dropout", "rate": 0.5}),
-        epochs=15, augment_copies=4,
-        description="flatten -> dense(100, relu) -> dropout(0.5) -> dense(softmax), trained on each image "
-                    "and 4 augmented views: wide enough not to collapse"),
+        epochs=15, learning_rate=3e-4, augment_copies=4,
+        description="flatten -> dense(100, relu) -> dropout(0.5) -> dense(softmax), Adam 3e-4, trained on "
+                    "each image and 4 augmented views: wide enough not to collapse"),
     "finetune": Recipe(
         "finetune",
         ({"type": "flatten"}, {"type": "dense", "units": 100, "activation": "relu"}, {"type": "dropout", "rate": 0.5}),
@@ -84,15 +87,18 @@ def build_head(layers: list[dict], input_shape: tuple[int, ...], seed: int = 0):
     model.add(keras.layers.InputLayer(input_shape=input_shape, name="features"))
     for i, spec in enumerate(layers):
         kind = spec["type"]
+        name = f"head_{i}_{kind}"  # not Keras' per-process counter: the same head saves the same files
         if kind == "flatten":
-            model.add(keras.layers.Flatten())
+            model.add(keras.layers.Flatten(name=name))
         elif kind == "global_average_pooling":
-            model.add(keras.layers.GlobalAveragePooling2D() if len(input_shape) == 3 else keras.layers.Flatten())
+            model.add(keras.layers.GlobalAveragePooling2D(name=name) if len(input_shape) == 3
+                      else keras.layers.Flatten(name=name))
         elif kind == "dropout":
-            model.add(keras.layers.Dropout(spec["rate"], seed=seed + i))
+            model.add(keras.layers.Dropout(spec["rate"], seed=seed + i, name=name))
         elif kind == "dense":
             reg = keras.regularizers.l2(spec["kernel_regularizer_l2"]) if spec.get("kernel_regularizer_l2") else None
-            model.add(keras.layers.Dense(spec["units"], activation=spec.get("activation"), kernel_regularizer=reg))
+            model.add(keras.layers.Dense(spec["units"], activation=spec.get("activation"), kernel_regularizer=reg,
+                                         name=name))
         else:
             raise ValueError(f"unknown head layer type {kind!r}")
     return model
@@ -142,7 +148,8 @@ def train_head(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *,
     for attempt in range(max_attempts):
         s = seed + attempt
         model = build_head(head_layers(recipe, n_classes), x.shape[1:], s)
-        model.compile(keras.optimizers.Adam(recipe.learning_rate), recipe.loss, metrics=["accuracy"])
+        steps = recipe.epochs * -(-len(x) // recipe.batch_size)
+        model.compile(optimizer(recipe, recipe.learning_rate, steps), loss(recipe), metrics=["accuracy"])
         cbs = list(callbacks)
         has_valid = x_valid is not None and len(x_valid) > 0
         if recipe.early_stopping and has_valid:
@@ -164,6 +171,34 @@ def train_head(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *,
               file=sys.stderr)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return TrainResult(model, history, metrics, collapsed, attempt + 1, s, len(history.get("loss", [])), notes)
+
+
+def learning_rate(schedule: str, base: float, steps: int):
+    """A constant learning rate, or a cosine decay from `base` to 0 over `steps` batches."""
+    import tf_keras as keras
+
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(base, max(int(steps), 1))
+    raise UserError(f"unknown learning-rate schedule {schedule!r}; choose constant or cosine")
+
+
+def optimizer(recipe: Recipe, base: float, steps: int, schedule: str | None = None):
+    import tf_keras as keras
+
+    if recipe.optimizer != "adam":
+        raise UserError(f"unsupported optimizer {recipe.optimizer!r}")
+    return keras.optimizers.Adam(learning_rate(schedule or recipe.lr_schedule, base, steps))
+
+
+def loss(recipe: Recipe):
+    """The Keras loss: the recipe's loss name, with label smoothing when the recipe asks for it."""
+    import tf_keras as keras
+
+    if recipe.label_smoothing and recipe.loss == "categorical_crossentropy":
+        return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    return recipe.loss
 
 
 def evaluate_head(model, x, y, n_classes, prefix) -> dict:

@@ -2,6 +2,8 @@
 
 `Predictor(site)` reads manifest.json and the Keras copies of the two models, so
 `predict`, `evaluate` and the parity tests run exactly what was converted.
+`Predictor(site, source="tfjs")` reads the converted TF.js models instead (weights
+dequantized when the site was built with --quantize): what the page actually runs.
 """
 
 from __future__ import annotations
@@ -17,23 +19,32 @@ from .preprocess import Preprocessing, prepare
 
 
 class Predictor:
-    def __init__(self, site_dir: str | Path):
+    def __init__(self, site_dir: str | Path, source: str = "keras"):
         import tf_keras as keras
 
+        if source not in ("keras", "tfjs"):
+            raise ValueError(f"source must be 'keras' or 'tfjs', got {source!r}")
         self.site = Path(site_dir)
         try:
-            self.manifest = json.loads((self.site / "manifest.json").read_text())
+            self.manifest = json.loads((self.site / "manifest.json").read_text(encoding="utf-8"))
         except OSError:
             raise UserError(f"{self.site}: not a built site (no manifest.json); run `tfjs-transfer build` first") from None
         except ValueError as e:
             raise UserError(f"{self.site / 'manifest.json'}: corrupt manifest ({e})") from None
         self.labels: list[str] = self.manifest["labels"]
         self.preprocessing = Preprocessing.from_manifest(self.manifest["preprocessing"])
+        self.source = source
         try:
-            self.backbone = keras.models.load_model(self.site / self.manifest["backbone"]["keras_path"], compile=False)
-            self.head = keras.models.load_model(self.site / self.manifest["head"]["keras_path"], compile=False)
+            if source == "tfjs":
+                from .convert import load_tfjs
+
+                self.backbone = load_tfjs(self.site / self.manifest["backbone"]["path"])
+                self.head = load_tfjs(self.site / self.manifest["head"]["path"])
+            else:
+                self.backbone = keras.models.load_model(self.site / self.manifest["backbone"]["keras_path"], compile=False)
+                self.head = keras.models.load_model(self.site / self.manifest["head"]["keras_path"], compile=False)
         except (OSError, ValueError) as e:
-            raise UserError(f"{self.site}: cannot load the site's Keras models ({e})") from None
+            raise UserError(f"{self.site}: cannot load the site's {source} models ({e})") from None
 
     def pixels(self, paths) -> np.ndarray:
         return np.stack([prepare(load_rgb(p), self.preprocessing) for p in paths])
@@ -76,7 +87,7 @@ def imagenet_labels() -> list[str]:
     """The 1000 ImageNet class names, shipped with the package (never downloaded)."""
     from importlib.resources import files
 
-    return json.loads(files("pipeline").joinpath("data/imagenet_classes.json").read_text())["labels"]
+    return json.loads(files("pipeline").joinpath("data/imagenet_classes.json").read_text(encoding="utf-8"))["labels"]
 
 
 def imagenet_predict(weights: str, paths, top_k: int = 5, backbone: str | None = None) -> list[dict]:

@@ -43,7 +43,7 @@ def check_output(out: Path) -> None:
 def read_manifest(folder: Path) -> dict | None:
     """The manifest of a site we built, or None."""
     try:
-        m = json.loads((Path(folder) / "manifest.json").read_text())
+        m = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
         return m if isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT else None
     except (OSError, ValueError):
         return None
@@ -135,7 +135,7 @@ def write_images(samples: list[Sample], labels: list[str], site: Path) -> dict:
 
 
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def folder_bytes(folder: Path) -> int:

@@ -1,0 +1,415 @@
+"""The Python side of `make bench`: features, the backbone's FLOPs against the machine's
+matmul peak, builds (cold / warm / forced / incremental), conversion, quantization.
+
+TensorFlow work runs in subprocesses of this file (`python bench/python.py worker ...`):
+thread settings only apply before TF starts, the orchestrating process stays small, and
+each measurement starts from the same state. Each worker prints one JSON line.
+
+    python bench/python.py worker --weights H5 --data DIR [--intra N --inter N] [--extras]
+    python bench/python.py quant --site SITE --test-list FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+MATMUL_N = 2048
+
+
+# ---------------------------------------------------------------- running workers
+
+
+def _env(extra: dict | None = None) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TFDF_DISABLE_WELCOME_MESSAGE="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.update(extra or {})
+    return env
+
+
+def run_worker(args: list[str], env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run `python bench/python.py ARGS` and return the JSON it printed last."""
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], capture_output=True, text=True,
+                          env=_env(env), timeout=timeout)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"worker {args[0]} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def cli() -> list[str]:
+    exe = Path(sys.executable).parent / "tfjs-transfer"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
+
+
+def run_build(data: Path, weights: str, out: Path, cache: Path, *extra: str) -> dict:
+    """`tfjs-transfer build` as a subprocess: wall time, what it computed, its manifest."""
+    cmd = [*cli(), "build", "--data", str(data), "--weights", weights, "--out", str(out), "--cache", str(cache),
+           *extra]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=1800)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"build failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    m = re.search(r"features: (\d+) computed, (\d+) from cache", proc.stdout)
+    manifest = json.loads((out / "manifest.json").read_text())
+    return {"wall_s": wall, "up_to_date": "is up to date" in proc.stdout,
+            "computed": int(m.group(1)) if m else 0, "cached": int(m.group(2)) if m else 0,
+            "timings": manifest.get("timings", {}), "manifest": manifest}
+
+
+# ---------------------------------------------------------------- the worker (inside TF)
+
+
+def layer_macs(layer) -> tuple[str | None, int]:
+    """(kind, multiply-adds per image) of a Conv2D, DepthwiseConv2D or Dense layer, else (None, 0)."""
+    import tf_keras as keras
+
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        _, h, w, c = layer.output_shape
+        kh, kw = layer.kernel_size
+        return "depthwise", h * w * c * kh * kw  # c = c_in * depth_multiplier
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, c_out = layer.output_shape
+        kh, kw = layer.kernel_size
+        c_in = layer.input_shape[-1] // getattr(layer, "groups", 1)
+        return ("conv_pointwise" if (kh, kw) == (1, 1) else "conv_full"), h * w * c_out * kh * kw * c_in
+    if isinstance(layer, keras.layers.Dense):
+        return "dense", layer.input_shape[-1] * layer.units
+    return None, 0
+
+
+def count_macs(model) -> dict:
+    """Multiply-adds per image of the Conv2D, DepthwiseConv2D and Dense layers, from their shapes."""
+    by_kind = {"conv_full": 0, "conv_pointwise": 0, "depthwise": 0, "dense": 0}
+    for layer in model.layers:
+        kind, macs = layer_macs(layer)
+        if kind:
+            by_kind[kind] += macs
+    return {"total": sum(by_kind.values()), "by_kind": by_kind}
+
+
+def memory_gbps(mb: int = 128, reps: int = 5) -> float:
+    """Streaming copy bandwidth (bytes read + written per second) of one large float32 array."""
+    import numpy as np
+
+    a = np.ones(mb * 2 ** 20 // 4, np.float32)
+    b = np.empty_like(a)
+    return 2 * a.nbytes / _timeit(lambda: np.copyto(b, a), reps) / 1e9
+
+
+def _timeit(fn, reps: int) -> float:
+    """Median seconds of `reps` calls (after one untimed call)."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_gflops(n: int = MATMUL_N, reps: int = 5) -> float:
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), seed=1)
+    b = tf.random.normal((n, n), seed=2)
+    mm = tf.function(lambda a, b: tf.reduce_sum(tf.matmul(a, b)))
+    return 2 * n ** 3 / _timeit(lambda: mm(a, b).numpy(), reps) / 1e9
+
+
+def _throughput(call, x, batch: int, reps: int) -> float:
+    """Images/s of running `call` over x in batches of `batch`."""
+    import numpy as np
+
+    def go():
+        for s in range(0, len(x), batch):
+            np.asarray(call(x[s:s + batch]))
+    return len(x) / _timeit(go, reps)
+
+
+def layer_breakdown(model, x, reps: int = 3) -> dict:
+    """Each layer alone on its real input at this batch (MobileNet v1 is a chain), summed by
+    kind: time, multiply-adds, bytes in + out, and arithmetic intensity (FLOP per byte)."""
+    import tensorflow as tf
+
+    out: dict[str, dict] = {}
+    h = tf.constant(x)
+    for layer in model.layers[1:]:
+        fn = tf.function(lambda t, layer=layer: layer(t, training=False))
+        seconds = _timeit(lambda: fn(h), reps)  # CPU eager calls return when the result is computed
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kind = "Conv2D 1x1 (pointwise)" if tuple(layer.kernel_size) == (1, 1) else "Conv2D 3x3 (first)"
+        e = out.setdefault(kind, {"ms": 0.0, "macs": 0, "layers": 0, "bytes": 0})
+        e["ms"] += seconds * 1000
+        e["macs"] += layer_macs(layer)[1] * len(x)
+        e["layers"] += 1
+        nxt = fn(h)
+        e["bytes"] += (int(h.shape.num_elements()) + int(nxt.shape.num_elements())
+                       + sum(int(w.shape.num_elements()) for w in layer.weights)) * 4
+        h = nxt
+    total_ms = sum(e["ms"] for e in out.values())
+    total_macs = sum(e["macs"] for e in out.values())
+    for e in out.values():
+        e["time_share"] = e["ms"] / total_ms
+        e["mac_share"] = e["macs"] / total_macs if total_macs else 0
+        e["gflops"] = 2 * e["macs"] / (e["ms"] / 1000) / 1e9 if e["macs"] else None
+        e["flop_per_byte"] = 2 * e["macs"] / e["bytes"]
+        e["gb_per_s"] = e["bytes"] / (e["ms"] / 1000) / 1e9
+        e["ms_per_image"] = e["ms"] / len(x)
+    return {"batch": len(x), "kinds": out, "sum_ms_per_image": total_ms / len(x)}
+
+
+def fold_model(model):
+    """The same chain with each batch-norm folded into the conv before it (kernel * scale,
+    bias = beta - mean * scale) and each ZeroPadding2D((0, 1), (0, 1)) + stride-2 'valid'
+    conv on an even input turned into a 'same' conv (TF pads 'same' by 0 before, 1 after
+    there). A lever for both sides, not what the pipeline ships."""
+    import numpy as np
+    import tf_keras as keras
+
+    convs = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)  # DepthwiseConv2D is no Conv2D in tf_keras
+    layers = model.layers[1:]
+    x = inp = keras.Input(model.input_shape[1:], name=model.layers[0].name)
+    i, folded_bn, folded_pad = 0, 0, 0
+    while i < len(layers):
+        layer = layers[i]
+        pad = None
+        if isinstance(layer, keras.layers.ZeroPadding2D) and i + 1 < len(layers):
+            conv = layers[i + 1]
+            even = all(int(d) % 2 == 0 for d in layer.input_shape[1:3])
+            if (tuple(map(tuple, layer.padding)) == ((0, 1), (0, 1)) and even
+                    and isinstance(conv, convs) and conv.padding == "valid"
+                    and tuple(conv.strides) == (2, 2) and tuple(conv.kernel_size) == (3, 3)):
+                pad, i, layer = layer, i + 1, conv
+                folded_pad += 1
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        config = layer.get_config()
+        weights = layer.get_weights()
+        if pad is not None:
+            config["padding"] = "same"
+        if isinstance(layer, convs) and isinstance(nxt, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = nxt.get_weights()
+            scale = gamma / np.sqrt(var + nxt.epsilon)
+            kernel = weights[0]
+            bias = weights[1] if config.get("use_bias") else np.zeros_like(beta)
+            if isinstance(layer, keras.layers.DepthwiseConv2D):  # kernel (kh, kw, c_in, multiplier)
+                kernel = kernel * scale.reshape(1, 1, kernel.shape[2], kernel.shape[3])
+            else:                                                 # kernel (kh, kw, c_in, c_out)
+                kernel = kernel * scale
+            config["use_bias"] = True
+            weights = [kernel, (bias - mean) * scale + beta]
+            i += 1
+            folded_bn += 1
+        new = type(layer).from_config(config)
+        x = new(x)
+        new.set_weights(weights)
+        i += 1
+    folded = keras.Model(inp, x, name=model.name + "_folded")
+    folded._bench_folded = {"batch_norms": folded_bn, "paddings": folded_pad}
+    return folded
+
+
+def worker(args) -> dict:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    import numpy as np
+
+    from pipeline import backbones, dataset, features, heads, preprocess
+    from pipeline.build import quiet_tensorflow
+
+    quiet_tensorflow()
+    out = {"intra": args.intra, "inter": args.inter, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+           "tf": tf.__version__, "cpus": os.cpu_count()}
+    t = time.perf_counter()
+    bb = backbones.load_backbone("mobilenet_v1_0.25", args.weights)
+    out["backbone_load_s"] = time.perf_counter() - t
+    ds = dataset.scan(Path(args.data))
+    paths = [s.path for s in ds.samples][: args.images]
+    prep = bb.preprocessing
+
+    # decode + resize, per image
+    decode, resize = [], []
+    resized = []
+    for p in paths:
+        t0 = time.perf_counter()
+        rgb = dataset.load_rgb(p)
+        t1 = time.perf_counter()
+        resized.append(preprocess.resize(rgb, prep))
+        resize.append(time.perf_counter() - t1)
+        decode.append(t1 - t0)
+    out["decode_ms_per_image"] = statistics.median(decode) * 1000
+    out["resize_ms_per_image"] = statistics.median(resize) * 1000
+    out["decode_resize_ms_per_image"] = out["decode_ms_per_image"] + out["resize_ms_per_image"]
+    pixels = preprocess.normalize(np.stack(resized), prep)
+    x = np.concatenate([pixels] * (-(-args.throughput_images // len(pixels))))[: args.throughput_images]
+
+    macs = count_macs(bb.model)
+    out["macs_per_image"] = macs["total"]
+    out["macs_by_kind"] = macs["by_kind"]
+    out["params"] = int(bb.model.count_params())
+    out["feature_shape"] = list(bb.feature_shape)
+
+    model = bb.model
+    plain = lambda b: features.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
+    xla = tf.function(lambda b: model(b, training=False), jit_compile=True)
+    batches = [int(b) for b in args.batches.split(",")]
+    xla_batches = [int(b) for b in args.xla_batches.split(",") if b]
+    for b in xla_batches:  # compile outside the timing (one XLA program per input shape)
+        t = time.perf_counter()
+        xla(tf.constant(x[:b])).numpy()
+        out.setdefault("xla_compile_s", {})[str(b)] = time.perf_counter() - t
+    ips, ips_xla, peaks = {str(b): [] for b in batches}, {str(b): [] for b in xla_batches}, []
+    for _ in range(args.reps):
+        peaks.append(matmul_gflops())
+        for b in batches:
+            ips[str(b)].append(_throughput(plain, x, b, 1))
+        for b in xla_batches:
+            ips_xla[str(b)].append(_throughput(lambda v: xla(tf.constant(v)), x, b, 1))
+    out["matmul_gflops"] = statistics.median(peaks)
+    out["memory_gbps"] = memory_gbps()
+    out["matmul_gflops_runs"] = peaks
+    out["images_per_s"] = {b: statistics.median(v) for b, v in ips.items()}
+    out["images_per_s_xla"] = {b: statistics.median(v) for b, v in ips_xla.items()}
+    flop = 2 * macs["total"]
+    out["achieved_gflops"] = {b: v * flop / 1e9 for b, v in out["images_per_s"].items()}
+    out["fraction_of_peak"] = {b: v / out["matmul_gflops"] for b, v in out["achieved_gflops"].items()}
+    out["fraction_of_peak_xla"] = {b: v * flop / 1e9 / out["matmul_gflops"] for b, v in out["images_per_s_xla"].items()}
+
+    if args.fold:
+        folded = fold_model(model)
+        probe = pixels[:8]
+        out["folded"] = {**folded._bench_folded, "layers": len(folded.layers), "original_layers": len(model.layers),
+                         "max_abs_diff": float(np.abs(features.predict_batches(folded, probe, 8)
+                                                      - features.predict_batches(model, probe, 8)).max())}
+        fplain = lambda b: features.predict_batches(folded, b, len(b))  # noqa: E731
+        got = {"1": [], "32": [], "base32": []}
+        for _ in range(max(3, args.reps)):  # paired with the unfolded model, same moment
+            got["base32"].append(_throughput(plain, x, 32, 1))
+            got["32"].append(_throughput(fplain, x, 32, 1))
+            got["1"].append(_throughput(fplain, x, 1, 1))
+        out["folded"]["images_per_s"] = {"1": statistics.median(got["1"]), "32": statistics.median(got["32"])}
+        out["folded"]["vs_unfolded_batch32"] = statistics.median(a / b for a, b in zip(got["32"], got["base32"]))
+        out["folded"]["fraction_of_peak"] = {b: v * flop / 1e9 / out["matmul_gflops"]
+                                             for b, v in out["folded"]["images_per_s"].items()}
+        if args.fold_out:
+            from pipeline import convert
+
+            info = convert.to_tfjs(folded, Path(args.fold_out))
+            out["folded"]["tfjs_bytes"] = info["bytes"]
+
+    if args.extras:
+        out["layers"] = layer_breakdown(model, pixels[:32])
+        # the browser's training workload in Python: manifest default head, 20 epochs, all images, batch 32
+        import tf_keras as keras
+
+        feats = features.predict_batches(model, pixels, 32)
+        y = np.array([ds.labels.index(s.label) for s in ds.samples][: len(feats)])
+        recipe = heads.RECIPES["default"]
+        head = heads.build_head(heads.head_layers(recipe, len(ds.labels)), feats.shape[1:], 0)
+        head.compile(keras.optimizers.Adam(recipe.learning_rate), "categorical_crossentropy")
+        yc = keras.utils.to_categorical(y, len(ds.labels))
+        t = time.perf_counter()
+        head.fit(feats, yc, batch_size=32, epochs=20, shuffle=True, verbose=0)
+        out["head_train_20_epochs_ms"] = (time.perf_counter() - t) * 1000
+        out["head_train_rows"] = int(len(feats))
+    return out
+
+
+# ---------------------------------------------------------------- quantization worker
+
+
+def quant(args) -> dict:
+    """Re-convert a float32 site's Keras models at each quantization; score held-out images
+    with the dequantized TF.js weights (Predictor(source="tfjs")) against float32."""
+    import numpy as np
+
+    from pipeline import convert
+    from pipeline.build import quiet_tensorflow
+    from pipeline.predict import Predictor
+
+    quiet_tensorflow()
+    import tf_keras as keras
+
+    site = Path(args.site)
+    tests = json.loads(Path(args.test_list).read_text())  # [[path, label], ...]
+    paths = [p for p, _ in tests]
+    results = {}
+    backbone = keras.models.load_model(site / "keras" / "backbone.h5", compile=False)
+    head = keras.models.load_model(site / "keras" / "head.h5", compile=False)
+    reference = None
+    # (name, backbone quantization, head quantization): both quantized as `build --quantize`
+    # does, then each model alone to see which one costs the accuracy
+    variants = [("float32", None, None), ("float16", "float16", "float16"), ("uint8", "uint8", "uint8"),
+                ("uint8 backbone only", "uint8", None), ("uint8 head only", None, "uint8")]
+    for q, q_backbone, q_head in variants:
+        copy = Path(args.work) / q.replace(" ", "-")
+        shutil.rmtree(copy, ignore_errors=True)
+        (copy / "models").mkdir(parents=True)
+        shutil.copy2(site / "manifest.json", copy / "manifest.json")
+        entry = {}
+        for name, model, qm in (("backbone", backbone, q_backbone), ("head", head, q_head)):
+            t = time.perf_counter()
+            info = convert.to_tfjs(model, copy / "models" / name, qm)
+            entry[f"{name}_convert_s"] = time.perf_counter() - t
+            entry[f"{name}_bytes"] = info["bytes"]
+            entry[f"{name}_weights_bytes"] = info["weights_bytes"]
+        pred = Predictor(copy, source="tfjs")
+        probs = pred.probabilities(paths)
+        labels = np.array([pred.labels.index(l) for _, l in tests])
+        entry["accuracy"] = float(np.mean(probs.argmax(1) == labels))
+        if reference is None:
+            reference = probs
+            keras_probs = Predictor(site).probabilities(paths)
+            entry["max_abs_prob_diff_vs_keras"] = float(np.abs(probs - keras_probs).max())
+        entry["agreement_with_float32"] = float(np.mean(probs.argmax(1) == reference.argmax(1)))
+        entry["max_abs_prob_diff_vs_float32"] = float(np.abs(probs - reference).max())
+        results[q] = entry
+    for q, e in results.items():
+        e["accuracy_change_points"] = (e["accuracy"] - results["float32"]["accuracy"]) * 100
+    return {"held_out": len(paths), "quantizations": results}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("worker")
+    w.add_argument("--weights", required=True)
+    w.add_argument("--data", required=True)
+    w.add_argument("--intra", type=int, default=0)
+    w.add_argument("--inter", type=int, default=0)
+    w.add_argument("--images", type=int, default=90, help="images decoded (and extracted by the extras)")
+    w.add_argument("--throughput-images", type=int, default=128, help="images per throughput pass")
+    w.add_argument("--batches", default="1,32")
+    w.add_argument("--xla-batches", default="32")
+    w.add_argument("--reps", type=int, default=3)
+    w.add_argument("--extras", action="store_true", help="layer breakdown and head training too")
+    w.add_argument("--fold", action="store_true", help="also time the backbone with batch-norm and padding folded")
+    w.add_argument("--fold-out", help="with --fold: write the folded backbone as a TF.js model here")
+    q = sub.add_parser("quant")
+    q.add_argument("--site", required=True)
+    q.add_argument("--test-list", required=True)
+    q.add_argument("--work", required=True)
+    args = p.parse_args(argv)
+    result = worker(args) if args.cmd == "worker" else quant(args)
+    print(json.dumps(result, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

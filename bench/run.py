@@ -1,0 +1,671 @@
+"""`make bench`: how fast the pipeline, the page and the server are, as medians of repeats.
+
+    .venv/bin/python bench/run.py [--repeat 3] [--quick] [--json bench-results.json] [--skip PHASE ...]
+
+Phases (each run --repeat times; the figures are medians, ratios are medians of ratios
+measured side by side in the same round):
+  build    `tfjs-transfer build` on the logos as subprocesses: cold (empty feature cache),
+           warm (nothing changed: the build finds the site up to date), --force with a
+           warm cache, and incremental (one new image); the site of round 1 is what the
+           browser and the server use.
+  python   TF workers (bench/python.py): decode + resize per image, features images/s at
+           batch 1 vs 32 through pipeline.features.predict_batches, the backbone's
+           multiply-adds against a large float32 matmul's GFLOP/s in the same process,
+           a per-layer-kind breakdown, and the levers (batch sizes, XLA, thread settings,
+           oneDNN off in their own processes; batch-norm and padding folded into the convs).
+  quant    sizes and conversion time at float32 / float16 / uint8, and the accuracy each
+           quantization costs on held-out images (1/5 of each class of the logos and of
+           sign digits), scored with the dequantized TF.js weights.
+  browser  headless Chromium: wasm as shipped (threaded build), wasm single-threaded build,
+           wasm with a 2-thread pool, webgl (SwiftShader), cpu (bench/browser.py).
+  serve    bench/serve_load.run_load with and without compression.
+
+Everything is built in a temporary folder with a temporary feature cache; the only file
+written to the repository is bench-results.json. The machine may be shared: each phase
+records the load average and CPU pressure around it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import browser as browser_bench  # noqa: E402
+from bench import python as py  # noqa: E402
+
+SHARED = Path(os.environ.get("TFJS_TRANSFER_SHARED", ROOT.parent / "shared" / "data"))
+LOGOS = SHARED / "brand" / "train"
+SIGN_DIGITS = SHARED / "sign-digits"
+WEIGHTS = SHARED / "mobilenet" / "mobilenet_0.25_224_imagenet.h5"
+PHASES = ("build", "python", "quant", "browser", "serve")
+
+# Python worker configurations: the default, and the levers tried against it.
+LEVERS = {
+    "default": ([], {}),
+    "intra=1,inter=1": (["--intra", "1", "--inter", "1"], {}),
+    "oneDNN off": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+}
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def machine_load() -> dict:
+    info = {"loadavg_1m": round(os.getloadavg()[0], 2)}
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        info["cpu_pressure_avg10"] = float(line.split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        pass
+    return info
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ---------------------------------------------------------------- phases
+
+
+def copy_logos(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for p in sorted(LOGOS.iterdir()):
+        if p.is_file():
+            shutil.copy2(p, dest / p.name)
+    return dest
+
+
+def add_one_image(data: Path) -> Path:
+    """A new image (an existing logo mirrored: new bytes, same class) in the flat layout."""
+    from PIL import Image, ImageOps
+
+    src = data / "android-0.jpg"
+    dest = data / "android-1000.jpg"
+    ImageOps.mirror(Image.open(src).convert("RGB")).save(dest, quality=92)
+    return dest
+
+
+def phase_build(tmp: Path, repeat: int) -> dict:
+    """Cold / warm / forced / incremental builds, `repeat` rounds, each in fresh folders."""
+    rounds = []
+    site = None
+    for r in range(repeat):
+        root = tmp / f"build-{r}"
+        data, cache, out = copy_logos(root / "data"), root / "cache", root / "site"
+        cache.mkdir()
+        row = {}
+        row["cold"] = py.run_build(data, str(WEIGHTS), out, cache)
+        row["warm"] = py.run_build(data, str(WEIGHTS), out, cache)
+        row["force"] = py.run_build(data, str(WEIGHTS), out, cache, "--force")
+        if site is None:
+            site = tmp / "site-logos"
+            shutil.copytree(out, site)
+        add_one_image(data)
+        row["incremental"] = py.run_build(data, str(WEIGHTS), out, cache)
+        log(f"  build round {r + 1}/{repeat}: " + ", ".join(f"{k} {v['wall_s']:.1f}s ({_what(v)})" for k, v in row.items()))
+        rounds.append(row)
+    kinds = ("cold", "warm", "force", "incremental")
+    out = {k + "_s": med([r[k]["wall_s"] for r in rounds]) for k in kinds}
+    out["warm_vs_cold"] = med([r["cold"]["wall_s"] / r["warm"]["wall_s"] for r in rounds])
+    out["cold_vs_force"] = med([r["cold"]["wall_s"] / r["force"]["wall_s"] for r in rounds])
+    out["cold_vs_incremental"] = med([r["cold"]["wall_s"] / r["incremental"]["wall_s"] for r in rounds])
+    out["computed_views"] = {k: rounds[0][k]["computed"] for k in kinds}
+    out["warm_detected_up_to_date"] = all(r["warm"]["up_to_date"] for r in rounds)
+    stages = ("backbone_load_s", "features_s", "head_training_s", "convert_and_site_s", "total_s")
+    out["stages_s"] = {k: {s: med([r[k]["timings"].get(s) for r in rounds]) for s in stages}
+                       for k in ("cold", "force", "incremental")}
+    # the default recipe's head training, from every build that trained one
+    out["head_training_s"] = med([r[k]["timings"].get("head_training_s") for r in rounds
+                                  for k in ("cold", "force", "incremental")])
+    m = rounds[0]["force"]["manifest"]
+    out["site"] = {"backbone_bytes": m["backbone"]["bytes"], "head_bytes": m["head"]["bytes"],
+                   "images": m["dataset"]["count"], "recipe": m["training"]["recipe"]}
+    out["rounds"] = [{k: {kk: vv for kk, vv in v.items() if kk != "manifest"} for k, v in r.items()} for r in rounds]
+    return out, site
+
+
+def _what(build: dict) -> str:
+    return "up to date" if build["up_to_date"] else f"{build['computed']} views computed"
+
+
+def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
+    """The default worker and each lever in its own process, interleaved round by round."""
+    levers = {k: LEVERS[k] for k in (("default", "intra=1,inter=1") if quick else LEVERS)}
+    images = "32" if quick else "90"
+    runs = {k: [] for k in levers}
+    for r in range(repeat):
+        for name, (flags, env) in levers.items():
+            default = name == "default"
+            args = ["worker", "--weights", str(WEIGHTS), "--data", str(LOGOS), "--images", images,
+                    "--throughput-images", "32" if quick else "128", "--reps", "1",
+                    "--batches", ("1,8,32,128" if not quick else "1,32") if default else "1,32",
+                    "--xla-batches", "32" if default else "", *flags]
+            if default:
+                args += ["--extras", "--fold"]
+                if r == 0 and site is not None:  # the folded backbone, for the browser to compare
+                    args += ["--fold-out", str(site / browser_bench.FOLDED_PATH.rsplit("/", 1)[0])]
+            t = time.perf_counter()
+            res = py.run_worker(args, env)
+            runs[name].append(res)
+            log(f"  python {name:<16} round {r + 1}/{repeat}: batch 1 {res['images_per_s']['1']:.0f} img/s, "
+                f"batch 32 {res['images_per_s']['32']:.0f} img/s, matmul {res['matmul_gflops']:.0f} GFLOP/s "
+                f"-> {res['fraction_of_peak']['32']:.0%} of peak ({time.perf_counter() - t:.0f}s)")
+    d = runs["default"]
+    out = {
+        "tf": d[0]["tf"], "cpus": d[0]["cpus"],
+        "decode_ms_per_image": med([x["decode_ms_per_image"] for x in d]),
+        "resize_ms_per_image": med([x["resize_ms_per_image"] for x in d]),
+        "decode_resize_ms_per_image": med([x["decode_resize_ms_per_image"] for x in d]),
+        "macs_per_image": d[0]["macs_per_image"], "macs_by_kind": d[0]["macs_by_kind"], "params": d[0]["params"],
+        "images_per_s": {b: med([x["images_per_s"][b] for x in d]) for b in d[0]["images_per_s"]},
+        "images_per_s_xla": {b: med([x["images_per_s_xla"][b] for x in d]) for b in d[0]["images_per_s_xla"]},
+        "xla_compile_s": {b: med([x["xla_compile_s"][b] for x in d]) for b in d[0].get("xla_compile_s", {})},
+        "matmul_gflops": med([x["matmul_gflops"] for x in d]),
+        "memory_gbps": med([x["memory_gbps"] for x in d]),
+        "fraction_of_peak": {b: med([x["fraction_of_peak"][b] for x in d]) for b in d[0]["fraction_of_peak"]},
+        "fraction_of_peak_xla": {b: med([x["fraction_of_peak_xla"][b] for x in d]) for b in d[0]["fraction_of_peak_xla"]},
+        "batch32_vs_batch1": med([x["images_per_s"]["32"] / x["images_per_s"]["1"] for x in d]),
+        "head_train_20_epochs_ms": med([x["head_train_20_epochs_ms"] for x in d]),
+        "head_train_rows": d[0]["head_train_rows"],
+        "layers": _median_layers([x["layers"] for x in d]),
+        "backbone_load_s": med([x["backbone_load_s"] for x in d]),
+    }
+    out["achieved_gflops_batch32"] = out["images_per_s"]["32"] * 2 * out["macs_per_image"] / 1e9
+    out["ms_per_image_batch32"] = 1000 / out["images_per_s"]["32"]
+    levers_out = {}
+    for name, rs in runs.items():
+        pairs = list(zip(rs, d))
+        levers_out[name] = {
+            "images_per_s_batch1": med([x["images_per_s"]["1"] for x in rs]),
+            "images_per_s_batch32": med([x["images_per_s"]["32"] for x in rs]),
+            "matmul_gflops": med([x["matmul_gflops"] for x in rs]),
+            "fraction_of_peak_batch32": med([x["fraction_of_peak"]["32"] for x in rs]),
+            "batch32_vs_default": med([x["images_per_s"]["32"] / y["images_per_s"]["32"] for x, y in pairs]),
+        }
+    if "32" in out["images_per_s_xla"]:
+        levers_out["XLA jit_compile (default threads)"] = {
+            "images_per_s_batch32": out["images_per_s_xla"]["32"],
+            "fraction_of_peak_batch32": out["fraction_of_peak_xla"]["32"],
+            "batch32_vs_default": med([x["images_per_s_xla"]["32"] / x["images_per_s"]["32"] for x in d]),
+            "compile_s": out["xla_compile_s"].get("32"),
+        }
+    if d[0].get("folded"):
+        f = d[0]["folded"]
+        out["folded"] = {"batch_norms": f["batch_norms"], "paddings": f["paddings"], "max_abs_diff": f["max_abs_diff"]}
+        levers_out[f"batch-norm + padding folded ({f['batch_norms']} BN, {f['paddings']} pads)"] = {
+            "images_per_s_batch1": med([x["folded"]["images_per_s"]["1"] for x in d]),
+            "images_per_s_batch32": med([x["folded"]["images_per_s"]["32"] for x in d]),
+            "fraction_of_peak_batch32": med([x["folded"]["fraction_of_peak"]["32"] for x in d]),
+            "batch32_vs_default": med([x["folded"]["vs_unfolded_batch32"] for x in d]),
+        }
+    out["levers"] = levers_out
+    return out
+
+
+def _median_layers(items: list[dict]) -> dict:
+    kinds = items[0]["kinds"]
+    return {"batch": items[0]["batch"], "sum_ms_per_image": med([i["sum_ms_per_image"] for i in items]),
+            "kinds": {k: {f: (med([i["kinds"][k][f] for i in items]) if isinstance(v, (int, float)) else v)
+                          for f, v in kinds[k].items()} for k in kinds}}
+
+
+def split_dataset(src: Path, dest: Path, per_class_limit: int | None = None) -> list[list[str]]:
+    """train/<class>/ and test/<class>/ copies: every 5th image of each class (sorted) is held out."""
+    from pipeline import dataset
+
+    ds = dataset.scan(src)
+    tests = []
+    for label in ds.labels:
+        items = sorted((s for s in ds.samples if s.label == label), key=lambda s: s.path.name)
+        if per_class_limit:
+            items = items[:per_class_limit]
+        for i, s in enumerate(items):
+            split = "test" if i % 5 == 4 else "train"
+            d = dest / split / label
+            d.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s.path, d / s.path.name)
+            if split == "test":
+                tests.append([str(d / s.path.name), label])
+    return tests
+
+
+def phase_quant(tmp: Path, quick: bool, site_logos: Path | None) -> dict:
+    out = {}
+    cache = tmp / "quant-cache"
+    cache.mkdir()
+    sets = {"logos": (LOGOS, None), "sign_digits": (SIGN_DIGITS, 10 if quick else None)}
+    for name, (src, limit) in sets.items():
+        data = tmp / f"quant-data-{name}"
+        tests = split_dataset(src, data, limit)
+        (tmp / f"quant-tests-{name}.json").write_text(json.dumps(tests))
+        site = tmp / f"quant-site-{name}"
+        t = time.perf_counter()
+        b = py.run_build(data, str(WEIGHTS), site, cache)
+        res = py.run_worker(["quant", "--site", str(site), "--test-list", str(tmp / f"quant-tests-{name}.json"),
+                             "--work", str(tmp / f"quant-work-{name}")])
+        res["train_images"] = b["manifest"]["dataset"]["count"] - len(tests)
+        res["build_test_accuracy_keras"] = b["manifest"]["training"]["metrics"].get("test_accuracy")
+        out[name] = res
+        q = res["quantizations"]
+        log(f"  quant {name}: {res['held_out']} held out; accuracy float32 {q['float32']['accuracy']:.3f}, "
+            f"float16 {q['float16']['accuracy_change_points']:+.1f} pts, uint8 {q['uint8']['accuracy_change_points']:+.1f} pts "
+            f"({time.perf_counter() - t:.0f}s)")
+    if not quick:
+        # the real flag, once: sizes from `build --quantize uint8` must match the re-conversion's
+        site = tmp / "quant-site-logos-uint8"
+        b = py.run_build(tmp / "quant-data-logos", str(WEIGHTS), site, cache, "--quantize", "uint8")
+        out["build_quantize_uint8_check"] = {
+            "backbone_weights_bytes": sum((site / "models" / "backbone" / f).stat().st_size
+                                          for f in b["manifest"]["backbone"]["files"] if f.endswith(".bin")),
+            "head_weights_bytes": sum((site / "models" / "head" / f).stat().st_size
+                                      for f in b["manifest"]["head"]["files"] if f.endswith(".bin")),
+            "head_roundtrip_max_abs_error": b["manifest"]["head"].get("roundtrip_max_abs_error"),
+        }
+    return out
+
+
+def phase_browser(site: Path, repeat: int, quick: bool) -> dict:
+    why = browser_bench.available()
+    if why:
+        log(f"  browser: skipped ({why})")
+        return {"skipped": why}
+    return browser_bench.run(site, repeat=repeat, n=24 if quick else 90, n_slow=6 if quick else 16,
+                             predicts=8 if quick else 20, predicts_slow=4 if quick else 8,
+                             cpu_epochs=2 if quick else 5, log=log)
+
+
+def phase_serve(site: Path, repeat: int, quick: bool) -> dict:
+    from bench.serve_load import run_load
+
+    seconds = 2 if quick else 5
+    out = {}
+    for compress in (True, False):
+        rs = []
+        for r in range(repeat):
+            res = run_load(site, clients=32, seconds=seconds, compress=compress)
+            rs.append(res)
+            log(f"  serve compress={'on' if compress else 'off'} round {r + 1}/{repeat}: "
+                f"{res['total']['rps']:.0f} req/s, p99 {res['total']['p99_ms']} ms, errors {res['total']['errors']}")
+        out["compress_on" if compress else "compress_off"] = {
+            "requests_per_s": med([x["total"]["rps"] for x in rs]),
+            "p50_ms": med([x["total"]["p50_ms"] for x in rs]),
+            "p99_ms": med([x["total"]["p99_ms"] for x in rs]),
+            "mb_per_s": med([x["total"]["mb_per_s"] for x in rs]),
+            "errors": sum(x["total"]["errors"] for x in rs),
+            "server_cpu_ms_per_request": med([x["total"]["server_cpu_ms_per_request"] for x in rs]),
+            "by_kind": {k: {"rps": med([x["by_kind"][k]["rps"] for x in rs]),
+                            "p99_ms": med([x["by_kind"][k]["p99_ms"] for x in rs])} for k in rs[0]["by_kind"]},
+            "config": rs[0]["config"],
+        }
+    return out
+
+
+# ---------------------------------------------------------------- headline + table
+
+
+def headline(res: dict) -> dict:
+    h = {}
+    b, p, q, br, s = (res.get(k) or {} for k in ("build", "python", "quant", "browser", "serve"))
+    wasm = br.get("wasm") if isinstance(br.get("wasm"), dict) else None
+    if "end_to_end" in br:
+        h["browser_speedup_vs_tutorial"] = br["end_to_end"]["speedup"]
+    if wasm and p:
+        h["browser_vs_python_per_image"] = wasm["extract_ms_per_image"]["16"] / p["ms_per_image_batch32"]
+    if p:
+        h["python_fraction_of_peak"] = p["fraction_of_peak"]["32"]
+    if b:
+        h["warm_vs_cold_build"] = b["warm_vs_cold"]
+    if q.get("logos"):
+        qq = q["logos"]["quantizations"]
+        h["uint8_size_ratio"] = qq["float32"]["backbone_weights_bytes"] / qq["uint8"]["backbone_weights_bytes"]
+    if wasm:
+        h["predict_p50_ms_wasm"] = wasm["predict_page_ms"]["p50"]
+    # descriptive keys
+    if p:
+        h["python_decode_resize_ms_per_image"] = p["decode_resize_ms_per_image"]
+        h["python_features_images_per_s_batch1"] = p["images_per_s"]["1"]
+        h["python_features_images_per_s_batch32"] = p["images_per_s"]["32"]
+        h["python_batch32_vs_batch1"] = p["batch32_vs_batch1"]
+        h["backbone_macs_per_image"] = p["macs_per_image"]
+        h["matmul_peak_gflops"] = p["matmul_gflops"]
+        h["python_achieved_gflops_batch32"] = p["achieved_gflops_batch32"]
+        h["python_head_train_20_epochs_90_rows_ms"] = p["head_train_20_epochs_ms"]
+    if b:
+        h["python_head_training_s_default_recipe"] = b["head_training_s"]
+        for k in ("cold", "warm", "force", "incremental"):
+            h[f"build_{k}_s"] = b[f"{k}_s"]
+    if q.get("logos"):
+        qq = q["logos"]["quantizations"]
+        for k in ("float32", "float16", "uint8"):
+            h[f"site_backbone_bytes_{k}"] = qq[k]["backbone_bytes"]
+            h[f"site_head_bytes_{k}"] = qq[k]["head_bytes"]
+            h[f"conversion_s_{k}"] = qq[k]["backbone_convert_s"] + qq[k]["head_convert_s"]
+        for ds in ("logos", "sign_digits"):
+            if ds in q:
+                for k in ("float16", "uint8"):
+                    h[f"accuracy_change_points_{k}_{ds}"] = q[ds]["quantizations"][k]["accuracy_change_points"]
+    for name in browser_bench.BACKENDS:
+        r = br.get(name)
+        if not isinstance(r, dict):
+            continue
+        h[f"browser_{name}_model_load_cold_ms"] = r["model_load_cold_ms"]
+        h[f"browser_{name}_model_load_warm_ms"] = r["model_load_warm_ms"]
+        h[f"browser_{name}_features_ms_per_image_one_by_one"] = r["extract_ms_per_image"]["1"]
+        h[f"browser_{name}_features_ms_per_image_batched"] = r["extract_ms_per_image"]["16"]
+        h[f"browser_{name}_train_20_epochs_ms"] = r["train_ms"]
+        h[f"browser_{name}_predict_p50_ms"] = r["predict_page_ms"]["p50"]
+        h[f"browser_{name}_predict_p90_ms"] = r["predict_page_ms"]["p90"]
+        h[f"browser_{name}_peak_tensor_bytes"] = r["peak_tensor_bytes"]
+    for mode in ("compress_on", "compress_off"):
+        if mode in s:
+            h[f"serve_{mode}_requests_per_s"] = s[mode]["requests_per_s"]
+            h[f"serve_{mode}_p99_ms"] = s[mode]["p99_ms"]
+    return h
+
+
+def fmt(v, unit="", digits=1):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}{unit}"
+    return f"{v}{unit}"
+
+
+def mb(n):
+    return "-" if n is None else f"{n / 1e6:.2f} MB"
+
+
+def mb0(n):
+    return "-" if n is None else f"{n / 1e6:.0f}"
+
+
+def print_table(res: dict) -> None:
+    h = res["headline"]
+    b, p, q, br, s = (res.get(k) or {} for k in ("build", "python", "quant", "browser", "serve"))
+    cfg = res["config"]
+    print()
+    print("=" * 100)
+    print(f"tfjs-transfer benchmark: {cfg['cpu']} x{cfg['cpus']}, Python {cfg['python']}, "
+          f"repeat {cfg['repeat']}{' (quick)' if cfg['quick'] else ''}; medians of rounds, ratios side by side")
+    print("machine load by phase: " + ", ".join(f"{k} {v['before']['loadavg_1m']}->{v['after']['loadavg_1m']}"
+                                                for k, v in res["machine"].items()))
+    print("=" * 100)
+
+    if p:
+        print("\nPython (TF {}, MobileNet v1 0.25 cut at conv_pw_13_relu, 224x224 -> 7x7x256)".format(p["tf"]))
+        print(f"  decode + resize per image      {p['decode_resize_ms_per_image']:.2f} ms "
+              f"(Pillow decode {p['decode_ms_per_image']:.2f}, TF ResizeBilinear {p['resize_ms_per_image']:.2f})")
+        ips = p["images_per_s"]
+        print("  features (predict_batches)     " + ", ".join(f"batch {k}: {v:.0f} img/s" for k, v in ips.items())
+              + f"; batch 32 / batch 1 = {p['batch32_vs_batch1']:.2f}x")
+        mk = p["macs_by_kind"]
+        tot = p["macs_per_image"]
+        print(f"  multiply-adds per image        {tot / 1e6:.1f} M ({2 * tot / 1e6:.0f} MFLOP): pointwise 1x1 "
+              f"{mk['conv_pointwise'] / tot:.0%}, depthwise 3x3 {mk['depthwise'] / tot:.0%}, first 3x3 conv "
+              f"{mk['conv_full'] / tot:.0%}; {p['params']:,} parameters")
+        print(f"  float32 matmul peak            {p['matmul_gflops']:.1f} GFLOP/s ({py.MATMUL_N}x{py.MATMUL_N}, same "
+              f"process and threads); memory copy {p['memory_gbps']:.1f} GB/s")
+        frac = p["fraction_of_peak"]["32"]
+        print(f"  achieved at batch 32           {p['achieved_gflops_batch32']:.1f} GFLOP/s = {frac:.0%} of the matmul peak "
+              f"(python_fraction_of_peak); batch 1: {p['fraction_of_peak']['1']:.0%}")
+        lay = p["layers"]
+        print(f"  per layer kind, batch {lay['batch']}, each layer run alone (no cross-layer fusion; sum "
+              f"{lay['sum_ms_per_image']:.2f} ms/image vs {p['ms_per_image_batch32']:.2f} ms/image for the whole model):")
+        print(f"    {'kind':<26}{'layers':>7}{'time':>8}{'MACs':>8}{'GFLOP/s':>9}{'FLOP/byte':>11}{'GB/s':>7}")
+        for k, v in sorted(lay["kinds"].items(), key=lambda kv: -kv[1]["time_share"]):
+            print(f"    {k:<26}{v['layers']:>7}{v['time_share']:>8.0%}{v['mac_share']:>8.0%}"
+                  f"{fmt(v['gflops']):>9}{v['flop_per_byte']:>11.2f}{v['gb_per_s']:>7.1f}")
+        balance = p["matmul_gflops"] / p["memory_gbps"]
+        kinds = lay["kinds"]
+        low = [k for k, v in kinds.items() if v["flop_per_byte"] < balance and not k.startswith("Conv2D 1x1")]
+        low_time = sum(kinds[k]["time_share"] for k in low)
+        low_macs = sum(kinds[k]["mac_share"] for k in low)
+        pw = kinds.get("Conv2D 1x1 (pointwise)", {})
+        folded_gain = next((v["batch32_vs_default"] for k, v in p["levers"].items() if k.startswith("batch-norm")), None)
+        why = (f"{'why below 30%' if frac < 0.30 else 'why not higher'}: the machine balance is {balance:.1f} FLOP/byte "
+               f"(matmul peak / copy bandwidth). {', '.join(low)} sit below it (batch-norm, ReLU6 and padding are "
+               f"elementwise, 0 FLOP/byte; the depthwise 3x3 convs do 9 multiply-adds per output, ~2 FLOP/byte): "
+               f"memory-bound, they take {low_time:.0%} of the time for {low_macs:.0%} of the multiply-adds. The "
+               f"pointwise convs hold {pw.get('mac_share', 0):.0%} of the multiply-adds but are small matmuls (8-256 "
+               f"input channels) that run at {fmt(pw.get('gflops'), ' GFLOP/s')} alone, not the large-matmul rate. "
+               f"Batch-norm and padding stay separate passes over the activations at inference"
+               + (f" (folding them into the convs, a lever below, gives {folded_gain:.2f}x at batch 32)"
+                  if folded_gain else "") + ". Batch 1 adds per-call overhead on top.")
+        print(textwrap.fill(why, 100, initial_indent="  ", subsequent_indent="    "))
+        print("  levers (each in its own process, interleaved with the default; 'vs default' = batch-32 img/s ratio, "
+              "same round):")
+        print(f"    {'configuration':<46}{'b1 img/s':>9}{'b32 img/s':>10}{'of peak':>9}{'vs default':>11}")
+        for k, v in p["levers"].items():
+            print(f"    {k:<46}{fmt(v.get('images_per_s_batch1'), digits=0):>9}{fmt(v['images_per_s_batch32'], digits=0):>10}"
+                  f"{v['fraction_of_peak_batch32']:>9.0%}{v['batch32_vs_default']:>10.2f}x"
+                  + (f"  (compile {v['compile_s']:.1f}s)" if v.get("compile_s") else ""))
+        print(f"    batch size sweep (default): " + ", ".join(f"{k}: {v:.0%}" for k, v in p["fraction_of_peak"].items()))
+        print(f"  head training                  default recipe in the build: {fmt(b.get('head_training_s'), ' s', 2)}; "
+              f"the browser's workload (manifest head, 20 epochs x {p['head_train_rows']} rows): "
+              f"{p['head_train_20_epochs_ms']:.0f} ms")
+
+    if b:
+        print("\nBuilds (`tfjs-transfer build` subprocess, logos, wall time)")
+        print(f"  cold (empty cache)    {b['cold_s']:.1f} s   views computed: {b['computed_views']['cold']}")
+        print(f"  warm (no change)      {b['warm_s']:.1f} s   up to date detected: {b['warm_detected_up_to_date']}"
+              f"   warm_vs_cold_build = {b['warm_vs_cold']:.1f}x")
+        print(f"  --force, warm cache   {b['force_s']:.1f} s   views computed: {b['computed_views']['force']} "
+              f"(cold/force {b['cold_vs_force']:.2f}x)")
+        print(f"  one image added       {b['incremental_s']:.1f} s   views computed: {b['computed_views']['incremental']} "
+              f"(cold/incremental {b['cold_vs_incremental']:.2f}x)")
+        st = b["stages_s"]
+        print("  stages (manifest timings, s): " + "; ".join(
+            f"{k}: " + ", ".join(f"{s_.removesuffix('_s')} {fmt(v, digits=1)}" for s_, v in st[k].items()) for k in st))
+
+    if q.get("logos"):
+        qq = q["logos"]["quantizations"]
+        print("\nConversion and quantization (tensorflowjs converter; logos site)")
+        print(f"  {'':<10}{'backbone weights / all files':>30}{'head weights / all files':>28}{'convert s':>11}")
+        for k in ("float32", "float16", "uint8"):
+            e = qq[k]
+            print(f"  {k:<10}{mb(e['backbone_weights_bytes']) + ' / ' + mb(e['backbone_bytes']):>30}"
+                  f"{mb(e['head_weights_bytes']) + ' / ' + mb(e['head_bytes']):>28}"
+                  f"{e['backbone_convert_s'] + e['head_convert_s']:>11.2f}")
+        print(f"  uint8_size_ratio (float32 / uint8 backbone weight bytes) = {h['uint8_size_ratio']:.2f}x")
+        if "build_quantize_uint8_check" in q:
+            c = q["build_quantize_uint8_check"]
+            print(f"  check: `build --quantize uint8` wrote backbone {mb(c['backbone_weights_bytes'])} / head "
+                  f"{mb(c['head_weights_bytes'])} of weights (re-conversion: {mb(qq['uint8']['backbone_weights_bytes'])} / "
+                  f"{mb(qq['uint8']['head_weights_bytes'])})")
+        print(f"  accuracy on held-out images (1/5 of each class), dequantized TF.js weights:")
+        print(f"  {'dataset':<13}{'held out':>9}{'float32 acc':>12}   {'quantization':<22}{'change':>11}"
+              f"{'agrees w/ f32':>15}{'max |dp|':>10}{'site MB':>9}")
+        for ds in ("logos", "sign_digits"):
+            if ds not in q:
+                continue
+            e = q[ds]["quantizations"]
+            first = True
+            for k, v in e.items():
+                if k == "float32":
+                    continue
+                lead = (f"  {ds:<13}{q[ds]['held_out']:>9}{e['float32']['accuracy']:>12.3f}   " if first
+                        else " " * 39)
+                first = False
+                print(f"{lead}{k:<22}{v['accuracy_change_points']:>+7.1f} pts{v['agreement_with_float32']:>15.1%}"
+                      f"{v['max_abs_prob_diff_vs_float32']:>10.4f}{(v['backbone_bytes'] + v['head_bytes']) / 1e6:>9.2f}")
+
+    if br and "skipped" not in br:
+        print(f"\nBrowser (headless Chromium, {br.get('site_images')} served logos; per-image figures on wasm over all "
+              "images, on webgl/cpu over a subset)")
+        names = [n for n in browser_bench.BACKENDS if isinstance(br.get(n), dict)]
+        rows = [
+            ("runs on", lambda r: r["info"]["backend"] + (f" ({int(r['info']['threads'])} thr)" if r["info"].get("threads") else "")),
+            ("cross-origin isolated", lambda r: str(r["info"]["crossOriginIsolated"])),
+            ("model load cold ms", lambda r: fmt(r["model_load_cold_ms"], digits=0)),
+            ("model load warm (HTTP cache) ms", lambda r: fmt(r["model_load_warm_ms"], digits=0)),
+            ("decode ms/image", lambda r: fmt(r["decode_ms_per_image"])),
+            ("features 1-by-1 ms/image", lambda r: fmt(r["extract_ms_per_image"]["1"])),
+            ("features batched(16) ms/image", lambda r: fmt(r["extract_ms_per_image"]["16"])),
+            ("  batch 4 / 32 ms/image", lambda r: " / ".join(fmt(r["extract_ms_per_image"].get(b)) for b in ("4", "32"))
+             if "4" in r["extract_ms_per_image"] else "-"),
+            ("batched speedup", lambda r: fmt(r["batched_speedup"], "x", 2)),
+            ("train 20 epochs ms", lambda r: fmt(r["train_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
+            ("predict p50 / p90 ms (page hook)", lambda r: f"{r['predict_page_ms']['p50']:.0f} / {r['predict_page_ms']['p90']:.0f}"),
+            ("predict p50 ms (models only)", lambda r: fmt(r["predict_models_ms"]["p50"], digits=0)),
+            ("peak tensor MB", lambda r: f"{r['peak_tensor_bytes'] / 1e6:.0f}"),
+            ("  of which models (page + bench)", lambda r: f"{r['peak_bytes']['modelsBytes'] / 1e6:.0f}"),
+            ("  peak extracting 1 / 4 / 16 images", lambda r: " / ".join(
+                mb0(r["peak_bytes"].get(k)) for k in ("extractOne", "extractBatch4", "extractBatch16"))),
+            ("images measured", lambda r: str(r["n_images"])),
+        ]
+        print(f"  {'':<34}" + "".join(f"{n:>16}" for n in names))
+        for label, f in rows:
+            print(f"  {label:<34}" + "".join(f"{f(br[n]):>16}" for n in names))
+        if any(br[n]["train_epochs_run"] < 20 for n in names):
+            print("  * cpu trains fewer epochs and is scaled to 20 (each epoch is the same work)")
+        w = br.get("wasm")
+        if w:
+            if w.get("page_ui"):
+                u = w["page_ui"]
+                print(f"  the page's own Train button (wasm): features {u['features_ms']:.0f} ms for the training set "
+                      f"(fetch + canvas decode + batch 16), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
+            if w.get("train_ms_by_head"):
+                print("  20 epochs by head (wasm): " + ", ".join(f"{k} {v:.0f} ms" for k, v in w["train_ms_by_head"].items()))
+            fb = w.get("folded_backbone")
+            if fb:
+                print("  lever, batch-norm + padding folded into the convs (a backbone converted by the bench, not "
+                      "shipped): " + "; ".join(
+                          f"batch {b_}: {v['ms_per_image_site_backbone']:.1f} -> {v['ms_per_image']:.1f} ms/image "
+                          f"({v['speedup']:.2f}x)" for b_, v in fb.items())
+                      + f"; {fb['16']['site_layers']} -> {fb['16']['layers']} layers, features max |diff| "
+                      f"{fb['16']['max_abs_diff']:.1e}")
+            for what in ("extractBatch16", "trainEpoch"):
+                k = w.get("kernels", {}).get(what)
+                if k:
+                    print(f"  wasm kernels, {what}: " + ", ".join(f"{x['name']} {x['share']:.0%}" for x in k["top"][:5]))
+        e2e = br.get("end_to_end")
+        if e2e:
+            o, t = e2e["ours"], e2e["tutorial"]
+            print(f"  end to end ({o['images']} images: load, decode, extract, train 20 epochs, predict one):")
+            print(f"    {'step':<22}{'ours: wasm, batch 16':>24}{'tutorial: ' + t['backend'] + ', 1 by 1':>26}")
+            for step in o["steps_ms"]:
+                print(f"    {step:<22}{o['steps_ms'][step]:>21.0f} ms{t['steps_ms'][step]:>23.0f} ms")
+            print(f"    {'total':<22}{o['total_ms']:>21.0f} ms{t['total_ms']:>23.0f} ms")
+            print(f"    browser_speedup_vs_tutorial = {e2e['speedup']:.2f}x (rounds: "
+                  + ", ".join(f"{x:.2f}" for x in e2e["speedups"]) + f"); after it, '{o['dominant_step']}' dominates "
+                  f"({o['dominant_fraction']:.0%} of ours); tutorial's largest: '{t['dominant_step']}' ({t['dominant_fraction']:.0%})")
+            ifs = []
+            if w and w.get("train_ms_by_head"):
+                for head_name, ms in w["train_ms_by_head"].items():
+                    if head_name != "manifest_head":
+                        ifs.append(f"{head_name} head {o['total_ms'] - o['steps_ms']['train_head'] + ms:.0f} ms")
+            if w and w.get("folded_backbone"):
+                sp = w["folded_backbone"]["16"]["speedup"]
+                ifs.append(f"folded backbone {o['total_ms'] - o['steps_ms']['extract_features'] * (1 - 1 / sp):.0f} ms")
+            if ifs:
+                print("    what-if for ours, from the levers measured above: " + "; ".join(ifs))
+            if t["images_measured"] < t["images"]:
+                print(f"    (tutorial per-image steps measured on {t['images_measured']} images, scaled to {t['images']})")
+
+    if s:
+        print("\nServing (bench/serve_load.run_load, waitress subprocess, 32 keep-alive clients, "
+              f"{s['compress_on']['config']['seconds']} s each)")
+        for mode in ("compress_on", "compress_off"):
+            e = s[mode]
+            print(f"  {mode:<13} {e['requests_per_s']:.0f} req/s, p50 {e['p50_ms']} ms, p99 {e['p99_ms']} ms, "
+                  f"{e['mb_per_s']:.0f} MB/s, errors {e['errors']}, server CPU {e['server_cpu_ms_per_request']:.2f} ms/request")
+
+    print("\nHeadline")
+    for k in ("browser_speedup_vs_tutorial", "browser_vs_python_per_image", "python_fraction_of_peak",
+              "warm_vs_cold_build", "uint8_size_ratio", "predict_p50_ms_wasm"):
+        v = h.get(k)
+        print(f"  {k:<32}{fmt(v, digits=3)}")
+    print()
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=None, help="rounds per measurement (default 3; 1 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="a fast smoke run: one round, fewer images")
+    ap.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
+    ap.add_argument("--skip", nargs="*", default=[], choices=PHASES)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    args = ap.parse_args(argv)
+    repeat = args.repeat or (1 if args.quick else 3)
+    for need in (WEIGHTS, LOGOS, SIGN_DIGITS):
+        if not need.exists():
+            print(f"error: {need} not found (set TFJS_TRANSFER_SHARED to the shared data folder)", file=sys.stderr)
+            return 2
+    if not (ROOT / "web" / "dist" / "index.html").is_file():
+        print("error: web/dist is not built (make web)", file=sys.stderr)
+        return 2
+
+    tmp = Path(tempfile.mkdtemp(prefix="tfjs-transfer-bench-"))
+    log(f"bench: temporary folder {tmp}; repeat {repeat}{', quick' if args.quick else ''}")
+    res = {"config": {"repeat": repeat, "quick": args.quick, "cpu": cpu_model(), "cpus": os.cpu_count(),
+                      "python": platform.python_version(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")},
+           "machine": {}}
+    t0 = time.perf_counter()
+    site = None
+    try:
+        for phase in PHASES:
+            if phase in args.skip:
+                continue
+            if phase in ("browser", "serve") and site is None:
+                # the build phase was skipped: build one site for the browser and the server
+                site = tmp / "site-logos"
+                log("bench: building the logos site")
+                py.run_build(copy_logos(tmp / "data-logos"), str(WEIGHTS), site, tmp / "cache-logos")
+            before, t = machine_load(), time.perf_counter()
+            log(f"bench: {phase} (load {before['loadavg_1m']})")
+            if phase == "build":
+                res["build"], site = phase_build(tmp, repeat)
+            elif phase == "python":
+                res["python"] = phase_python(repeat, args.quick, site)
+            elif phase == "quant":
+                res["quant"] = phase_quant(tmp, args.quick, site)
+            elif phase == "browser":
+                res["browser"] = phase_browser(site, repeat, args.quick)
+            elif phase == "serve":
+                res["serve"] = phase_serve(site, repeat, args.quick)
+            res["machine"][phase] = {"before": before, "after": machine_load(),
+                                     "seconds": round(time.perf_counter() - t, 1)}
+    finally:
+        res["config"]["seconds"] = round(time.perf_counter() - t0, 1)
+        res["headline"] = headline(res)
+        out = {**res["headline"], "details": {k: v for k, v in res.items() if k != "headline"}}
+        args.json.write_text(json.dumps(out, indent=1, default=float) + "\n")
+        if args.keep:
+            log(f"bench: kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print_table(res)
+    log(f"wrote {args.json} ({res['config']['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
