@@ -18,8 +18,10 @@ with ?backend=NAME and measures:
   - peak tensor bytes (tf.memory().numBytes after every kernel, via tf.profile) for one
     batch, one image, one training epoch and one prediction, and the kernels' time shares;
   - on wasm: other head shapes' training time, the page's own Train button, and, when the
-    Python phase wrote one beside the site's, a backbone with batch-norm and padding folded
-    into the convs, timed against the site's backbone batch by batch.
+    Python phase wrote one beside the site's, the backbone as trained (batch-norm and padding
+    not folded into the convs), timed against the site's backbone batch by batch;
+  - wasm_tfjs_matmul: training with TF.js' own wasm BatchMatMul (?matmul=original), the
+    "before" of web/src/matmul.js.
 TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2; the
 2-thread variant reports 4 cores to the page (an init script) to get the pool that
 `setThreadsCount(navigator.hardwareConcurrency)` in web/src/backend.js would give.
@@ -54,6 +56,8 @@ BACKENDS = {
     "wasm_2threads": ("wasm", True, 4),
     "webgl": ("webgl", True, None),         # no GPU here: SwiftShader (software) if it starts
     "cpu": ("cpu", True, None),             # plain JavaScript
+    # before/after of web/src/matmul.js: TF.js' own wasm BatchMatMul (training only matters)
+    "wasm_tfjs_matmul": ("wasm&matmul=original", True, None),
 }
 
 # Installed into the page after it is ready; everything uses the page's tf and manifest.
@@ -235,7 +239,7 @@ BENCH_JS = r"""
       return { bytes: { modelsBytes: base, extractOne, extractBatch4, extractBatch16, predictOne, trainEpoch }, kernels };
     },
     async compareBackbone(path, batch, rounds) {
-      // Another backbone (e.g. batch-norm folded) against the site's, paired batch by batch.
+      // Another backbone (e.g. the unfolded one) against the site's, paired batch by batch.
       const other = await tf.loadLayersModel(url(path));
       tf.tidy(() => other.predict(batchOf(0, Math.min(batch, S.bitmaps.length))).dataSync());
       const n = S.bitmaps.length;
@@ -349,7 +353,7 @@ def pct(values, q):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-FOLDED_PATH = "models/backbone-folded/model.json"
+UNFOLDED_PATH = "models/backbone-unfolded/model.json"
 
 # Head variants trained on the wasm backend to show what the head's size costs in the page.
 HEAD_VARIANTS = {
@@ -392,7 +396,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["info"] = setup.pop("info")
         out.update({"n_images": setup["n"], "decode_ms_per_image": setup["decodeMsPerImage"],
                     "first_inference_ms": setup["warmupMs"]})
-        if out["info"]["backend"] != backend:
+        if out["info"]["backend"] != backend.split("&")[0]:
             out["fell_back_to"] = out["info"]["backend"]
         phase["setup"] = time.perf_counter()
         # one image at a time vs batched; the order alternates between rounds to spread drift
@@ -408,6 +412,8 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         if head_variants:
             out["train_ms_by_head"] = {"manifest_head": out["train_ms"]}
             for name, layers in HEAD_VARIANTS.items():
+                if head_variants is not True and name not in head_variants:
+                    continue
                 layers = layers + [{"type": "dense", "units": len(page.evaluate("window.tfjsTransfer.manifest.labels")),
                                     "activation": "softmax"}]
                 r = page.evaluate("([e, b, r, l]) => window.__bench.train(e, b, r, l)", [epochs, None, rows, layers])
@@ -423,16 +429,16 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["kernels"] = prof["kernels"]
         phase["profile"] = time.perf_counter()
         if compare:
-            out["folded_backbone"] = {}
+            # before/after of pipeline/fold.py: the backbone as trained vs the site's (folded)
+            out["unfolded_backbone"] = {}
             for b in (16, 1):
                 c = page.evaluate("([p, b, r]) => window.__bench.compareBackbone(p, b, r)", [compare, b, 2])
-                out["folded_backbone"][str(b)] = {
-                    "ms_per_image": statistics.median(c["msPerImageOther"]),
-                    "ms_per_image_site_backbone": statistics.median(c["msPerImageBase"]),
-                    "speedup": statistics.median(x / y for x, y in zip(c["msPerImageBase"], c["msPerImageOther"])),
-                    "max_abs_diff": c["maxAbsDiff"], "layers": c["layers"], "site_layers": c["baseLayers"],
-                    "top_kernels": c["kernels"]}
-            phase["folded_backbone"] = time.perf_counter()
+                out["unfolded_backbone"][str(b)] = {
+                    "ms_per_image_unfolded": statistics.median(c["msPerImageOther"]),
+                    "ms_per_image_site": statistics.median(c["msPerImageBase"]),
+                    "site_speedup": statistics.median(x / y for x, y in zip(c["msPerImageOther"], c["msPerImageBase"])),
+                    "max_abs_diff": c["maxAbsDiff"], "unfolded_top_kernels": c["kernels"]}
+            phase["unfolded_backbone"] = time.perf_counter()
         out["tensors_left_after_dispose"] = page.evaluate("window.__bench.dispose()")
         if page_train:
             out["page_ui"] = _page_train(page, epochs)
@@ -486,8 +492,8 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
     from playwright.sync_api import sync_playwright
 
     total = len(json.loads((Path(site_dir) / "images.json").read_text())["images"])
-    # a batch-norm-folded backbone written beside the site's by the Python phase, if any
-    folded = FOLDED_PATH if (Path(site_dir) / FOLDED_PATH).is_file() else None
+    # the unfolded backbone written beside the site's by the Python phase, if any
+    unfolded = UNFOLDED_PATH if (Path(site_dir) / UNFOLDED_PATH).is_file() else None
     n, n_slow = min(n, total), min(n_slow, total)
     servers = {True: Served(site_dir, isolated=True), False: Served(site_dir, isolated=False)}
     runs: dict[str, list[dict]] = {b: [] for b in backends}
@@ -502,14 +508,18 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                     for name in order:
                         query, isolated, cores = BACKENDS[name]
                         fast = name.startswith("wasm")
+                        training_only = name == "wasm_tfjs_matmul"
                         t = time.perf_counter()
-                        res = run_backend(browser, servers[isolated].url, query, n=n if fast else n_slow, cores=cores,
+                        res = run_backend(browser, servers[isolated].url, query,
+                                          n=n_slow if training_only or not fast else n, cores=cores,
                                           rows=total, epochs=epochs,
                                           train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
-                                          predicts=predicts if fast else predicts_slow,
+                                          predicts=predicts if fast and not training_only else predicts_slow,
                                           batches=(16, 4, 32) if name == "wasm" else (16,),
-                                          page_train=(name == "wasm"), head_variants=(name == "wasm"),
-                                          compare=folded if name == "wasm" else None,
+                                          page_train=(name == "wasm"),
+                                          head_variants=True if name == "wasm" else
+                                          ["tutorial_dense10"] if name == "webgl" else False,
+                                          compare=unfolded if name == "wasm" else None,
                                           flip=bool(r % 2))
                         log(f"  browser {name:<12} round {r + 1}/{repeat}: on {res['info']['backend']}, "
                             f"{res['n_images']} images: {res['extract_ms_per_image']['1']:.1f} ms/image one by one, "
@@ -523,7 +533,14 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                         if tutorial is None or tutorial["info"]["backend"] != "webgl":
                             tutorial = got["cpu"]
                         ours, theirs = end_to_end(got["wasm"], 16, total), end_to_end(tutorial, 1, total)
-                        e2e.append({"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]})
+                        row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
+                        # the stricter reading: the tutorial also trains its own, smaller head
+                        own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")
+                        if own is not None:
+                            own_total = theirs["total_ms"] - theirs["steps_ms"]["train_head"] + own
+                            row["tutorial_own_head_total_ms"] = own_total
+                            row["speedup_vs_tutorial_own_head"] = own_total / ours["total_ms"]
+                        e2e.append(row)
             finally:
                 browser.close()
     finally:
@@ -534,6 +551,9 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
     if e2e:
         out["end_to_end"] = {"speedup": statistics.median(x["speedup"] for x in e2e),
                              "speedups": [x["speedup"] for x in e2e],
+                             "speedup_vs_tutorial_own_head": statistics.median(
+                                 x["speedup_vs_tutorial_own_head"] for x in e2e)
+                             if all("speedup_vs_tutorial_own_head" in x for x in e2e) else None,
                              "ours": _dominant(_median_tree([x["ours"] for x in e2e])),
                              "tutorial": _dominant(_median_tree([x["tutorial"] for x in e2e]))}
     return out

@@ -173,56 +173,6 @@ def layer_breakdown(model, x, reps: int = 3) -> dict:
     return {"batch": len(x), "kinds": out, "sum_ms_per_image": total_ms / len(x)}
 
 
-def fold_model(model):
-    """The same chain with each batch-norm folded into the conv before it (kernel * scale,
-    bias = beta - mean * scale) and each ZeroPadding2D((0, 1), (0, 1)) + stride-2 'valid'
-    conv on an even input turned into a 'same' conv (TF pads 'same' by 0 before, 1 after
-    there). A lever for both sides, not what the pipeline ships."""
-    import numpy as np
-    import tf_keras as keras
-
-    convs = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)  # DepthwiseConv2D is no Conv2D in tf_keras
-    layers = model.layers[1:]
-    x = inp = keras.Input(model.input_shape[1:], name=model.layers[0].name)
-    i, folded_bn, folded_pad = 0, 0, 0
-    while i < len(layers):
-        layer = layers[i]
-        pad = None
-        if isinstance(layer, keras.layers.ZeroPadding2D) and i + 1 < len(layers):
-            conv = layers[i + 1]
-            even = all(int(d) % 2 == 0 for d in layer.input_shape[1:3])
-            if (tuple(map(tuple, layer.padding)) == ((0, 1), (0, 1)) and even
-                    and isinstance(conv, convs) and conv.padding == "valid"
-                    and tuple(conv.strides) == (2, 2) and tuple(conv.kernel_size) == (3, 3)):
-                pad, i, layer = layer, i + 1, conv
-                folded_pad += 1
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        config = layer.get_config()
-        weights = layer.get_weights()
-        if pad is not None:
-            config["padding"] = "same"
-        if isinstance(layer, convs) and isinstance(nxt, keras.layers.BatchNormalization):
-            gamma, beta, mean, var = nxt.get_weights()
-            scale = gamma / np.sqrt(var + nxt.epsilon)
-            kernel = weights[0]
-            bias = weights[1] if config.get("use_bias") else np.zeros_like(beta)
-            if isinstance(layer, keras.layers.DepthwiseConv2D):  # kernel (kh, kw, c_in, multiplier)
-                kernel = kernel * scale.reshape(1, 1, kernel.shape[2], kernel.shape[3])
-            else:                                                 # kernel (kh, kw, c_in, c_out)
-                kernel = kernel * scale
-            config["use_bias"] = True
-            weights = [kernel, (bias - mean) * scale + beta]
-            i += 1
-            folded_bn += 1
-        new = type(layer).from_config(config)
-        x = new(x)
-        new.set_weights(weights)
-        i += 1
-    folded = keras.Model(inp, x, name=model.name + "_folded")
-    folded._bench_folded = {"batch_norms": folded_bn, "paddings": folded_pad}
-    return folded
-
-
 def worker(args) -> dict:
     import tensorflow as tf
 
@@ -292,11 +242,12 @@ def worker(args) -> dict:
     out["fraction_of_peak_xla"] = {b: v * flop / 1e9 / out["matmul_gflops"] for b, v in out["images_per_s_xla"].items()}
 
     if args.fold:
-        folded = fold_model(model)
-        probe = pixels[:8]
-        out["folded"] = {**folded._bench_folded, "layers": len(folded.layers), "original_layers": len(model.layers),
-                         "max_abs_diff": float(np.abs(features.predict_batches(folded, probe, 8)
-                                                      - features.predict_batches(model, probe, 8)).max())}
+        from pipeline import fold
+
+        folded, report = fold.fold(model, pixels[:8])
+        out["folded"] = {"batch_norms": report.batch_norms, "paddings": report.paddings,
+                         "layers": len(folded.layers), "original_layers": len(model.layers),
+                         "max_abs_diff": report.max_abs_diff}
         fplain = lambda b: features.predict_batches(folded, b, len(b))  # noqa: E731
         got = {"1": [], "32": [], "base32": []}
         for _ in range(max(3, args.reps)):  # paired with the unfolded model, same moment
@@ -307,11 +258,11 @@ def worker(args) -> dict:
         out["folded"]["vs_unfolded_batch32"] = statistics.median(a / b for a, b in zip(got["32"], got["base32"]))
         out["folded"]["fraction_of_peak"] = {b: v * flop / 1e9 / out["matmul_gflops"]
                                              for b, v in out["folded"]["images_per_s"].items()}
-        if args.fold_out:
+        if args.unfolded_out:
             from pipeline import convert
 
-            info = convert.to_tfjs(folded, Path(args.fold_out))
-            out["folded"]["tfjs_bytes"] = info["bytes"]
+            info = convert.to_tfjs(model, Path(args.unfolded_out))
+            out["folded"]["unfolded_tfjs_bytes"] = info["bytes"]
 
     if args.extras:
         out["layers"] = layer_breakdown(model, pixels[:32])
@@ -400,7 +351,8 @@ def main(argv=None) -> int:
     w.add_argument("--reps", type=int, default=3)
     w.add_argument("--extras", action="store_true", help="layer breakdown and head training too")
     w.add_argument("--fold", action="store_true", help="also time the backbone with batch-norm and padding folded")
-    w.add_argument("--fold-out", help="with --fold: write the folded backbone as a TF.js model here")
+    w.add_argument("--unfolded-out", help="with --fold: write the backbone as trained (not folded, as the site "
+                   "ships it before pipeline/fold.py) as a TF.js model here, for the browser's before/after")
     q = sub.add_parser("quant")
     q.add_argument("--site", required=True)
     q.add_argument("--test-list", required=True)

@@ -167,8 +167,8 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
                     "--xla-batches", "32" if default else "", *flags]
             if default:
                 args += ["--extras", "--fold"]
-                if r == 0 and site is not None:  # the folded backbone, for the browser to compare
-                    args += ["--fold-out", str(site / browser_bench.FOLDED_PATH.rsplit("/", 1)[0])]
+                if r == 0 and site is not None:  # the unfolded backbone, the browser's "before"
+                    args += ["--unfolded-out", str(site / browser_bench.UNFOLDED_PATH.rsplit("/", 1)[0])]
             t = time.perf_counter()
             res = py.run_worker(args, env)
             runs[name].append(res)
@@ -334,6 +334,7 @@ def headline(res: dict) -> dict:
     wasm = br.get("wasm") if isinstance(br.get("wasm"), dict) else None
     if "end_to_end" in br:
         h["browser_speedup_vs_tutorial"] = br["end_to_end"]["speedup"]
+        h["browser_speedup_vs_tutorial_own_head"] = br["end_to_end"].get("speedup_vs_tutorial_own_head")
     if wasm and p:
         h["browser_vs_python_per_image"] = wasm["extract_ms_per_image"]["16"] / p["ms_per_image_batch32"]
     if p:
@@ -551,14 +552,16 @@ def print_table(res: dict) -> None:
                       f"(fetch + canvas decode + batch 16), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
             if w.get("train_ms_by_head"):
                 print("  20 epochs by head (wasm): " + ", ".join(f"{k} {v:.0f} ms" for k, v in w["train_ms_by_head"].items()))
-            fb = w.get("folded_backbone")
+            fb = w.get("unfolded_backbone")
             if fb:
-                print("  lever, batch-norm + padding folded into the convs (a backbone converted by the bench, not "
-                      "shipped): " + "; ".join(
-                          f"batch {b_}: {v['ms_per_image_site_backbone']:.1f} -> {v['ms_per_image']:.1f} ms/image "
-                          f"({v['speedup']:.2f}x)" for b_, v in fb.items())
-                      + f"; {fb['16']['site_layers']} -> {fb['16']['layers']} layers, features max |diff| "
-                      f"{fb['16']['max_abs_diff']:.1e}")
+                print("  before/after pipeline/fold.py (batch-norm + padding folded into the convs, shipped): " + "; ".join(
+                          f"batch {b_}: {v['ms_per_image_unfolded']:.1f} -> {v['ms_per_image_site']:.1f} ms/image "
+                          f"({v['site_speedup']:.2f}x)" for b_, v in fb.items())
+                      + f"; features max |diff| {fb['16']['max_abs_diff']:.1e}")
+            plain = br.get("wasm_tfjs_matmul")
+            if plain:
+                print(f"  before/after web/src/matmul.js (XNNPACK for transposed products): 20 epochs "
+                      f"{plain['train_ms']:.0f} -> {w['train_ms']:.0f} ms ({plain['train_ms'] / w['train_ms']:.2f}x)")
             for what in ("extractBatch16", "trainEpoch"):
                 k = w.get("kernels", {}).get(what)
                 if k:
@@ -574,14 +577,14 @@ def print_table(res: dict) -> None:
             print(f"    browser_speedup_vs_tutorial = {e2e['speedup']:.2f}x (rounds: "
                   + ", ".join(f"{x:.2f}" for x in e2e["speedups"]) + f"); after it, '{o['dominant_step']}' dominates "
                   f"({o['dominant_fraction']:.0%} of ours); tutorial's largest: '{t['dominant_step']}' ({t['dominant_fraction']:.0%})")
+            if e2e.get("speedup_vs_tutorial_own_head"):
+                print(f"    stricter: the tutorial training its own smaller head (flatten -> dense 10) on {t['backend']}: "
+                      f"{e2e['speedup_vs_tutorial_own_head']:.2f}x")
             ifs = []
             if w and w.get("train_ms_by_head"):
                 for head_name, ms in w["train_ms_by_head"].items():
                     if head_name != "manifest_head":
                         ifs.append(f"{head_name} head {o['total_ms'] - o['steps_ms']['train_head'] + ms:.0f} ms")
-            if w and w.get("folded_backbone"):
-                sp = w["folded_backbone"]["16"]["speedup"]
-                ifs.append(f"folded backbone {o['total_ms'] - o['steps_ms']['extract_features'] * (1 - 1 / sp):.0f} ms")
             if ifs:
                 print("    what-if for ours, from the levers measured above: " + "; ".join(ifs))
             if t["images_measured"] < t["images"]:

@@ -21,7 +21,7 @@ def _build(args) -> int:
         learning_rate=args.learning_rate, validation_split=args.validation_split,
         augment_copies=args.augment_copies, flip=args.flip, init_from=args.init_from, fine_tune_from=args.fine_tune_from,
         fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
-        early_stopping=args.early_stopping, folds=args.folds, quantize=args.quantize,
+        early_stopping=args.early_stopping, folds=args.folds, quantize=args.quantize, fold=not args.no_fold,
         fit=args.fit, cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
         strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force)
     if args.web_dist:
@@ -118,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--flip", action="store_true", help="let augmentation flip images left-right")
     b.add_argument("--folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
     b.add_argument("--quantize", choices=["float16", "uint8"], help="quantize the TF.js weights")
+    b.add_argument("--no-fold", action="store_true",
+                   help="serve the backbone as trained, without folding batch-norms and paddings into convs")
     b.add_argument("--fit", choices=["stretch", "crop_or_pad"], default="stretch", help="how images reach the input size")
     b.add_argument("--cache", help="feature cache folder (default: ~/.cache/tfjs-transfer/features)")
     b.add_argument("--no-cache", action="store_true", help="compute every feature afresh")

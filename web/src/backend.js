@@ -1,6 +1,7 @@
 // Backend choice: wasm (SIMD, threads when cross-origin isolated) by default,
 // webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { patchWasmMatMul } from './matmul.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu'];
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm',
@@ -21,6 +22,12 @@ export function configureWasmPaths(pageUrl) {
 export function requestedBackend(search) {
   const name = new URLSearchParams(search).get('backend');
   return BACKENDS.includes(name) ? name : 'wasm';
+}
+
+/** False when the page is asked (?matmul=original) to keep TF.js' own wasm BatchMatMul,
+ * for before/after benchmarks of matmul.js. */
+export function wantsFastMatMul(search) {
+  return new URLSearchParams(search).get('matmul') !== 'original';
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
@@ -44,12 +51,14 @@ async function tryBackend(tf, name) {
  * Activates the first working backend in fallbackOrder(preferred).
  * @returns {Promise<{name: string, fellBack: boolean, failed: string[], details: string}>}
  */
-export async function activateBackend(tf, preferred, pageUrl) {
+export async function activateBackend(tf, preferred, pageUrl, { fastMatMul = true } = {}) {
   configureWasmPaths(pageUrl);
   const failed = [];
   for (const name of fallbackOrder(preferred)) {
     if (await tryBackend(tf, name)) {
-      return { name, fellBack: name !== preferred, failed, details: await describe(tf, name) };
+      const patched = name === 'wasm' && fastMatMul && patchWasmMatMul(tf);
+      const details = await describe(tf, name) + (patched ? ', XNNPACK for transposed products' : '');
+      return { name, fellBack: name !== preferred, failed, details };
     }
     failed.push(name);
   }
