@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, augment, backbones, convert, dataset, features, finetune, fold, heads, preprocess, site
+from . import (__version__, augment, backbones, convert, dataset, features, finetune, fold, heads, preprocess,
+               quantize, site)
 from .errors import UserError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,6 +224,9 @@ def build(cfg: BuildConfig) -> dict:
         # channel of a kernel its own batch-norm scale (measured: 92.7% -> 11.9% on sign digits)
         folding = cfg.fold and cfg.quantize != "uint8"
         served, fold_report = fold.fold(bb.model, check) if folding else (bb.model, None)
+        equalize_report = None
+        if cfg.quantize == "uint8":  # exact rewrite so each kernel quantizes with per-channel ranges
+            served, equalize_report = quantize.equalize(bb.model, check)
         if fold_report and fold_report.relative_error() > FOLD_TOLERANCE:
             raise UserError(f"folding batch-norms changed the features by {fold_report.max_abs_diff:.3g} (relative "
                             f"{fold_report.relative_error():.2g}, over {FOLD_TOLERANCE}); rebuild with --no-fold")
@@ -236,6 +240,7 @@ def build(cfg: BuildConfig) -> dict:
         head_info = convert.to_tfjs(result.model, tmp / "models" / "head", cfg.quantize)
         sample = feats.features[:8]
         head_info["roundtrip_max_abs_error"] = convert.roundtrip_error(result.model, tmp / "models/head/model.json", sample)
+        bb_info["roundtrip_max_abs_error"] = convert.roundtrip_error(served, tmp / "models/backbone/model.json", check)
         images = site.write_images(feats.samples, ds.labels, tmp)
         timings["convert_and_site_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
@@ -249,7 +254,8 @@ def build(cfg: BuildConfig) -> dict:
                          "keras_path": "keras/backbone.h5", "output_shape": list(bb.feature_shape),
                          "weights": cfg.weights if cfg.weights in ("imagenet", "none") else Path(cfg.weights).name,
                          "weights_id": weights_id, "init_from": init_report, "parameters": int(served.count_params()),
-                         "folded": fold_report.to_manifest() if fold_report else None, **bb_info},
+                         "folded": fold_report.to_manifest() if fold_report else None,
+                         "equalized": equalize_report.to_manifest() if equalize_report else None, **bb_info},
             "head": {"path": "models/head/model.json", "keras_path": "keras/head.h5", "recipe": recipe.name,
                      "layers": heads.head_layers(recipe, len(ds.labels)),
                      "parameters": int(result.model.count_params()), **head_info},

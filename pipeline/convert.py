@@ -1,7 +1,7 @@
 """Keras models -> TF.js layers-model folders, with the tensorflowjs converter.
 
-Quantization (`float16` or `uint8`) applies to every weight ('*'), the value form of
-the converter's --quantize_* flags. After converting, the folder is loaded back with
+Quantization: `float16` applies to every weight ('*', the value form of the converter's
+--quantize_* flags); `uint8` to the kernels, with the rest in float16 (see quantize.py). After converting, the folder is loaded back with
 the converter's own loader and compared with the Keras model on sample inputs, so a
 broken conversion fails the build instead of shipping.
 """
@@ -27,12 +27,14 @@ def _tfjs():
 
 def to_tfjs(model, out_dir: Path, quantize: str | None = None, shard_bytes: int = 4 * 1024 * 1024) -> dict:
     """Write model.json + weight shards; return what was written and its size."""
+    from . import quantize as quantization
+
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
     tfjs = _tfjs()
     out_dir.mkdir(parents=True, exist_ok=True)
     tfjs.converters.save_keras_model(model, str(out_dir),
-                                     quantization_dtype_map={quantize: "*"} if quantize else None,
+                                     quantization_dtype_map=quantization.dtype_map(quantize, model),
                                      weight_shard_size_bytes=shard_bytes)
     files = sorted(p for p in out_dir.iterdir() if p.is_file())
     return {"files": [p.name for p in files], "bytes": sum(p.stat().st_size for p in files),
