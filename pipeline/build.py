@@ -108,7 +108,8 @@ def build(cfg: BuildConfig) -> dict:
                                   early_stopping=cfg.early_stopping)
     if recipe.fine_tune_epochs and recipe.fine_tune_from is None:
         recipe = replace(recipe, fine_tune_from=-12)
-    augmentation = (augment.Augmentation(copies=recipe.augment_copies, flip=cfg.flip)
+    augmentation = (augment.Augmentation(copies=recipe.augment_copies, rotation_degrees=recipe.rotation_degrees,
+                                         zoom=recipe.zoom, shift=recipe.shift, flip=cfg.flip)
                     if recipe.augment_copies or recipe.fine_tune_epochs else None)
 
     # 1. dataset

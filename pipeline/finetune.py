@@ -6,8 +6,10 @@ fine-tune scored 66% where the frozen head scored 92%):
   * the head is trained first on frozen features (phase 1), so early gradients are sane;
   * batch-norm layers stay frozen and run in inference mode: their ImageNet statistics
     are kept, not re-estimated from batches of a few dozen images;
-  * a 10x lower learning rate (Adam 1e-4) and only the last blocks unfrozen;
-  * online augmentation, and early stopping on validation loss with the best weights kept.
+  * a low learning rate decayed to zero (Adam 2e-4, cosine, 20 epochs) and online
+    augmentation (rotation, zoom, shift, brightness).
+Measured on sign digits (5-fold CV): last 12 layers at 1e-4 with early stopping 89-91%;
+the whole backbone at 2e-4 cosine with stronger augmentation 97.7-98.3% (seeds 0-2).
 """
 
 from __future__ import annotations

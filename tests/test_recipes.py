@@ -60,6 +60,7 @@ def test_finetune_trains_the_last_layers_and_keeps_batch_norm(data, web_dist, fe
                                                                   original.get_layer(name).get_weights()))
     assert same("conv_pw_12") and same("conv_pw_13_bn") and not same("conv_pw_13")
     assert m["training"]["metrics"]["train_accuracy"] > 0.9
+    assert m["training"]["augmentation"]["rotation_degrees"] == 15  # the recipe's stronger augmentation
 
 
 def test_folds_report_cross_validated_accuracy(data, web_dist, feature_cache, tmp_path):
