@@ -92,11 +92,12 @@ def build_head(layers: list[dict], input_shape: tuple[int, ...], seed: int = 0):
     for i, spec in enumerate(layers):
         kind = spec["type"]
         name = f"head_{i}_{kind}"  # not Keras' per-process counter: the same head saves the same files
+        if kind in ("flatten", "global_average_pooling") and len(input_shape) == 1:
+            continue  # already a vector (e.g. InceptionV3's pooled 2048); TF.js' Flatten refuses rank 2
         if kind == "flatten":
             model.add(keras.layers.Flatten(name=name))
         elif kind == "global_average_pooling":
-            model.add(keras.layers.GlobalAveragePooling2D(name=name) if len(input_shape) == 3
-                      else keras.layers.Flatten(name=name))
+            model.add(keras.layers.GlobalAveragePooling2D(name=name))
         elif kind == "dropout":
             model.add(keras.layers.Dropout(spec["rate"], seed=seed + i, name=name))
         elif kind == "dense":

@@ -58,3 +58,12 @@ def test_a_collapsed_run_is_detected_and_retried():
 def test_unknown_recipe_lists_the_choices():
     with pytest.raises(UserError, match="tutorial"):
         heads.resolve_recipe("fancy")
+
+
+def test_vector_features_skip_flatten_and_pooling():
+    """InceptionV3's pooled features are already a vector: TF.js' Flatten refuses rank 2."""
+    for layers in (heads.head_layers(heads.RECIPES["default"], 3), heads.head_layers(heads.RECIPES["pooled"], 3)):
+        model = heads.build_head(layers, (2048,))
+        kinds = [type(l).__name__ for l in model.layers]
+        assert "Flatten" not in kinds and "GlobalAveragePooling2D" not in kinds
+        assert model.output_shape == (None, 3)

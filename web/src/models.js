@@ -86,14 +86,18 @@ export function buildHead(tf, manifest) {
   if (!Array.isArray(specs) || specs.length === 0) throw new Error('the manifest has no head.layers');
   const model = tf.sequential({ name: 'browser_head' });
   const inputShape = manifest.backbone.output_shape;
-  specs.forEach((spec, i) => {
+  // Features that are already a vector (e.g. InceptionV3's pooled 2048) skip flatten and
+  // pooling, as the Python head does: TF.js' Flatten refuses rank-2 input.
+  const vector = inputShape.length === 1;
+  const kept = specs.filter((spec) => !(vector && ['flatten', 'global_average_pooling'].includes(spec.type)));
+  kept.forEach((spec, i) => {
     const first = i === 0 ? { inputShape } : {};
     switch (spec.type) {
       case 'flatten':
         model.add(tf.layers.flatten(first));
         break;
       case 'global_average_pooling':
-        model.add(inputShape.length === 3 ? tf.layers.globalAveragePooling2d(first) : tf.layers.flatten(first));
+        model.add(tf.layers.globalAveragePooling2d(first));
         break;
       case 'dropout':
         model.add(tf.layers.dropout({ ...first, rate: spec.rate }));
