@@ -301,8 +301,15 @@ def quant(args) -> dict:
     tests = json.loads(Path(args.test_list).read_text())  # [[path, label], ...]
     paths = [p for p, _ in tests]
     results = {}
-    backbone = keras.models.load_model(site / "keras" / "backbone.h5", compile=False)
+    backbone = keras.models.load_model(site / "keras" / "backbone.h5", compile=False)  # folded, as served
     head = keras.models.load_model(site / "keras" / "head.h5", compile=False)
+    # uint8 is served from the unfolded backbone with equalized channel ranges, as `build
+    # --quantize uint8` does (per-tensor uint8 of folded kernels would lose most accuracy)
+    from pipeline import backbones, quantize
+
+    manifest = json.loads((site / "manifest.json").read_text())
+    unfolded = backbones.load_backbone(manifest["backbone"]["name"], args.weights, manifest["backbone"]["cut_layer"]).model
+    for_uint8, _ = quantize.equalize(unfolded)
     reference = None
     # (name, backbone quantization, head quantization): both quantized as `build --quantize`
     # does, then each model alone to see which one costs the accuracy
@@ -314,7 +321,8 @@ def quant(args) -> dict:
         (copy / "models").mkdir(parents=True)
         shutil.copy2(site / "manifest.json", copy / "manifest.json")
         entry = {}
-        for name, model, qm in (("backbone", backbone, q_backbone), ("head", head, q_head)):
+        for name, model, qm in (("backbone", for_uint8 if q_backbone == "uint8" else backbone, q_backbone),
+                                ("head", head, q_head)):
             t = time.perf_counter()
             info = convert.to_tfjs(model, copy / "models" / name, qm)
             entry[f"{name}_convert_s"] = time.perf_counter() - t
@@ -354,6 +362,7 @@ def main(argv=None) -> int:
     w.add_argument("--unfolded-out", help="with --fold: write the backbone as trained (not folded, as the site "
                    "ships it before pipeline/fold.py) as a TF.js model here, for the browser's before/after")
     q = sub.add_parser("quant")
+    q.add_argument("--weights", required=True, help="the backbone weights the site was built from")
     q.add_argument("--site", required=True)
     q.add_argument("--test-list", required=True)
     q.add_argument("--work", required=True)

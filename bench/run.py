@@ -266,7 +266,8 @@ def phase_quant(tmp: Path, quick: bool, site_logos: Path | None) -> dict:
         site = tmp / f"quant-site-{name}"
         t = time.perf_counter()
         b = py.run_build(data, str(WEIGHTS), site, cache)
-        res = py.run_worker(["quant", "--site", str(site), "--test-list", str(tmp / f"quant-tests-{name}.json"),
+        res = py.run_worker(["quant", "--site", str(site), "--weights", str(WEIGHTS),
+                             "--test-list", str(tmp / f"quant-tests-{name}.json"),
                              "--work", str(tmp / f"quant-work-{name}")])
         res["train_images"] = b["manifest"]["dataset"]["count"] - len(tests)
         res["build_test_accuracy_keras"] = b["manifest"]["training"]["metrics"].get("test_accuracy")
