@@ -34,7 +34,8 @@ def test_mobilenet_v2_converts_and_quantizes(tmp_path):
     bb = backbones.load_backbone("mobilenet_v2", "none")
     f32 = convert.to_tfjs(bb.model, tmp_path / "f32")
     u8 = convert.to_tfjs(bb.model, tmp_path / "u8", "uint8")
-    assert 3.9 < f32["weights_bytes"] / u8["weights_bytes"] < 4.1
+    # uint8 kernels, float16 biases and batch-norm vectors (quantize.py): 3.9x here
+    assert 3.7 < f32["weights_bytes"] / u8["weights_bytes"] < 4.0
     x = np.random.default_rng(0).uniform(-1, 1, (2, 224, 224, 3)).astype(np.float32)
     assert convert.roundtrip_error(bb.model, tmp_path / "f32" / "model.json", x) < 1e-3
 
