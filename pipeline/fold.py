@@ -90,24 +90,43 @@ def plan(model) -> tuple[dict, dict]:
     return bn_into, pad_into
 
 
-def _folded_weights(conv, bn) -> list[np.ndarray]:
+def batch_norm_layout(bn) -> tuple[list[np.ndarray], int, float]:
+    """A batch-norm's weights, the index of moving_mean in them (moving_variance follows),
+    and epsilon: gamma and beta come first, each only when the layer has it."""
+    cfg = bn.get_config()
+    return bn.get_weights(), int(cfg["scale"]) + int(cfg["center"]), cfg["epsilon"]
+
+
+def output_channels_last(conv, kernel: np.ndarray) -> np.ndarray:
+    """The kernel with output channels on the last axis: (kh, kw, c_in, c_out) as is, a
+    depthwise (kh, kw, c_in, multiplier) as (kh, kw, c_in * multiplier); reshape back after."""
     import tf_keras as keras
 
-    cfg = bn.get_config()
-    params = iter(bn.get_weights())
-    gamma = next(params) if cfg["scale"] else None
-    beta = next(params) if cfg["center"] else None
-    mean, var = next(params), next(params)
+    if isinstance(conv, keras.layers.DepthwiseConv2D):
+        return kernel.reshape(kernel.shape[0], kernel.shape[1], -1)
+    return kernel
+
+
+def compare(model, other, inputs: np.ndarray) -> tuple[float, float]:
+    """max |other - model| and max |model| on inputs: how far a rewrite moved the outputs."""
+    from .features import predict_batches
+
+    reference = predict_batches(model, inputs, 8)
+    return (float(np.max(np.abs(predict_batches(other, inputs, 8) - reference))),
+            float(np.max(np.abs(reference))))
+
+
+def _folded_weights(conv, bn) -> list[np.ndarray]:
+    bn_weights, i, eps = batch_norm_layout(bn)
+    mean, var = bn_weights[i], bn_weights[i + 1]
     channels = mean.shape[0]
-    scale = (gamma if gamma is not None else np.ones(channels, np.float32)) / np.sqrt(var + cfg["epsilon"])
-    shift = beta if beta is not None else np.zeros(channels, np.float32)
+    gamma = bn_weights[0] if bn.get_config()["scale"] else np.ones(channels, np.float32)
+    shift = bn_weights[i - 1] if bn.get_config()["center"] else np.zeros(channels, np.float32)
+    scale = gamma / np.sqrt(var + eps)
     weights = conv.get_weights()
     kernel = weights[0]
     bias = weights[1] if conv.use_bias else np.zeros(channels, np.float32)
-    if isinstance(conv, keras.layers.DepthwiseConv2D):   # (kh, kw, c_in, multiplier); out channel = c * m + k
-        kernel = kernel * scale.reshape(1, 1, kernel.shape[2], kernel.shape[3])
-    else:                                                  # (kh, kw, c_in, c_out)
-        kernel = kernel * scale
+    kernel = (output_channels_last(conv, kernel) * scale).reshape(kernel.shape)
     return [kernel.astype(np.float32), ((bias - mean) * scale + shift).astype(np.float32)]
 
 
@@ -145,9 +164,5 @@ def fold(model, check_inputs: np.ndarray | None = None) -> tuple[object, FoldRep
     report.batch_norms, report.paddings = len(bn_into), len(pad_into)
     report.folded = sorted([*bn_into, *pad_into])
     if check_inputs is not None:
-        from .features import predict_batches
-
-        reference = predict_batches(model, check_inputs, 8)
-        report.max_abs_diff = float(np.max(np.abs(predict_batches(folded, check_inputs, 8) - reference)))
-        report.max_abs_value = float(np.max(np.abs(reference)))
+        report.max_abs_diff, report.max_abs_value = compare(model, folded, check_inputs)
     return folded, report

@@ -58,13 +58,6 @@ def dtype_map(quantize: str | None, model=None) -> dict | None:
     return {"uint8": UINT8_WEIGHTS, "float16": True}
 
 
-def _bn_vectors(bn):
-    cfg = bn.get_config()
-    weights = bn.get_weights()
-    i = int(cfg["scale"]) + int(cfg["center"])   # gamma and beta come first when present
-    return weights, i, cfg["epsilon"]
-
-
 def equalize(model, check_inputs: np.ndarray | None = None) -> tuple[object, EqualizeReport]:
     """A copy of `model` whose conv output channels share one range per kernel (see the
     module docstring); the function it computes is unchanged."""
@@ -80,11 +73,9 @@ def equalize(model, check_inputs: np.ndarray | None = None) -> tuple[object, Equ
         conv, bn = out.get_layer(conv_name), out.get_layer(bn_name)
         weights = conv.get_weights()
         kernel = weights[0]
-        depthwise = isinstance(conv, keras.layers.DepthwiseConv2D)
-        # output channels last: (kh, kw, c_in, c_out), or (kh, kw, c_in * multiplier) for depthwise
-        per_out = kernel.reshape(kernel.shape[0], kernel.shape[1], -1) if depthwise else kernel
+        per_out = fold.output_channels_last(conv, kernel)
         ranges = np.abs(per_out.reshape(-1, per_out.shape[-1])).max(axis=0)
-        bn_weights, i, eps = _bn_vectors(bn)
+        bn_weights, i, eps = fold.batch_norm_layout(bn)
         mean, var = bn_weights[i], bn_weights[i + 1]
         scale = np.where(ranges > 0, ranges.max() / np.maximum(ranges, 1e-30), 1.0)
         # never shrink a channel; grow it only while its variance stays float16-sized
@@ -100,8 +91,5 @@ def equalize(model, check_inputs: np.ndarray | None = None) -> tuple[object, Equ
     out.trainable = False
     report.pairs = len(bn_into)
     if check_inputs is not None:
-        from .features import predict_batches
-
-        report.max_abs_diff = float(np.max(np.abs(predict_batches(out, check_inputs, 8)
-                                                  - predict_batches(model, check_inputs, 8))))
+        report.max_abs_diff, _ = fold.compare(model, out, check_inputs)
     return out, report
