@@ -5,16 +5,20 @@ on 127.0.0.1, port 0, in a thread, as tests/conftest.py's `served_site` does. A 
 server wraps the same app and drops the COOP/COEP headers, so its page is not
 cross-origin isolated and the wasm backend runs its single-threaded SIMD build.
 
-Per backend (wasm threaded as the page ships it, wasm single thread, wasm with a 2-thread
-pool, webgl, cpu) and per repeat, a fresh browser context (empty HTTP cache) opens the page
+Per backend (wasm threaded as the page ships it, wasm single thread, wasm with TF.js' own
+1-thread pool, webgl, cpu) and per repeat, a fresh browser context (empty HTTP cache) opens the page
 with ?backend=NAME and measures:
   - the page's own model load time (`window.tfjsTransfer.timings.loadMs`: backbone +
     head fetched, parsed and warmed up) cold, then warm after a reload in the same context;
   - with the page's tf (`window.tfjsTransfer.tf`) and the same model.json files loaded
     again in page.evaluate: decoding the 90 served logos, features one image at a time
     (the original tutorial's way) vs batched, a fresh head (manifest head.layers)
-    trained 20 epochs, and predict latency through the page's `probabilitiesUrl` hook
+    trained 20 epochs with model.fit (the tutorial's way), and predict latency through the page's `probabilitiesUrl` hook
     (fetch + decode + preprocess + backbone + head) and on the models alone;
+  - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
+    over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
+    decoding meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
+    comparison; the tutorial side decodes, extracts one by one and trains with model.fit;
   - peak tensor bytes (tf.memory().numBytes after every kernel, via tf.profile) for one
     batch, one image, one training epoch and one prediction, and the kernels' time shares;
   - on wasm: other head shapes' training time, the page's own Train button, and, when the
@@ -22,9 +26,9 @@ with ?backend=NAME and measures:
     not folded into the convs), timed against the site's backbone batch by batch;
   - wasm_tfjs_matmul: training with TF.js' own wasm BatchMatMul (?matmul=original), the
     "before" of web/src/matmul.js.
-TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2; the
-2-thread variant reports 4 cores to the page (an init script) to get the pool that
-`setThreadsCount(navigator.hardwareConcurrency)` in web/src/backend.js would give.
+TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2 unless told;
+the page asks for wasmThreads() (web/src/backend.js: 2 on a 2-core machine). The wasm_pool1
+variant reports 1 core to the page (an init script), which gives TF.js' own pool of 1 here.
 Nothing in web/src is changed; the page only has to expose `window.tfjsTransfer`.
 """
 
@@ -51,9 +55,9 @@ ISOLATION_HEADERS = ("Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy
 BACKENDS = {
     "wasm": ("wasm", True, None),          # SIMD + threads (cross-origin isolated), the page's default
     "wasm_1thread": ("wasm", False, None),  # SIMD, no SharedArrayBuffer -> the single-threaded build
-    # TF.js sizes its XNNPACK pool as hardwareConcurrency / 2 (1 thread on 2 vCPUs); reporting 4
-    # gives the pool the 2 threads that setThreadsCount(navigator.hardwareConcurrency) would
-    "wasm_2threads": ("wasm", True, 4),
+    # the pool TF.js would size by itself on this machine (hardwareConcurrency / 2 = 1 on 2 vCPUs):
+    # the "before" of wasmThreads() in web/src/backend.js (reporting 1 core gives a pool of 1)
+    "wasm_pool1": ("wasm", True, 1),
     "webgl": ("webgl", True, None),         # no GPU here: SwiftShader (software) if it starts
     "cpu": ("cpu", True, None),             # plain JavaScript
     # before/after of web/src/matmul.js: TF.js' own wasm BatchMatMul (training only matters)
@@ -190,6 +194,27 @@ BENCH_JS = r"""
       xs.dispose(); ys.dispose(); model.optimizer.dispose(); model.dispose();
       return { epochs, rows: xs.shape[0], ms, finalTrainAccuracy: acc };
     },
+    // The page's own steps (web/src/train.js via window.tfjsTransfer.steps): what "ours" is.
+    async pageExtract(batch) {
+      const P = T.steps, set = P.trainSet();
+      const t = performance.now();
+      const feats = await P.extractFeatures({ tf, backbone: P.backbone(), manifest: m, items: set.items,
+        loadPixels: P.loadPixels, batchSize: batch });
+      const ms = performance.now() - t;
+      S.page = { feats, labelIndex: set.labelIndex };
+      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length };
+    },
+    async pageTrain(epochs) {
+      // every extracted row trains (no validation), as the tutorial's fit does
+      const hp = m.training.hyperparameters;
+      const rows = [...Array(S.page.feats.count).keys()];
+      const r = await T.steps.trainHead({ tf, manifest: m, feats: S.page.feats, labelIndex: S.page.labelIndex,
+        split: { train: rows, valid: [] },
+        hyper: { epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } });
+      const acc = r.history.history.acc;
+      r.model.dispose();
+      return { epochs: r.epochs, rows: rows.length, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
+    },
     async predict(count) {
       const page = [], models = [];
       for (let i = 0; i < count; i++) {
@@ -281,7 +306,7 @@ BENCH_JS = r"""
       S.bitmaps.forEach((b) => b.close());
       if (S.backbone) S.backbone.dispose();
       if (S.head) S.head.dispose();
-      S.bitmaps = []; S.labels = []; S.urls = []; S.feats = null;
+      S.bitmaps = []; S.labels = []; S.urls = []; S.feats = null; S.page = null;
       return tf.memory().numTensors;
     },
   };
@@ -364,6 +389,7 @@ HEAD_VARIANTS = {
 
 def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: int, train_epochs: int,
                 predicts: int, batches=(16,), page_train: bool = False, head_variants: bool = False,
+                page_steps: bool = False,
                 compare: str | None = None, cores: int | None = None, flip: bool = False) -> dict:
     """One fresh context (empty HTTP cache), one backend: every browser figure for it, in ms.
     Training runs `train_epochs` epochs and is reported scaled to `epochs` (equal when the
@@ -405,10 +431,21 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["extract_ms_per_image"] = {str(b): ext[b]["msPerImage"] for b in sizes}
         out["batched_speedup"] = ext[1]["msPerImage"] / ext[batches[0]]["msPerImage"]
         phase["extract"] = time.perf_counter()
+        # model.fit on the features (fit's own shuffle): the tutorial's way of training
         tr = page.evaluate("([e, b, r]) => window.__bench.train(e, b, r)", [train_epochs, None, rows])
-        out["train_ms"] = tr["ms"] * epochs / train_epochs
+        out["train_fit_ms"] = out["train_ms"] = tr["ms"] * epochs / train_epochs
         out["train_epochs_run"] = train_epochs
         out["train_rows"] = tr["rows"]
+        out["train_way"] = "model.fit"
+        if page_steps:
+            # the page's own code: features of the served images (fetch + decode + preprocess +
+            # backbone, the next batch decoding while this one runs), then its training loop
+            pe = page.evaluate("b => window.__bench.pageExtract(b)", 16)
+            out["page_extract"] = {"ms": pe["ms"], "images": pe["images"], "ms_per_image": pe["msPerImage"]}
+            pt = page.evaluate("e => window.__bench.pageTrain(e)", epochs)
+            out["train_ms"] = pt["ms"]
+            out["train_way"] = "page trainHead"
+            out["train_final_accuracy"] = pt["finalTrainAccuracy"]
         if head_variants:
             out["train_ms_by_head"] = {"manifest_head": out["train_ms"]}
             for name, layers in HEAD_VARIANTS.items():
@@ -463,17 +500,20 @@ def _page_train(page, epochs: int) -> dict:
     return {"features_ms": t.get("featuresMs"), "train_ms": t.get("trainMs"), "epochs": t.get("trainEpochs")}
 
 
-def end_to_end(res: dict, batch: int, total: int) -> dict:
+def end_to_end(res: dict, batch: int, total: int, page: bool = False) -> dict:
     """The in-browser path for `total` images: load the models (cold), decode, extract at
     `batch`, train the head, predict one image; per-image steps scaled to `total` when
-    fewer images were measured (the slow backends)."""
-    steps = {
-        "load_models": res["model_load_cold_ms"],
-        "decode_images": res["decode_ms_per_image"] * total,
-        "extract_features": res["extract_ms_per_image"][str(batch)] * total,
-        "train_head": res["train_ms"],
-        "predict_one": res["predict_page_ms"]["p50"],
-    }
+    fewer images were measured (the slow backends). With `page`, decoding and features are
+    the page's own pipelined extractFeatures and training its trainHead; otherwise decoding
+    one by one, features at `batch` and model.fit (the tutorial's way)."""
+    steps = {"load_models": res["model_load_cold_ms"]}
+    if page:
+        steps["decode_and_extract"] = res["page_extract"]["ms_per_image"] * total
+    else:
+        steps["decode_images"] = res["decode_ms_per_image"] * total
+        steps["extract_features"] = res["extract_ms_per_image"][str(batch)] * total
+    steps["train_head"] = res["train_ms"] if page else res["train_fit_ms"]
+    steps["predict_one"] = res["predict_page_ms"]["p50"]
     total_ms = sum(steps.values())
     return {"total_ms": total_ms, "steps_ms": steps, "batch": batch, "backend": res["info"]["backend"],
             "images": total, "images_measured": res["n_images"],
@@ -516,7 +556,7 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                                           train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
                                           predicts=predicts if fast and not training_only else predicts_slow,
                                           batches=(16, 4, 32) if name == "wasm" else (16,),
-                                          page_train=(name == "wasm"),
+                                          page_train=(name == "wasm"), page_steps=fast,
                                           head_variants=True if name == "wasm" else
                                           ["tutorial_dense10"] if name == "webgl" else False,
                                           compare=unfolded if name == "wasm" else None,
@@ -532,7 +572,7 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                         tutorial = got.get("webgl")
                         if tutorial is None or tutorial["info"]["backend"] != "webgl":
                             tutorial = got["cpu"]
-                        ours, theirs = end_to_end(got["wasm"], 16, total), end_to_end(tutorial, 1, total)
+                        ours, theirs = end_to_end(got["wasm"], 16, total, page=True), end_to_end(tutorial, 1, total)
                         row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
                         # the stricter reading: the tutorial also trains its own, smaller head
                         own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")
@@ -551,6 +591,8 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
     if e2e:
         out["end_to_end"] = {"speedup": statistics.median(x["speedup"] for x in e2e),
                              "speedups": [x["speedup"] for x in e2e],
+                             "rounds": [{"ours_ms": x["ours"]["total_ms"], "tutorial_ms": x["tutorial"]["total_ms"]}
+                                        for x in e2e],
                              "speedup_vs_tutorial_own_head": statistics.median(
                                  x["speedup_vs_tutorial_own_head"] for x in e2e)
                              if all("speedup_vs_tutorial_own_head" in x for x in e2e) else None,

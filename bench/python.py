@@ -215,7 +215,13 @@ def worker(args) -> dict:
     out["params"] = int(bb.model.count_params())
     out["feature_shape"] = list(bb.feature_shape)
 
-    model = bb.model
+    # the model `build` extracts features with: the backbone as served, batch-norm and padding
+    # folded into the convs (pipeline/fold.py), unless --no-fold
+    model, report = bb.model, None
+    if not args.no_fold:
+        from pipeline import fold
+
+        model, report = fold.fold(bb.model, pixels[:8])
     plain = lambda b: features.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
     xla = tf.function(lambda b: model(b, training=False), jit_compile=True)
     batches = [int(b) for b in args.batches.split(",")]
@@ -241,27 +247,26 @@ def worker(args) -> dict:
     out["fraction_of_peak"] = {b: v / out["matmul_gflops"] for b, v in out["achieved_gflops"].items()}
     out["fraction_of_peak_xla"] = {b: v * flop / 1e9 / out["matmul_gflops"] for b, v in out["images_per_s_xla"].items()}
 
-    if args.fold:
-        from pipeline import fold
-
-        folded, report = fold.fold(model, pixels[:8])
+    if args.unfolded and report is not None:
+        # before/after pipeline/fold.py: the backbone as trained, paired with the folded one
         out["folded"] = {"batch_norms": report.batch_norms, "paddings": report.paddings,
-                         "layers": len(folded.layers), "original_layers": len(model.layers),
+                         "layers": len(model.layers), "original_layers": len(bb.model.layers),
                          "max_abs_diff": report.max_abs_diff}
-        fplain = lambda b: features.predict_batches(folded, b, len(b))  # noqa: E731
-        got = {"1": [], "32": [], "base32": []}
-        for _ in range(max(3, args.reps)):  # paired with the unfolded model, same moment
-            got["base32"].append(_throughput(plain, x, 32, 1))
-            got["32"].append(_throughput(fplain, x, 32, 1))
-            got["1"].append(_throughput(fplain, x, 1, 1))
-        out["folded"]["images_per_s"] = {"1": statistics.median(got["1"]), "32": statistics.median(got["32"])}
-        out["folded"]["vs_unfolded_batch32"] = statistics.median(a / b for a, b in zip(got["32"], got["base32"]))
-        out["folded"]["fraction_of_peak"] = {b: v * flop / 1e9 / out["matmul_gflops"]
-                                             for b, v in out["folded"]["images_per_s"].items()}
+        unfolded = lambda b: features.predict_batches(bb.model, b, len(b))  # noqa: E731
+        got = {"1": [], "32": [], "folded32": []}
+        for _ in range(max(3, args.reps)):
+            got["folded32"].append(_throughput(plain, x, 32, 1))
+            got["32"].append(_throughput(unfolded, x, 32, 1))
+            got["1"].append(_throughput(unfolded, x, 1, 1))
+        out["folded"]["unfolded_images_per_s"] = {"1": statistics.median(got["1"]), "32": statistics.median(got["32"])}
+        out["folded"]["unfolded_vs_folded_batch32"] = statistics.median(
+            a / b for a, b in zip(got["32"], got["folded32"]))
+        out["folded"]["unfolded_fraction_of_peak"] = {b: v * flop / 1e9 / out["matmul_gflops"]
+                                                      for b, v in out["folded"]["unfolded_images_per_s"].items()}
         if args.unfolded_out:
             from pipeline import convert
 
-            info = convert.to_tfjs(model, Path(args.unfolded_out))
+            info = convert.to_tfjs(bb.model, Path(args.unfolded_out))
             out["folded"]["unfolded_tfjs_bytes"] = info["bytes"]
 
     if args.extras:
@@ -358,9 +363,11 @@ def main(argv=None) -> int:
     w.add_argument("--xla-batches", default="32")
     w.add_argument("--reps", type=int, default=3)
     w.add_argument("--extras", action="store_true", help="layer breakdown and head training too")
-    w.add_argument("--fold", action="store_true", help="also time the backbone with batch-norm and padding folded")
-    w.add_argument("--unfolded-out", help="with --fold: write the backbone as trained (not folded, as the site "
-                   "ships it before pipeline/fold.py) as a TF.js model here, for the browser's before/after")
+    w.add_argument("--no-fold", action="store_true", help="time the backbone as trained (build --no-fold)")
+    w.add_argument("--unfolded", action="store_true", help="also time the backbone as trained, paired with the "
+                   "folded one the build uses (the before/after of pipeline/fold.py)")
+    w.add_argument("--unfolded-out", help="with --unfolded: write the backbone as trained (not folded, as the site "
+                   "shipped it before pipeline/fold.py) as a TF.js model here, for the browser's before/after")
     q = sub.add_parser("quant")
     q.add_argument("--weights", required=True, help="the backbone weights the site was built from")
     q.add_argument("--site", required=True)

@@ -12,12 +12,13 @@ measured side by side in the same round):
            batch 1 vs 32 through pipeline.features.predict_batches, the backbone's
            multiply-adds against a large float32 matmul's GFLOP/s in the same process,
            a per-layer-kind breakdown, and the levers (batch sizes, XLA, thread settings,
-           oneDNN off in their own processes; batch-norm and padding folded into the convs).
+           oneDNN off in their own processes; the backbone as trained, before pipeline/fold.py).
+           Like the build, the workers extract with the folded backbone.
   quant    sizes and conversion time at float32 / float16 / uint8, and the accuracy each
            quantization costs on held-out images (1/5 of each class of the logos and of
            sign digits), scored with the dequantized TF.js weights.
   browser  headless Chromium: wasm as shipped (threaded build), wasm single-threaded build,
-           wasm with a 2-thread pool, webgl (SwiftShader), cpu (bench/browser.py).
+           wasm with TF.js' own 1-thread pool, webgl (SwiftShader), cpu (bench/browser.py).
   serve    bench/serve_load.run_load with and without compression.
 
 Everything is built in a temporary folder with a temporary feature cache; the only file
@@ -166,7 +167,7 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
                     "--batches", ("1,8,32,128" if not quick else "1,32") if default else "1,32",
                     "--xla-batches", "32" if default else "", *flags]
             if default:
-                args += ["--extras", "--fold"]
+                args += ["--extras", "--unfolded"]
                 if r == 0 and site is not None:  # the unfolded backbone, the browser's "before"
                     args += ["--unfolded-out", str(site / browser_bench.UNFOLDED_PATH.rsplit("/", 1)[0])]
             t = time.perf_counter()
@@ -217,11 +218,11 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
     if d[0].get("folded"):
         f = d[0]["folded"]
         out["folded"] = {"batch_norms": f["batch_norms"], "paddings": f["paddings"], "max_abs_diff": f["max_abs_diff"]}
-        levers_out[f"batch-norm + padding folded ({f['batch_norms']} BN, {f['paddings']} pads)"] = {
-            "images_per_s_batch1": med([x["folded"]["images_per_s"]["1"] for x in d]),
-            "images_per_s_batch32": med([x["folded"]["images_per_s"]["32"] for x in d]),
-            "fraction_of_peak_batch32": med([x["folded"]["fraction_of_peak"]["32"] for x in d]),
-            "batch32_vs_default": med([x["folded"]["vs_unfolded_batch32"] for x in d]),
+        levers_out[f"before: not folded ({f['batch_norms']} BN, {f['paddings']} pads kept)"] = {
+            "images_per_s_batch1": med([x["folded"]["unfolded_images_per_s"]["1"] for x in d]),
+            "images_per_s_batch32": med([x["folded"]["unfolded_images_per_s"]["32"] for x in d]),
+            "fraction_of_peak_batch32": med([x["folded"]["unfolded_fraction_of_peak"]["32"] for x in d]),
+            "batch32_vs_default": med([x["folded"]["unfolded_vs_folded_batch32"] for x in d]),
         }
     out["levers"] = levers_out
     return out
@@ -336,6 +337,9 @@ def headline(res: dict) -> dict:
     if "end_to_end" in br:
         h["browser_speedup_vs_tutorial"] = br["end_to_end"]["speedup"]
         h["browser_speedup_vs_tutorial_own_head"] = br["end_to_end"].get("speedup_vs_tutorial_own_head")
+        h["browser_speedup_vs_tutorial_rounds"] = br["end_to_end"]["speedups"]
+        h["browser_end_to_end_ms_ours"] = br["end_to_end"]["ours"]["total_ms"]
+        h["browser_end_to_end_ms_tutorial"] = br["end_to_end"]["tutorial"]["total_ms"]
     if wasm and p:
         h["browser_vs_python_per_image"] = wasm["extract_ms_per_image"]["16"] / p["ms_per_image_batch32"]
     if p:
@@ -380,6 +384,9 @@ def headline(res: dict) -> dict:
         h[f"browser_{name}_features_ms_per_image_one_by_one"] = r["extract_ms_per_image"]["1"]
         h[f"browser_{name}_features_ms_per_image_batched"] = r["extract_ms_per_image"]["16"]
         h[f"browser_{name}_train_20_epochs_ms"] = r["train_ms"]
+        h[f"browser_{name}_train_20_epochs_model_fit_ms"] = r.get("train_fit_ms")
+        if r.get("page_extract"):
+            h[f"browser_{name}_page_features_incl_decode_ms_per_image"] = r["page_extract"]["ms_per_image"]
         h[f"browser_{name}_predict_p50_ms"] = r["predict_page_ms"]["p50"]
         h[f"browser_{name}_predict_p90_ms"] = r["predict_page_ms"]["p90"]
         h[f"browser_{name}_peak_tensor_bytes"] = r["peak_tensor_bytes"]
@@ -448,16 +455,16 @@ def print_table(res: dict) -> None:
         low_time = sum(kinds[k]["time_share"] for k in low)
         low_macs = sum(kinds[k]["mac_share"] for k in low)
         pw = kinds.get("Conv2D 1x1 (pointwise)", {})
-        folded_gain = next((v["batch32_vs_default"] for k, v in p["levers"].items() if k.startswith("batch-norm")), None)
+        unfolded_ratio = next((v["batch32_vs_default"] for k, v in p["levers"].items() if k.startswith("before: not folded")), None)
         why = (f"{'why below 30%' if frac < 0.30 else 'why not higher'}: the machine balance is {balance:.1f} FLOP/byte "
-               f"(matmul peak / copy bandwidth). {', '.join(low)} sit below it (batch-norm, ReLU6 and padding are "
-               f"elementwise, 0 FLOP/byte; the depthwise 3x3 convs do 9 multiply-adds per output, ~2 FLOP/byte): "
-               f"memory-bound, they take {low_time:.0%} of the time for {low_macs:.0%} of the multiply-adds. The "
-               f"pointwise convs hold {pw.get('mac_share', 0):.0%} of the multiply-adds but are small matmuls (8-256 "
-               f"input channels) that run at {fmt(pw.get('gflops'), ' GFLOP/s')} alone, not the large-matmul rate. "
-               f"Batch-norm and padding stay separate passes over the activations at inference"
-               + (f" (folding them into the convs, a lever below, gives {folded_gain:.2f}x at batch 32)"
-                  if folded_gain else "") + ". Batch 1 adds per-call overhead on top.")
+               f"(matmul peak / copy bandwidth). {', '.join(low)} sit below it (ReLU6 is elementwise, 0 FLOP/byte; the "
+               f"depthwise 3x3 convs do 9 multiply-adds per output, ~2 FLOP/byte): memory-bound, they take "
+               f"{low_time:.0%} of the time for {low_macs:.0%} of the multiply-adds. The pointwise convs hold "
+               f"{pw.get('mac_share', 0):.0%} of the multiply-adds but are small matmuls (8-256 input channels) that "
+               f"run at {fmt(pw.get('gflops'), ' GFLOP/s')} alone, not the large-matmul rate. Batch-norm and padding "
+               f"are already folded into the convs (pipeline/fold.py; the build extracts with the folded model"
+               + (f", and the unfolded one runs at {unfolded_ratio:.2f}x its speed, a lever below" if unfolded_ratio else "")
+               + "). Batch 1 adds per-call overhead on top.")
         print(textwrap.fill(why, 100, initial_indent="  ", subsequent_indent="    "))
         print("  levers (each in its own process, interleaved with the default; 'vs default' = batch-32 img/s ratio, "
               "same round):")
@@ -531,7 +538,9 @@ def print_table(res: dict) -> None:
             ("  batch 4 / 32 ms/image", lambda r: " / ".join(fmt(r["extract_ms_per_image"].get(b)) for b in ("4", "32"))
              if "4" in r["extract_ms_per_image"] else "-"),
             ("batched speedup", lambda r: fmt(r["batched_speedup"], "x", 2)),
-            ("train 20 epochs ms", lambda r: fmt(r["train_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
+            ("page features incl. decode ms/image", lambda r: fmt(r["page_extract"]["ms_per_image"]) if r.get("page_extract") else "-"),
+            ("train 20 epochs ms (page loop)", lambda r: fmt(r["train_ms"], digits=0) if r.get("train_way") == "page trainHead" else "-"),
+            ("train 20 epochs ms (model.fit)", lambda r: fmt(r["train_fit_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
             ("predict p50 / p90 ms (page hook)", lambda r: f"{r['predict_page_ms']['p50']:.0f} / {r['predict_page_ms']['p90']:.0f}"),
             ("predict p50 ms (models only)", lambda r: fmt(r["predict_models_ms"]["p50"], digits=0)),
             ("peak tensor MB", lambda r: f"{r['peak_tensor_bytes'] / 1e6:.0f}"),
@@ -559,6 +568,16 @@ def print_table(res: dict) -> None:
                           f"batch {b_}: {v['ms_per_image_unfolded']:.1f} -> {v['ms_per_image_site']:.1f} ms/image "
                           f"({v['site_speedup']:.2f}x)" for b_, v in fb.items())
                       + f"; features max |diff| {fb['16']['max_abs_diff']:.1e}")
+            if w.get("train_fit_ms") and w.get("train_way") == "page trainHead":
+                print(f"  before/after web/src/train.js (batches copied from typed arrays + trainOnBatch, instead of "
+                      f"model.fit's shuffle): 20 epochs {w['train_fit_ms']:.0f} -> {w['train_ms']:.0f} ms "
+                      f"({w['train_fit_ms'] / w['train_ms']:.2f}x)")
+            pool1 = br.get("wasm_pool1")
+            if pool1:
+                print(f"  before/after wasmThreads() in web/src/backend.js (pool of {int(pool1['info'].get('threads') or 0)} -> "
+                      f"{int(w['info'].get('threads') or 0)} threads): features batched(16) "
+                      f"{pool1['extract_ms_per_image']['16']:.1f} -> {w['extract_ms_per_image']['16']:.1f} ms/image, "
+                      f"train {pool1['train_ms']:.0f} -> {w['train_ms']:.0f} ms")
             plain = br.get("wasm_tfjs_matmul")
             if plain:
                 print(f"  before/after web/src/matmul.js (XNNPACK for transposed products): 20 epochs "
@@ -571,10 +590,20 @@ def print_table(res: dict) -> None:
         if e2e:
             o, t = e2e["ours"], e2e["tutorial"]
             print(f"  end to end ({o['images']} images: load, decode, extract, train 20 epochs, predict one):")
-            print(f"    {'step':<22}{'ours: wasm, batch 16':>24}{'tutorial: ' + t['backend'] + ', 1 by 1':>26}")
-            for step in o["steps_ms"]:
-                print(f"    {step:<22}{o['steps_ms'][step]:>21.0f} ms{t['steps_ms'][step]:>23.0f} ms")
+            print(f"    {'step':<22}{'ours: wasm, the page':>24}{'tutorial: ' + t['backend'] + ', 1 by 1':>26}")
+            steps = list(dict.fromkeys([*o["steps_ms"], *t["steps_ms"]]))
+            steps.sort(key=lambda k: ["load_models", "decode_images", "extract_features", "decode_and_extract",
+                                      "train_head", "predict_one"].index(k))
+            cell = lambda d, k, w_: f"{d[k]:>{w_}.0f} ms" if k in d else f"{'-':>{w_ + 3}}"
+            for step in steps:
+                print(f"    {step:<22}{cell(o['steps_ms'], step, 21)}{cell(t['steps_ms'], step, 23)}")
             print(f"    {'total':<22}{o['total_ms']:>21.0f} ms{t['total_ms']:>23.0f} ms")
+            if e2e.get("rounds"):
+                ot = [x["ours_ms"] for x in e2e["rounds"]]
+                tt = [x["tutorial_ms"] for x in e2e["rounds"]]
+                print(f"    per round, ours: " + ", ".join(f"{x:.0f}" for x in ot) + " ms; tutorial: "
+                      + ", ".join(f"{x:.0f}" for x in tt) + f" ms (tutorial spread {min(tt) / 1000:.1f}-{max(tt) / 1000:.1f} s, "
+                      f"ours {min(ot) / 1000:.2f}-{max(ot) / 1000:.2f} s)")
             print(f"    browser_speedup_vs_tutorial = {e2e['speedup']:.2f}x (rounds: "
                   + ", ".join(f"{x:.2f}" for x in e2e["speedups"]) + f"); after it, '{o['dominant_step']}' dominates "
                   f"({o['dominant_fraction']:.0%} of ours); tutorial's largest: '{t['dominant_step']}' ({t['dominant_fraction']:.0%})")

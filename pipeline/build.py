@@ -24,8 +24,10 @@ from .errors import UserError
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEB_DIST = ROOT / "web" / "dist"
 # Folding is exact in real arithmetic; float32 rounding moved MobileNet's features (values
-# up to 6) by ~1e-4, relative 1.5e-5. Relative 1e-3 means a folding bug, not rounding.
-FOLD_TOLERANCE = 1e-3
+# up to 6) by 7.6e-4 on the logos (relative 1.3e-4) and by up to 6.9e-3 (relative 1.1e-3) on
+# flat-colour test images, where large batch-norm scales amplify it. A folding bug moves
+# them by the order of the values themselves; relative 1e-2 tells the two apart.
+FOLD_TOLERANCE = 1e-2
 
 
 @dataclass
@@ -140,10 +142,16 @@ def build(cfg: BuildConfig) -> dict:
     timings["backbone_load_s"] = time.perf_counter() - t
     log(f"backbone: {bb.spec.name} cut at {bb.cut} -> features {bb.feature_shape}", cfg)
 
-    # 3. features (undecodable images are found here)
+    # 3. features (undecodable images are found here), from the backbone as it is served:
+    # the head trains on the features the page will compute, and the folded model runs
+    # 1.35-1.7x faster here too
     t = time.perf_counter()
+    check = _check_pixels(ds.samples, bb.preprocessing)
+    served, fold_report, equalize_report = _served_backbone(bb, check, cfg)
+    extractor = served if fold_report and fold_report.folded else bb.model
     feats = features.extract(bb, ds.samples, None if cfg.cache_dir is None else Path(cfg.cache_dir),
-                             augment=augmentation, strict=cfg.strict, verbose=cfg.verbose)
+                             augment=augmentation, strict=cfg.strict, verbose=cfg.verbose,
+                             model=extractor, model_tag="folded" if extractor is not bb.model else "")
     timings["features_s"] = time.perf_counter() - t
     log(f"features: {feats.computed} computed, {feats.cached} from cache ({1 + recipe.augment_copies} views an image), {len(feats.skipped)} skipped "
         f"({timings['features_s']:.1f}s)", cfg)
@@ -219,18 +227,8 @@ def build(cfg: BuildConfig) -> dict:
     t = time.perf_counter()
     with site.staging(cfg.out) as tmp:
         web_files = site.copy_web(Path(cfg.web_dist), tmp)
-        # the served backbone: batch-norms and paddings folded in, checked on real images
-        check = np.stack([preprocess.prepare(dataset.load_rgb(s.path), bb.preprocessing) for s in feats.samples[:8]])
-        # not with uint8: it stores each tensor with one range, and folding gives every output
-        # channel of a kernel its own batch-norm scale (measured: 92.7% -> 11.9% on sign digits)
-        folding = cfg.fold and cfg.quantize != "uint8"
-        served, fold_report = fold.fold(bb.model, check) if folding else (bb.model, None)
-        equalize_report = None
-        if cfg.quantize == "uint8":  # exact rewrite so each kernel quantizes with per-channel ranges
-            served, equalize_report = quantize.equalize(bb.model, check)
-        if fold_report and fold_report.relative_error() > FOLD_TOLERANCE:
-            raise UserError(f"folding batch-norms changed the features by {fold_report.max_abs_diff:.3g} (relative "
-                            f"{fold_report.relative_error():.2g}, over {FOLD_TOLERANCE}); rebuild with --no-fold")
+        if recipe.fine_tune_epochs:  # the backbone changed: fold (or equalize) it again
+            served, fold_report, equalize_report = _served_backbone(bb, check, cfg)
         if fold_report:
             log(f"served backbone: {fold_report.batch_norms} batch-norms and {fold_report.paddings} paddings folded "
                 f"into convs (features change by at most {fold_report.max_abs_diff or 0:.1e})", cfg)
@@ -280,6 +278,40 @@ def build(cfg: BuildConfig) -> dict:
     log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, head {head_info['bytes'] / 1e6:.2f} MB, "
         f"{len(images['images'])} images) in {time.perf_counter() - t0:.1f}s", cfg)
     return manifest
+
+
+def _check_pixels(samples, prep, count: int = 8) -> np.ndarray:
+    """The first `count` images that decode, preprocessed: real inputs to check rewrites on
+    (the ones that do not decode are reported by features.extract)."""
+    out = []
+    for s in samples:
+        try:
+            out.append(preprocess.prepare(dataset.load_rgb(s.path), prep))
+        except UserError:
+            continue
+        if len(out) == count:
+            break
+    if not out:
+        return np.zeros((1, prep.height, prep.width, 3), np.float32)
+    return np.stack(out)
+
+
+def _served_backbone(bb, check: np.ndarray, cfg: BuildConfig):
+    """The backbone as the site serves it, checked on real images: batch-norms and paddings
+    folded into the convs (fold.py), or for uint8 the channel ranges equalized (quantize.py).
+    Returns (model, FoldReport or None, EqualizeReport or None)."""
+    # not folded for uint8: it stores each tensor with one range, and folding gives every output
+    # channel of a kernel its own batch-norm scale (measured: 92.7% -> 11.9% on sign digits)
+    if cfg.quantize == "uint8":
+        served, equalize_report = quantize.equalize(bb.model, check)
+        return served, None, equalize_report
+    if not cfg.fold:
+        return bb.model, None, None
+    served, report = fold.fold(bb.model, check)
+    if report.relative_error() > FOLD_TOLERANCE:
+        raise UserError(f"folding batch-norms changed the features by {report.max_abs_diff:.3g} (relative "
+                        f"{report.relative_error():.2g}, over {FOLD_TOLERANCE}); rebuild with --no-fold")
+    return served, report, None
 
 
 def _code_version() -> dict:

@@ -114,13 +114,19 @@ def backbone_cache_key(backbone) -> dict:
 
 
 def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment: Augmentation | None = None,
-            batch_size: int = 32, strict: bool = False, verbose: int = 1, chunk: int = 256) -> Features:
+            batch_size: int = 32, strict: bool = False, verbose: int = 1, chunk: int = 256,
+            model=None, model_tag: str = "") -> Features:
     """Features of every decodable sample (and of its augmented views); undecodable ones are
     skipped, or refused if strict. Each distinct content (the same bytes under several names or
-    classes) is decoded at most once, and only on a cache miss."""
+    classes) is decoded at most once, and only on a cache miss. `model` computes them instead of
+    backbone.model (e.g. the folded copy the site serves); `model_tag` names it in the cache key,
+    as its features differ in the last digits."""
     import tf_keras as keras
 
+    model = backbone.model if model is None else model
     key = backbone_cache_key(backbone)
+    if model_tag:
+        key["model"] = model_tag
     caches = [FeatureCache(cache_dir, key)]
     copies = augment.copies if augment else 0
     if copies:
@@ -164,7 +170,7 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
                 pixels.append(normalize(view, backbone.preprocessing))
                 keys.append((i, v))
         if keys:
-            feats = predict_batches(backbone.model, np.stack(pixels), batch_size)
+            feats = predict_batches(model, np.stack(pixels), batch_size)
             for (i, v), f in zip(keys, feats):
                 got[i, v] = f
                 _cache_for(caches, v).put(_view_key(digests[i], v), f)

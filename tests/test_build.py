@@ -48,6 +48,10 @@ def test_build_writes_a_complete_site(tmp_path, feature_cache, web_dist):
     assert len(images["images"]) == 18 and all((out / e["path"]).is_file() for e in images["images"])
     assert (out / "index.html").is_file() and m["versions"]["tensorflowjs"] == "4.22.0"
     assert not list(tmp_path.glob(".site.*")), "staging folders left behind"
+    # features come from the backbone as served (folded), cached under their own key
+    assert m["backbone"]["folded"]["batch_norms_folded"] == 27
+    keys = [json.loads(k.read_text()) for k in feature_cache.glob("*/key.json")]
+    assert any(k.get("model") == "folded" for k in keys)
 
 
 def test_flat_and_split_layouts_and_test_metrics(tmp_path, feature_cache, web_dist):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline import backbones, dataset, features
+from pipeline import backbones, dataset, features, fold
 from pipeline.errors import UserError
 
 from .conftest import MOBILENET_H5
@@ -43,6 +43,29 @@ def test_extraction_is_cached_incremental_and_equal_to_uncached(tmp_path, mobile
     assert (warm.computed, warm.cached) == (1, 6)
     nocache = features.extract(mobilenet, ds.samples, None, verbose=0)
     np.testing.assert_allclose(nocache.features, cold.features, atol=1e-5)
+
+
+def test_extraction_with_the_served_model_is_its_own_cache_entry(tmp_path, mobilenet):
+    # the build extracts with the folded backbone it serves: its features (equal up to
+    # rounding) must never be mixed with the unfolded model's in the cache
+    ds = dataset.scan(make_folders(tmp_path / "d", labels=("red", "green"), per_class=2))
+    folded, report = fold.fold(mobilenet.model)
+    assert report.batch_norms > 0
+    plain = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0)
+    served = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, model=folded, model_tag="folded")
+    assert (served.computed, served.cached) == (4, 0)
+    again = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, model=folded, model_tag="folded")
+    assert (again.computed, again.cached) == (0, 4)
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    direct = features.predict_batches(folded, plain_pixels(ds.samples, mobilenet), 32)
+    np.testing.assert_allclose(served.features, direct, atol=1e-5)
+    assert 0 < np.abs(served.features - plain.features).max() < 1e-2
+
+
+def plain_pixels(samples, backbone):
+    from pipeline import preprocess
+
+    return np.stack([preprocess.prepare(dataset.load_rgb(s.path), backbone.preprocessing) for s in samples])
 
 
 def test_batched_equals_one_at_a_time(tmp_path, mobilenet):

@@ -1,6 +1,6 @@
 // Backend choice: wasm (SIMD, threads when cross-origin isolated) by default,
 // webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { patchWasmMatMul } from './matmul.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu'];
@@ -18,6 +18,17 @@ export function configureWasmPaths(pageUrl) {
   wasmPathsSet = true;
 }
 
+/**
+ * Threads for the wasm pool. TF.js' default is hardwareConcurrency / 2, so a 2-core machine
+ * gets a pool of 1 and the second core idles (tfjs#8513); the calling thread works in the
+ * pool, so 2 uses both. Larger machines keep TF.js' half (hyper-threads share a core's
+ * SIMD units).
+ */
+export function wasmThreads(cores) {
+  const n = Math.max(1, Math.floor(cores || 1));
+  return Math.max(Math.min(n, 2), Math.floor(n / 2));
+}
+
 /** The backend asked for in ?backend=, or wasm. Unknown names are ignored. */
 export function requestedBackend(search) {
   const name = new URLSearchParams(search).get('backend');
@@ -33,6 +44,27 @@ export function wantsFastMatMul(search) {
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
 export function fallbackOrder(preferred) {
   return [preferred, ...BACKENDS.filter((b) => b !== preferred)];
+}
+
+/**
+ * Starts the wasm backend with a pool of `threads`. TF.js 4.22 sizes the pool from
+ * navigator.hardwareConcurrency / 2 while it initialises, whatever setThreadsCount asked
+ * (measured: 2 cores -> 1 thread, 4 -> 2, 8 -> 4), so during that call only the page
+ * reports twice the threads it wants as its core count.
+ */
+async function tryWasm(tf, threads) {
+  const own = Object.getOwnPropertyDescriptor(navigator, 'hardwareConcurrency');
+  try {
+    Object.defineProperty(navigator, 'hardwareConcurrency', { configurable: true, get: () => threads * 2 });
+  } catch (e) {
+    // not configurable here: TF.js' own pool size it is
+  }
+  try {
+    return await tryBackend(tf, 'wasm');
+  } finally {
+    if (own) Object.defineProperty(navigator, 'hardwareConcurrency', own);
+    else delete navigator.hardwareConcurrency;
+  }
 }
 
 async function tryBackend(tf, name) {
@@ -55,7 +87,9 @@ export async function activateBackend(tf, preferred, pageUrl, { fastMatMul = tru
   configureWasmPaths(pageUrl);
   const failed = [];
   for (const name of fallbackOrder(preferred)) {
-    if (await tryBackend(tf, name)) {
+    const started = name === 'wasm'
+      ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
+    if (started) {
       const patched = name === 'wasm' && fastMatMul && patchWasmMatMul(tf);
       const details = await describe(tf, name) + (patched ? ', XNNPACK for transposed products' : '');
       return { name, fellBack: name !== preferred, failed, details };
@@ -69,7 +103,7 @@ async function describe(tf, name) {
   if (name === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-    const parts = [simd ? 'SIMD' : 'no SIMD', threads ? 'threads' : 'single thread'];
+    const parts = [simd ? 'SIMD' : 'no SIMD', threads ? `threads (${getThreadsCount()} in the pool)` : 'single thread'];
     return parts.join(', ');
   }
   if (name === 'webgl') return `WebGL ${tf.env().get('WEBGL_VERSION')}`;

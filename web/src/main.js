@@ -117,6 +117,11 @@ function trainingSet(items, manifest) {
   };
 }
 
+/** A served training image as pixels, through the same decode as an uploaded one. */
+async function loadPixels(item) {
+  return pixelsOf(await fetchToCanvas(item.url));
+}
+
 async function train() {
   const hp = ui.readHyperparameters();
   if (!hp || app.training || !app.ready) return;
@@ -137,7 +142,7 @@ async function train() {
       const started = performance.now();
       app.feats = await extractFeatures({
         tf, backbone: app.backbone, manifest: app.manifest, items: set.items,
-        loadPixels: async (item) => pixelsOf(await fetchToCanvas(item.url)),
+        loadPixels,
         batchSize: 16,
         onProgress: (done, total) => ui.setProgress(done, total, `features ${done}/${total}`),
         shouldStop: () => app.stopRequested,
@@ -153,7 +158,7 @@ async function train() {
     ui.setProgress(0, hyper.epochs, `epoch 0/${hyper.epochs}`);
     const result = await trainHead({
       tf, manifest: app.manifest, feats: app.feats, labelIndex: set.labelIndex, split: set.split, hyper,
-      chartsElement: ui.el.charts,
+      charts: ui.trainingCharts(set.split.valid.length > 0),
       onModel: (model) => {
         app.trainingModel = model;
         if (app.stopRequested) model.stopTraining = true;
@@ -305,6 +310,8 @@ function expose() {
     predictUrl: async (url) => topK(await probabilities(await fetchToCanvas(new URL(url, PAGE).href)),
       app.manifest.labels, app.manifest.labels.length),
     probabilitiesUrl: async (url) => probabilities(await fetchToCanvas(new URL(url, PAGE).href)),
+    // The page's own steps, for `make bench` to time the product's code rather than a copy.
+    steps: { extractFeatures, trainHead, loadPixels, backbone: () => app.backbone, trainSet: () => app.trainSet },
     featuresUrl: async (url) => {
       const canvas = await fetchToCanvas(new URL(url, PAGE).href);
       const out = tf.tidy(() => features(tf, app.backbone, preprocess(tf, pixelsOf(canvas), app.manifest)));

@@ -1,4 +1,5 @@
-// DOM only: reads inputs, writes status, gallery, predictions and progress.
+// DOM only: reads inputs, writes status, gallery, predictions, progress and the curves.
+import * as tfvis from '@tensorflow/tfjs-vis';
 
 const $ = (id) => document.getElementById(id);
 
@@ -186,4 +187,14 @@ export function setHeadChoice(value, browserText) {
   const option = el.headSelect.querySelector('option[value="browser"]');
   if (browserText) option.textContent = browserText;
   el.headSelect.value = value;
+}
+
+/**
+ * Live tfjs-vis loss and accuracy curves in the charts panel, cleared for a new run.
+ * @returns {{onEpochEnd(epoch: number, logs: object): Promise<void>}}
+ */
+export function trainingCharts(withValidation) {
+  el.charts.textContent = '';
+  const metrics = withValidation ? ['loss', 'val_loss', 'acc', 'val_acc'] : ['loss', 'acc'];
+  return tfvis.show.fitCallbacks(el.charts, metrics, { callbacks: ['onEpochEnd'], height: 180, zoomToFit: true });
 }
