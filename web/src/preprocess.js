@@ -41,8 +41,13 @@ export function preprocess(tf, pixels, manifest) {
     else if (p.channel_order != null && p.channel_order !== 'RGB') {
       throw new Error(`unsupported channel_order in manifest: ${p.channel_order}`);
     }
-    const mean = tf.tensor1d(p.mean == null ? [0, 0, 0] : p.mean, 'float32');
-    x = tf.add(tf.mul(tf.sub(x, mean), tf.scalar(p.scale == null ? 1 : p.scale, 'float32')),
+    // A zero mean (MobileNet, Inception) is not subtracted: on wasm, x - [0, 0, 0] broadcast
+    // over the channels took 16% of feature extraction. Equal means subtract one scalar.
+    const mean = p.mean == null ? [0, 0, 0] : p.mean;
+    if (mean.some((m) => m !== 0)) {
+      x = tf.sub(x, mean.every((m) => m === mean[0]) ? tf.scalar(mean[0], 'float32') : tf.tensor1d(mean, 'float32'));
+    }
+    x = tf.add(tf.mul(x, tf.scalar(p.scale == null ? 1 : p.scale, 'float32')),
       tf.scalar(p.offset == null ? 0 : p.offset, 'float32'));
     return tf.expandDims(x, 0);
   });
