@@ -73,17 +73,10 @@ BENCH_JS = r"""
   const FEATURE_SIZE = m.backbone.output_shape.reduce((a, b) => a * b, 1);
   const url = (p) => new URL(p, document.baseURI).href;
 
-  // The page's preprocessing (web/src/preprocess.js), from the manifest's numbers.
-  function pre(pixels) {
-    const p = m.preprocessing, r = p.resize || {};
-    return tf.tidy(() => {
-      let x = tf.image.resizeBilinear(tf.cast(pixels, 'float32'), [H, W], Boolean(r.align_corners),
-        Boolean(r.half_pixel_centers));
-      if (p.channel_order === 'BGR') x = tf.reverse(x, -1);
-      x = tf.add(tf.mul(tf.sub(x, tf.tensor1d(p.mean, 'float32')), tf.scalar(p.scale)), tf.scalar(p.offset));
-      return tf.expandDims(x, 0);
-    });
-  }
+  // The page's preprocessing (web/src/preprocess.js) and model call (web/src/models.js).
+  const pre = (pixels) => T.steps.preprocess(tf, pixels, m);
+  // one image at a time through model.predict, the tutorial's way; batches as the page runs them
+  const backboneOn = (model, x) => (x.shape[0] === 1 ? model.predict(x) : T.steps.features(tf, model, x));
 
   function batchOf(start, count) {
     return tf.tidy(() => {
@@ -126,7 +119,7 @@ BENCH_JS = r"""
 
   // Features and one-hot labels of `rows` training rows (the extracted images repeated
   // when fewer were extracted: training time depends on the row count, not the values).
-  function trainingData(rows) {
+  function trainingData(rows, plain = false) {
     const n = S.bitmaps.length;
     rows = rows || n;
     const data = new Float32Array(rows * FEATURE_SIZE);
@@ -135,6 +128,7 @@ BENCH_JS = r"""
       data.set(S.feats.subarray((r % n) * FEATURE_SIZE, (r % n + 1) * FEATURE_SIZE), r * FEATURE_SIZE);
       labels.push(S.labels[r % n]);
     }
+    if (plain) return data;
     const xs = tf.tensor(data, [rows, ...m.backbone.output_shape]);
     const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), m.labels.length).toFloat());
     return [xs, ys];
@@ -165,7 +159,7 @@ BENCH_JS = r"""
       }
       const decodeMs = performance.now() - t2;
       // One warm-up batch of the largest size used, so kernel set-up is not timed.
-      tf.tidy(() => S.backbone.predict(batchOf(0, Math.min(16, n))).dataSync());
+      tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(16, n))).dataSync());
       return { n: chosen.length, loadMsFromHttpCache: loadMs, warmupMs, decodeMs,
         decodeMsPerImage: decodeMs / chosen.length, modelBytes: tf.memory().numBytes, info: info() };
     },
@@ -174,7 +168,7 @@ BENCH_JS = r"""
       const data = new Float32Array(n * FEATURE_SIZE);
       const t = performance.now();
       for (let s = 0; s < n; s += batch) {
-        const out = tf.tidy(() => S.backbone.predict(batchOf(s, batch)));
+        const out = tf.tidy(() => backboneOn(S.backbone, batchOf(s, batch)));
         data.set(await out.data(), s * FEATURE_SIZE);
         out.dispose();
       }
@@ -253,26 +247,31 @@ BENCH_JS = r"""
         return peakBytes;
       };
       const extractOne = await peak(() => { tf.tidy(() => S.backbone.predict(batchOf(0, 1))).dispose(); });
-      const extractBatch4 = await peak(() => { tf.tidy(() => S.backbone.predict(batchOf(0, Math.min(4, n)))).dispose(); });
-      const extractBatch16 = await peak(() => { tf.tidy(() => S.backbone.predict(batchOf(0, Math.min(16, n)))).dispose(); }, 'extractBatch16');
+      const extractBatch4 = await peak(() => { tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(4, n)))).dispose(); });
+      const extractBatch16 = await peak(() => { tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(16, n)))).dispose(); }, 'extractBatch16');
       const predictOne = await peak(() => { tf.tidy(() => S.head.predict(S.backbone.predict(batchOf(0, 1)))).dispose(); });
-      const [xs, ys] = trainingData(rows);
-      const model = buildHead();
-      model.compile({ optimizer: tf.train.adam(1e-3), loss: 'categoricalCrossentropy' });
-      const trainEpoch = await peak(async () => { await model.fit(xs, ys, { epochs: 1, batchSize: 32, verbose: 0 }); }, 'trainEpoch');
-      xs.dispose(); ys.dispose(); model.optimizer.dispose(); model.dispose();
+      // one epoch of the page's training loop (web/src/train.js) on `rows` feature rows
+      const feats = { data: trainingData(rows, true), count: rows || n, size: FEATURE_SIZE };
+      const labelIndex = [...Array(feats.count).keys()].map((r) => S.labels[r % n]);
+      const hp = m.training.hyperparameters;
+      const trainEpoch = await peak(async () => {
+        const r = await T.steps.trainHead({ tf, manifest: m, feats, labelIndex,
+          split: { train: [...Array(feats.count).keys()], valid: [] },
+          hyper: { epochs: 1, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } });
+        r.model.dispose();
+      }, 'trainEpoch');
       return { bytes: { modelsBytes: base, extractOne, extractBatch4, extractBatch16, predictOne, trainEpoch }, kernels };
     },
     async compareBackbone(path, batch, rounds) {
       // Another backbone (e.g. the unfolded one) against the site's, paired batch by batch.
       const other = await tf.loadLayersModel(url(path));
-      tf.tidy(() => other.predict(batchOf(0, Math.min(batch, S.bitmaps.length))).dataSync());
+      tf.tidy(() => backboneOn(other, batchOf(0, Math.min(batch, S.bitmaps.length))).dataSync());
       const n = S.bitmaps.length;
       const time = async (model) => {
         const t = performance.now();
         let maxDiff = 0;
         for (let s = 0; s < n; s += batch) {
-          const out = tf.tidy(() => model.predict(batchOf(s, batch)));
+          const out = tf.tidy(() => backboneOn(model, batchOf(s, batch)));
           const d = await out.data();
           out.dispose();
           if (model === other) {
@@ -290,7 +289,7 @@ BENCH_JS = r"""
         alt.push(a.ms / n);
         maxDiff = Math.max(maxDiff, a.maxDiff);
       }
-      const kernels = await tf.profile(() => { tf.tidy(() => other.predict(batchOf(0, Math.min(batch, n)))).dispose(); });
+      const kernels = await tf.profile(() => { tf.tidy(() => backboneOn(other, batchOf(0, Math.min(batch, n)))).dispose(); });
       const names = {};
       for (const k of kernels.kernels) {
         if (k.name.endsWith('__op')) continue;

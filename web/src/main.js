@@ -311,7 +311,8 @@ function expose() {
       app.manifest.labels, app.manifest.labels.length),
     probabilitiesUrl: async (url) => probabilities(await fetchToCanvas(new URL(url, PAGE).href)),
     // The page's own steps, for `make bench` to time the product's code rather than a copy.
-    steps: { extractFeatures, trainHead, loadPixels, backbone: () => app.backbone, trainSet: () => app.trainSet },
+    steps: { extractFeatures, trainHead, loadPixels, preprocess, features, backbone: () => app.backbone,
+      trainSet: () => app.trainSet },
     featuresUrl: async (url) => {
       const canvas = await fetchToCanvas(new URL(url, PAGE).href);
       const out = tf.tidy(() => features(tf, app.backbone, preprocess(tf, pixelsOf(canvas), app.manifest)));
