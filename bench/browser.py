@@ -85,18 +85,8 @@ BENCH_JS = r"""
     });
   }
 
-  function buildHead(layers) {
-    const model = tf.sequential();
-    (layers || m.head.layers).forEach((spec, i) => {
-      const first = i === 0 ? { inputShape: m.backbone.output_shape } : {};
-      if (spec.type === 'flatten') model.add(tf.layers.flatten(first));
-      else if (spec.type === 'global_average_pooling') model.add(tf.layers.globalAveragePooling2d(first));
-      else if (spec.type === 'dropout') model.add(tf.layers.dropout({ ...first, rate: spec.rate }));
-      else if (spec.type === 'dense') model.add(tf.layers.dense({ ...first, units: spec.units, activation: spec.activation || 'linear' }));
-      else throw new Error('unknown layer ' + spec.type);
-    });
-    return model;
-  }
+  // The page's head builder (web/src/models.js), for the manifest's layers or others.
+  const buildHead = (layers) => T.steps.buildHead(tf, layers ? { ...m, head: { ...m.head, layers } } : m);
 
   function info() {
     const b = tf.backend();
@@ -117,21 +107,38 @@ BENCH_JS = r"""
     return out;
   }
 
-  // Features and one-hot labels of `rows` training rows (the extracted images repeated
-  // when fewer were extracted: training time depends on the row count, not the values).
-  function trainingData(rows, plain = false) {
+  // The features and labels of `rows` training rows (the extracted images repeated when
+  // fewer were extracted: training time depends on the row count, not the values), as the
+  // page caches them: {data, count, size} and a label index per row.
+  function featureRows(rows) {
     const n = S.bitmaps.length;
     rows = rows || n;
     const data = new Float32Array(rows * FEATURE_SIZE);
-    const labels = [];
+    const labelIndex = [];
     for (let r = 0; r < rows; r++) {
       data.set(S.feats.subarray((r % n) * FEATURE_SIZE, (r % n + 1) * FEATURE_SIZE), r * FEATURE_SIZE);
-      labels.push(S.labels[r % n]);
+      labelIndex.push(S.labels[r % n]);
     }
-    if (plain) return data;
-    const xs = tf.tensor(data, [rows, ...m.backbone.output_shape]);
-    const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), m.labels.length).toFloat());
+    return { feats: { data, count: rows, size: FEATURE_SIZE }, labelIndex };
+  }
+
+  // ... as tensors, for model.fit
+  function trainingData(rows) {
+    const { feats, labelIndex } = featureRows(rows);
+    const xs = tf.tensor(feats.data, [feats.count, ...m.backbone.output_shape]);
+    const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(labelIndex, 'int32'), m.labels.length).toFloat());
     return [xs, ys];
+  }
+
+  // The page's training loop (web/src/train.js) on every row, no validation, with the
+  // manifest's hyper-parameters and `epochs`.
+  async function pageTrainHead(feats, labelIndex, epochs) {
+    const hp = m.training.hyperparameters;
+    const r = await T.steps.trainHead({ tf, manifest: m, feats, labelIndex,
+      split: { train: [...Array(feats.count).keys()], valid: [] },
+      hyper: { epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } });
+    r.model.dispose();
+    return r;
   }
 
   window.__bench = {
@@ -200,14 +207,9 @@ BENCH_JS = r"""
     },
     async pageTrain(epochs) {
       // every extracted row trains (no validation), as the tutorial's fit does
-      const hp = m.training.hyperparameters;
-      const rows = [...Array(S.page.feats.count).keys()];
-      const r = await T.steps.trainHead({ tf, manifest: m, feats: S.page.feats, labelIndex: S.page.labelIndex,
-        split: { train: rows, valid: [] },
-        hyper: { epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } });
+      const r = await pageTrainHead(S.page.feats, S.page.labelIndex, epochs);
       const acc = r.history.history.acc;
-      r.model.dispose();
-      return { epochs: r.epochs, rows: rows.length, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
+      return { epochs: r.epochs, rows: S.page.feats.count, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
     },
     async predict(count) {
       const page = [], models = [];
@@ -250,16 +252,9 @@ BENCH_JS = r"""
       const extractBatch4 = await peak(() => { tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(4, n)))).dispose(); });
       const extractBatch16 = await peak(() => { tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(16, n)))).dispose(); }, 'extractBatch16');
       const predictOne = await peak(() => { tf.tidy(() => S.head.predict(S.backbone.predict(batchOf(0, 1)))).dispose(); });
-      // one epoch of the page's training loop (web/src/train.js) on `rows` feature rows
-      const feats = { data: trainingData(rows, true), count: rows || n, size: FEATURE_SIZE };
-      const labelIndex = [...Array(feats.count).keys()].map((r) => S.labels[r % n]);
-      const hp = m.training.hyperparameters;
-      const trainEpoch = await peak(async () => {
-        const r = await T.steps.trainHead({ tf, manifest: m, feats, labelIndex,
-          split: { train: [...Array(feats.count).keys()], valid: [] },
-          hyper: { epochs: 1, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } });
-        r.model.dispose();
-      }, 'trainEpoch');
+      // one epoch of the page's training loop on `rows` feature rows
+      const { feats, labelIndex } = featureRows(rows);
+      const trainEpoch = await peak(async () => { await pageTrainHead(feats, labelIndex, 1); }, 'trainEpoch');
       return { bytes: { modelsBytes: base, extractOne, extractBatch4, extractBatch16, predictOne, trainEpoch }, kernels };
     },
     async compareBackbone(path, batch, rounds) {

@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, requestedBackend, wantsFastMatMul } from './backend.js';
 import { InputError, canvasToPixels, decodeToCanvas, fetchJson, fetchToCanvas, firstFile, groupByLabel,
   loadImageList } from './data.js';
-import { checkModels, classify, features, loadFromFiles, loadModel, mergeModels, warmUp } from './models.js';
+import { buildHead, checkModels, classify, features, loadFromFiles, loadModel, mergeModels, warmUp } from './models.js';
 import { preprocess, topK } from './preprocess.js';
 import { extractFeatures, splitItems, trainHead } from './train.js';
 import * as ui from './ui.js';
@@ -311,7 +311,7 @@ function expose() {
       app.manifest.labels, app.manifest.labels.length),
     probabilitiesUrl: async (url) => probabilities(await fetchToCanvas(new URL(url, PAGE).href)),
     // The page's own steps, for `make bench` to time the product's code rather than a copy.
-    steps: { extractFeatures, trainHead, loadPixels, preprocess, features, backbone: () => app.backbone,
+    steps: { extractFeatures, trainHead, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
       trainSet: () => app.trainSet },
     featuresUrl: async (url) => {
       const canvas = await fetchToCanvas(new URL(url, PAGE).href);

@@ -142,7 +142,7 @@ export function lossName(name) {
   return (name || 'categorical_crossentropy').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 }
 
-/** Epoch logs named as fit() names them (loss, acc, val_loss, val_acc). */
+/** The validation logs of an epoch, named as fit() names them (val_loss, val_acc). */
 async function evaluate(tf, model, x, y, batchSize) {
   const out = model.evaluate(x, y, { batchSize });
   const values = await Promise.all((Array.isArray(out) ? out : [out]).map((t) => t.data()));
@@ -174,7 +174,6 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
   const history = { epoch: [], history: {} };
   let model = null;
   const started = performance.now();
-  let epochsDone = 0;
   try {
     model = buildHead(tf, manifest);
     model.compile({ optimizer, loss: lossName(hyper.loss), metrics: ['accuracy'] });
@@ -202,14 +201,14 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
       if (validation) Object.assign(logs, await evaluate(tf, model, validation[0], validation[1], batchSize));
       history.epoch.push(epoch);
       for (const [k, v] of Object.entries(logs)) (history.history[k] = history.history[k] || []).push(v);
-      epochsDone = epoch + 1;
-      onEpoch(epochsDone, logs);
+      onEpoch(epoch + 1, logs);
       if (charts) {
         await charts.onEpochEnd(epoch, logs);
         await tf.nextFrame(); // let the page paint the curves and the progress
       }
     }
-    return { model, history, epochs: epochsDone, stopped: epochsDone < hyper.epochs, ms: performance.now() - started };
+    const epochs = history.epoch.length;
+    return { model, history, epochs, stopped: epochs < hyper.epochs, ms: performance.now() - started };
   } catch (e) {
     if (model) model.dispose();
     throw e;
