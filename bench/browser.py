@@ -24,8 +24,8 @@ with ?backend=NAME and measures:
   - on wasm: other head shapes' training time, the page's own Train button, and, when the
     Python phase wrote one beside the site's, the backbone as trained (batch-norm and padding
     not folded into the convs), timed against the site's backbone batch by batch;
-  - wasm_tfjs_matmul: training with TF.js' own wasm BatchMatMul (?matmul=original), the
-    "before" of web/src/matmul.js.
+  - wasm_tfjs_kernels: training with TF.js' own wasm kernels (?tfjs=all), the "before" of
+    web/src/kernels.js (matmul.js, adam.js, identity.js).
 TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2 unless told;
 the page asks for wasmThreads() (web/src/backend.js: 2 on a 2-core machine). The wasm_pool1
 variant reports 1 core to the page (an init script), which gives TF.js' own pool of 1 here.
@@ -60,8 +60,8 @@ BACKENDS = {
     "wasm_pool1": ("wasm", True, 1),
     "webgl": ("webgl", True, None),         # no GPU here: SwiftShader (software) if it starts
     "cpu": ("cpu", True, None),             # plain JavaScript
-    # before/after of web/src/matmul.js: TF.js' own wasm BatchMatMul (training only matters)
-    "wasm_tfjs_matmul": ("wasm&matmul=original", True, None),
+    # before/after of web/src/kernels.js: TF.js' own wasm kernels (training only matters)
+    "wasm_tfjs_kernels": ("wasm&tfjs=all", True, None),
 }
 
 # Installed into the page after it is ready; everything uses the page's tf and manifest.
@@ -542,7 +542,7 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                     for name in order:
                         query, isolated, cores = BACKENDS[name]
                         fast = name.startswith("wasm")
-                        training_only = name == "wasm_tfjs_matmul"
+                        training_only = name == "wasm_tfjs_kernels"
                         t = time.perf_counter()
                         res = run_backend(browser, servers[isolated].url, query,
                                           n=n_slow if training_only or not fast else n, cores=cores,

@@ -578,9 +578,9 @@ def print_table(res: dict) -> None:
                       f"{int(w['info'].get('threads') or 0)} threads): features batched(16) "
                       f"{pool1['extract_ms_per_image']['16']:.1f} -> {w['extract_ms_per_image']['16']:.1f} ms/image, "
                       f"train {pool1['train_ms']:.0f} -> {w['train_ms']:.0f} ms")
-            plain = br.get("wasm_tfjs_matmul")
+            plain = br.get("wasm_tfjs_kernels")
             if plain:
-                print(f"  before/after web/src/matmul.js (XNNPACK for transposed products): 20 epochs "
+                print(f"  before/after web/src/kernels.js (transposed products, fused Adam, shared clones): 20 epochs "
                       f"{plain['train_ms']:.0f} -> {w['train_ms']:.0f} ms ({plain['train_ms'] / w['train_ms']:.2f}x)")
             for what in ("extractBatch16", "trainEpoch"):
                 k = w.get("kernels", {}).get(what)

@@ -1,6 +1,12 @@
-"""Small image datasets made on the fly, so tests never depend on downloaded data."""
+"""Small image datasets made on the fly, so tests never depend on downloaded data; and
+a runner for the Node checks in web/tools."""
 
+import json
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -61,3 +67,16 @@ def make_tiny(root: Path, labels, per_class: int) -> Path:
         for i in range(per_class):
             tiny_image(label, i).save(root / label / f"{i}.png", compress_level=1)
     return root
+
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+
+
+def run_node_tool(name: str, *args: str, timeout: int = 600) -> dict:
+    """Runs web/tools/<name> with node (the packages in web/node_modules) and returns the
+    JSON object it prints."""
+    if shutil.which("node") is None or not (WEB / "node_modules" / "@tensorflow" / "tfjs-backend-wasm").is_dir():
+        pytest.fail("node and web/node_modules are needed (make setup installs them)")
+    out = subprocess.run(["node", str(WEB / "tools" / name), *args], capture_output=True, text=True,
+                         check=True, timeout=timeout, cwd=WEB)
+    return json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))

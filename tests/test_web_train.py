@@ -1,25 +1,20 @@
 """web/src/train.js in Node (no browser): the page's feature extraction and training loop,
 on the cpu backend and on wasm as the page runs it (web/tools/train-check.mjs)."""
 
-import json
-import shutil
-import subprocess
-
 import pytest
 
-from .conftest import ROOT
+from .helpers import run_node_tool
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("backend", ["cpu", "wasm"])
 def test_extract_and_train_in_node(backend):
-    if shutil.which("node") is None or not (ROOT / "web" / "node_modules" / "@tensorflow" / "tfjs").is_dir():
-        pytest.fail("node and web/node_modules are needed (make setup installs them)")
-    out = subprocess.run(["node", str(ROOT / "web" / "tools" / "train-check.mjs"), backend], capture_output=True,
-                         text=True, check=True, timeout=600, cwd=ROOT / "web")
-    r = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("{")))
+    r = run_node_tool("train-check.mjs", backend)
     assert r["backend"] == backend
+    # on wasm, trained with the page's own kernels, as the page installs them
+    assert r["kernels"] == ([] if backend == "cpu" else
+                            ["XNNPACK for transposed products", "fused Adam", "shared clones"])
     ex = r["extract"]
     # features in item order, equal to each image run alone; the next batch loads meanwhile
     assert (ex["count"], ex["size"]) == (30, 16) and ex["maxAbsDiff"] < 1e-4

@@ -1,9 +1,10 @@
 // Builds dist/: index.html, style.css, favicon.svg, app.js (+ map) and the wasm backend binaries.
-// Usage: node build.mjs [--watch] [--sourcemap]
+// Usage: node build.mjs [--watch] [--sourcemap]   (NO_MINIFY=1: readable app.js, for profiles)
 import { build, context } from 'esbuild';
 import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watPlugin } from './tools/wat.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, 'dist');
@@ -30,12 +31,12 @@ const options = {
   format: 'iife',
   platform: 'browser',
   target: ['es2020'],
-  minify: true,
+  minify: !process.env.NO_MINIFY,
   sourcemap: process.argv.includes('--sourcemap'),
   legalComments: 'eof',
   define: { 'process.env.NODE_ENV': '"production"', global: 'globalThis' },
   logLevel: 'warning',
-  plugins: [oneTfjsCore],
+  plugins: [oneTfjsCore, watPlugin],
 };
 
 async function copyStatic() {

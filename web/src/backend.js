@@ -1,7 +1,8 @@
 // Backend choice: wasm (SIMD, threads when cross-origin isolated) by default,
 // webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { patchWasmMatMul } from './matmul.js';
+import ADAM_WASM from './adam.wat';
+import { installWasmKernels } from './kernels.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu'];
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm',
@@ -35,10 +36,15 @@ export function requestedBackend(search) {
   return BACKENDS.includes(name) ? name : 'wasm';
 }
 
-/** False when the page is asked (?matmul=original) to keep TF.js' own wasm BatchMatMul,
- * for before/after benchmarks of matmul.js. */
-export function wantsFastMatMul(search) {
-  return new URLSearchParams(search).get('matmul') !== 'original';
+/**
+ * Which of the page's own wasm kernels to install. ?tfjs= lists those to leave as TF.js has
+ * them, for before/after benchmarks: matmul (matmul.js), adam (adam.js), identity
+ * (identity.js), or all.
+ */
+export function pageKernels(search) {
+  const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
+  const own = (name) => !keep.includes(name) && !keep.includes('all');
+  return { fastMatMul: own('matmul'), fusedAdam: own('adam'), sharedIdentity: own('identity') };
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
@@ -80,18 +86,19 @@ async function tryBackend(tf, name) {
 }
 
 /**
- * Activates the first working backend in fallbackOrder(preferred).
+ * Activates the first working backend in fallbackOrder(preferred); on wasm, installs the
+ * page's kernels (kernels.js; `kernels` as pageKernels() gives them).
  * @returns {Promise<{name: string, fellBack: boolean, failed: string[], details: string}>}
  */
-export async function activateBackend(tf, preferred, pageUrl, { fastMatMul = true } = {}) {
+export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
   configureWasmPaths(pageUrl);
   const failed = [];
   for (const name of fallbackOrder(preferred)) {
     const started = name === 'wasm'
       ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
-      const patched = name === 'wasm' && fastMatMul && patchWasmMatMul(tf);
-      const details = await describe(tf, name) + (patched ? ', XNNPACK for transposed products' : '');
+      const own = name === 'wasm' ? installWasmKernels(tf, ADAM_WASM, kernels) : [];
+      const details = [await describe(tf, name), ...own].join(', ');
       return { name, fellBack: name !== preferred, failed, details };
     }
     failed.push(name);

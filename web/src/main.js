@@ -1,7 +1,7 @@
 // Wires the page: backend, manifest, models, gallery, predict, train, download, load.
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { activateBackend, requestedBackend, wantsFastMatMul } from './backend.js';
+import { activateBackend, pageKernels, requestedBackend } from './backend.js';
 import { InputError, canvasToPixels, decodeToCanvas, fetchJson, fetchToCanvas, firstFile, groupByLabel,
   loadImageList } from './data.js';
 import { buildHead, checkModels, classify, features, loadFromFiles, loadModel, mergeModels, warmUp } from './models.js';
@@ -237,7 +237,7 @@ async function switchBackend(name) {
   refreshControls();
   ui.setStatus('loading', `Switching to ${name}…`);
   try {
-    const backend = await activateBackend(tf, name, PAGE, { fastMatMul: wantsFastMatMul(location.search) });
+    const backend = await activateBackend(tf, name, PAGE, pageKernels(location.search));
     warmUp(tf, app.backbone, app.python.model, app.manifest);
     ui.showBackend(backend.name, backend.details, backend.fellBack ? `${name} failed` : '');
     const url = new URL(location.href);
@@ -329,8 +329,7 @@ async function start() {
   wire();
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
-  const backend = await activateBackend(tf, requestedBackend(location.search), PAGE,
-    { fastMatMul: wantsFastMatMul(location.search) });
+  const backend = await activateBackend(tf, requestedBackend(location.search), PAGE, pageKernels(location.search));
   const asked = requestedBackend(location.search);
   ui.showBackend(backend.name, backend.details, backend.fellBack ? `${asked} failed, fell back` : '');
   ui.setStatus('loading', 'Loading manifest.json…');

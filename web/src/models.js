@@ -88,8 +88,12 @@ export function classify(tf, backbone, classifier, x) {
     : run(classifier.model, run(backbone, x))));
 }
 
-/** A fresh, untrained head built from manifest.head.layers on the backbone's feature shape. */
-export function buildHead(tf, manifest) {
+/**
+ * A fresh, untrained head built from manifest.head.layers on the backbone's feature shape.
+ * Dense kernels start as Keras starts them (glorot_uniform; TF.js' default is a truncated
+ * glorot_normal, 4x slower to draw for the default head's 1.25M weights), from `seed`.
+ */
+export function buildHead(tf, manifest, { seed = 1 } = {}) {
   const specs = manifest.head.layers;
   if (!Array.isArray(specs) || specs.length === 0) throw new Error('the manifest has no head.layers');
   const model = tf.sequential({ name: 'browser_head' });
@@ -111,7 +115,8 @@ export function buildHead(tf, manifest) {
         model.add(tf.layers.dropout({ ...first, rate: spec.rate }));
         break;
       case 'dense': {
-        const config = { ...first, units: spec.units, activation: spec.activation || 'linear' };
+        const config = { ...first, units: spec.units, activation: spec.activation || 'linear',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }) };
         if (spec.kernel_regularizer_l2) config.kernelRegularizer = tf.regularizers.l2({ l2: spec.kernel_regularizer_l2 });
         model.add(tf.layers.dense(config));
         break;

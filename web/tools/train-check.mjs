@@ -4,14 +4,17 @@
 //   node web/tools/train-check.mjs [cpu|wasm] > result.json
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { patchWasmMatMul } from '../src/matmul.js';
+import { installWasmKernels } from '../src/kernels.js';
 import { preprocess } from '../src/preprocess.js';
 import { extractFeatures, trainHead } from '../src/train.js';
+import { compileWat } from './wat.mjs';
 
 const backend = process.argv[2] || 'cpu';
 await tf.setBackend(backend);
 await tf.ready();
-if (backend === 'wasm') patchWasmMatMul(tf);
+// on wasm, the page's own kernels as the page installs them
+const kernels = backend === 'wasm'
+  ? installWasmKernels(tf, await compileWat(new URL('../src/adam.wat', import.meta.url).pathname)) : [];
 
 const LABELS = ['a', 'b', 'c'];
 const manifest = {
@@ -88,6 +91,7 @@ early.model.dispose();
 
 console.log(JSON.stringify({
   backend: tf.getBackend(),
+  kernels,
   extract: { count: feats.count, size: feats.size, maxAbsDiff, prefetched, stoppedIsNull: stopped === null },
   train: { epochs: full.epochs, stopped: full.stopped, logKeys: Object.keys(h).sort(), lossFirst: h.loss[0],
     lossLast: h.loss[h.loss.length - 1], accLast: h.acc[h.acc.length - 1], valAccLast: h.val_acc[h.val_acc.length - 1],

@@ -1,0 +1,111 @@
+// Adam in one pass per variable on the wasm backend, for training in the page.
+//
+// tf.train.adam updates a variable with 14 elementwise TF.js ops, each a full pass over
+// memory: for the default head's 12544x100 kernel that was 8.8 ms of a 22 ms training
+// step on wasm (tf.profile), more than the forward product. The kernel registered here
+// ('TransferAdam', source in adam.wat) does the same float32 arithmetic in one SIMD loop
+// over tfjs-backend-wasm's own memory and returns new buffers for the variable and both
+// moments, so it is a pure kernel like any other: nothing is changed in place.
+// Other backends, and wasm without the kernel, run tf.train.adam's own update.
+
+const KERNEL = 'TransferAdam';
+const BACKEND = 'wasm';
+const instances = new WeakMap(); // WebAssembly.Memory -> the kernel's exports
+
+/** The backend's WebAssembly.Memory (threaded builds export it as wasmMemory). */
+function memoryOf(wasm) {
+  return wasm.wasmMemory || (wasm.asm && wasm.asm.memory) || null;
+}
+
+function instantiate(binaries, memory) {
+  if (!instances.has(memory)) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const module = new WebAssembly.Module(shared ? binaries.shared : binaries.local);
+    instances.set(memory, new WebAssembly.Instance(module, { env: { memory } }).exports);
+  }
+  return instances.get(memory);
+}
+
+/**
+ * Registers the fused Adam kernel on the wasm backend.
+ * @param {object} tf the TF.js namespace
+ * @param {{shared: Uint8Array, local: Uint8Array}} binaries adam.wat compiled for shared
+ *   (threaded backend) and unshared memory
+ * @returns {boolean} whether the kernel is in place (false when wasm is not registered)
+ */
+export function registerFusedAdam(tf, binaries) {
+  if (tf.getKernel(KERNEL, BACKEND)) return true;
+  if (!tf.getKernel('Add', BACKEND) || typeof WebAssembly === 'undefined') return false;
+  if (!WebAssembly.validate(binaries.local)) return false; // no wasm SIMD here
+  tf.registerKernel({
+    kernelName: KERNEL,
+    backendName: BACKEND,
+    kernelFunc: ({ inputs, backend, attrs }) => {
+      const { w, g, m, v } = inputs;
+      const memory = memoryOf(backend.wasm);
+      if (!memory) throw new Error('TransferAdam: the wasm backend does not expose its memory');
+      const kernel = instantiate(binaries, memory);
+      const size = w.shape.reduce((a, b) => a * b, 1);
+      const out = [w, m, v].map((t) => backend.makeOutput(t.shape, 'float32'));
+      const at = (t) => backend.dataIdMap.get(t.dataId).memoryOffset;
+      const { beta1, beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, learningRate } = attrs;
+      kernel.adam(at(w), at(g), at(m), at(v), at(out[0]), at(out[1]), at(out[2]), size,
+        beta1, 1 - beta1, beta2, 1 - beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, -learningRate);
+      return out;
+    },
+  });
+  return true;
+}
+
+const classes = new WeakMap(); // tf namespace -> its FusedAdam class
+
+/** tf.AdamOptimizer whose update runs as one TransferAdam kernel per variable where registered. */
+function fusedAdamClass(tf) {
+  if (classes.has(tf)) return classes.get(tf);
+  class FusedAdam extends tf.AdamOptimizer {
+    applyGradients(variableGradients) {
+      if (!tf.getKernel(KERNEL, tf.getBackend())) return super.applyGradients(variableGradients);
+      const names = Array.isArray(variableGradients)
+        ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
+      // 1 - beta^t exactly as tf.train.adam computes it: float32 scalars on the backend
+      const [oneMinusAccBeta1, oneMinusAccBeta2] = tf.tidy(() => [this.accBeta1, this.accBeta2]
+        .map((acc) => tf.sub(1, acc))).map((t) => {
+        const value = t.dataSync()[0];
+        t.dispose();
+        return value;
+      });
+      const attrs = { beta1: this.beta1, beta2: this.beta2, oneMinusAccBeta1, oneMinusAccBeta2,
+        epsilon: this.epsilon, learningRate: this.learningRate };
+      tf.tidy(() => {
+        names.forEach((name, i) => {
+          const value = tf.engine().registeredVariables[name];
+          if (this.accumulatedFirstMoment[i] == null) {
+            this.accumulatedFirstMoment[i] = { originalName: `${name}/m`,
+              variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+            this.accumulatedSecondMoment[i] = { originalName: `${name}/v`,
+              variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+          }
+          const gradient = Array.isArray(variableGradients) ? variableGradients[i].tensor : variableGradients[name];
+          if (gradient == null) return;
+          const m = this.accumulatedFirstMoment[i].variable;
+          const v = this.accumulatedSecondMoment[i].variable;
+          const [w2, m2, v2] = tf.engine().runKernel(KERNEL, { w: value, g: gradient, m, v }, attrs);
+          m.assign(m2);
+          v.assign(v2);
+          value.assign(w2);
+        });
+        this.accBeta1.assign(tf.mul(this.accBeta1, this.beta1));
+        this.accBeta2.assign(tf.mul(this.accBeta2, this.beta2));
+      });
+      this.incrementIterations();
+    }
+  }
+  classes.set(tf, FusedAdam);
+  return FusedAdam;
+}
+
+/** Like tf.train.adam(learningRate, beta1, beta2, epsilon), with the fused update on wasm. */
+export function adam(tf, learningRate = 0.001, beta1 = 0.9, beta2 = 0.999, epsilon = null) {
+  const FusedAdam = fusedAdamClass(tf);
+  return new FusedAdam(learningRate, beta1, beta2, epsilon);
+}

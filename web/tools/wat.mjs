@@ -1,0 +1,38 @@
+// Compiles a WebAssembly text kernel (src/*.wat) with wabt, twice: for the threaded wasm
+// backend, whose memory is shared, and for the others, whose memory is not (an import
+// must declare which). Used by build.mjs (bundled as bytes) and by the Node checks.
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import wabtInit from 'wabt';
+
+const FEATURES = { simd: true, threads: true };
+
+/** @returns {Promise<{shared: Uint8Array, local: Uint8Array}>} */
+export async function compileWat(path) {
+  const wabt = await wabtInit();
+  const text = await readFile(path, 'utf8');
+  const shared = / shared\)/;
+  if (!shared.test(text)) throw new Error(`${path}: expected a shared memory import`);
+  const binary = (source) => {
+    const module = wabt.parseWat(basename(path), source, FEATURES);
+    try {
+      module.validate(FEATURES);
+      return Uint8Array.from(module.toBinary({}).buffer);
+    } finally {
+      module.destroy();
+    }
+  };
+  return { shared: binary(text), local: binary(text.replace(shared, ')')) };
+}
+
+/** An esbuild plugin: `import binaries from './x.wat'` gives {shared, local} byte arrays. */
+export const watPlugin = {
+  name: 'wat',
+  setup(b) {
+    b.onLoad({ filter: /\.wat$/ }, async (args) => {
+      const { shared, local } = await compileWat(args.path);
+      const bytes = (u8) => `Uint8Array.from(atob(${JSON.stringify(Buffer.from(u8).toString('base64'))}), (c) => c.charCodeAt(0))`;
+      return { contents: `export default { shared: ${bytes(shared)}, local: ${bytes(local)} };`, loader: 'js' };
+    });
+  },
+};
