@@ -1,6 +1,7 @@
 """The page's own wasm kernels (web/src/kernels.js), run by node with the wasm backend from
-web/node_modules: matmul.js's products give the cpu backend's results, adam.js's fused update
-gives tf.train.adam's, identity.js's clones share data safely."""
+web/node_modules: matmul.js's products give the cpu backend's results, transpose.js moves
+every value as TF.js does, adam.js's fused update gives tf.train.adam's, identity.js's clones
+share data safely."""
 
 import pytest
 
@@ -23,6 +24,14 @@ def test_patched_wasm_matmul_matches_cpu_for_every_transpose_and_leaks_nothing()
     # values and the same kernel gradient as the cpu backend (float32 sums of 12544 products)
     fwd = result["forward"]
     assert fwd["maxAbsDiff"] < 1e-4 * fwd["maxAbs"] and fwd["gradMaxAbsDiff"] < 1e-4 * fwd["gradMaxAbs"], fwd
+    # a dense layer's fused product + bias + activation (no tape): inside whileWeightsChange it is
+    # split (3 transposes: w, x, y), outside it stays XNNPACK's cached kernel; cpu's values either way
+    assert [c["activation"] for c in result["fused"]] == [
+        "linear", "relu", "relu6", "sigmoid", "elu", "leakyrelu", "prelu"]
+    for c in result["fused"]:
+        assert c["split"] == 3 and c["transposesOutside"] == 0, c
+        bound = 1e-4 * max(c["maxAbs"], 1)  # float32 sums of 3000 products
+        assert c["maxAbsDiff"] < bound and c["plainMaxAbsDiff"] < bound, c
     print(f"kernel gradient x^T @ dy (32x12544, 100 units) in node: {result['gradientMsBefore']:.0f} ms -> "
           f"{result['gradientMsAfter']:.0f} ms")
 
@@ -48,3 +57,13 @@ def test_wasm_clones_share_data_and_stay_correct():
     r = run_node_tool("identity-check.mjs")
     assert r == {"patched": True, "shares": True, "cloneAfterSourceDisposed": True, "cloneAfterAssign": True,
                  "variableAfterAssign": True, "strings": True, "leakedData": 0}
+
+
+def test_simd_transpose_moves_every_value_as_tfjs_does():
+    r = run_node_tool("transpose-check.mjs")
+    assert r["patched"] is True and r["leakedTensors"] == 0
+    # blocks, edges, batches, empty; other permutations and int32 go to TF.js' kernel
+    assert len(r["cases"]) == 11
+    for case in r["cases"]:
+        assert case["same"], case
+    print(f"transpose of a 12544x100 kernel in node: {r['kernelMsBefore']:.2f} ms -> {r['kernelMsAfter']:.2f} ms")

@@ -14,7 +14,7 @@ def test_extract_and_train_in_node(backend):
     assert r["backend"] == backend
     # on wasm, trained with the page's own kernels, as the page installs them
     assert r["kernels"] == ([] if backend == "cpu" else
-                            ["XNNPACK for transposed products", "fused Adam", "shared clones"])
+                            ["XNNPACK for transposed products", "SIMD transposes", "fused Adam", "shared clones"])
     ex = r["extract"]
     # features in item order, equal to each image run alone; the next batch loads meanwhile
     assert (ex["count"], ex["size"]) == (30, 16) and ex["maxAbsDiff"] < 1e-4
@@ -22,7 +22,7 @@ def test_extract_and_train_in_node(backend):
     assert ex["stoppedIsNull"]
     tr = r["train"]
     assert tr["epochs"] == 25 and not tr["stopped"] and tr["historyLength"] == 25
-    assert tr["epochsSeen"] == list(range(1, 26)) and tr["charted"] == 25
+    assert tr["epochsSeen"] == list(range(1, 26)) and tr["charted"] == 25 and tr["chartsEnded"] == 1
     assert tr["logKeys"] == tr["chartedKeys"] == ["acc", "loss", "val_acc", "val_loss"]
     assert tr["lossLast"] < tr["lossFirst"] / 3
     assert tr["valAccLast"] == 1 and tr["predictedRight"] == 1  # the colours separate the classes

@@ -8,23 +8,10 @@
 // moments, so it is a pure kernel like any other: nothing is changed in place.
 // Other backends, and wasm without the kernel, run tf.train.adam's own update.
 
+import { kernelExports, offsetOf, supported } from './wasm-memory.js';
+
 const KERNEL = 'TransferAdam';
 const BACKEND = 'wasm';
-const instances = new WeakMap(); // WebAssembly.Memory -> the kernel's exports
-
-/** The backend's WebAssembly.Memory (threaded builds export it as wasmMemory). */
-function memoryOf(wasm) {
-  return wasm.wasmMemory || (wasm.asm && wasm.asm.memory) || null;
-}
-
-function instantiate(binaries, memory) {
-  if (!instances.has(memory)) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const module = new WebAssembly.Module(shared ? binaries.shared : binaries.local);
-    instances.set(memory, new WebAssembly.Instance(module, { env: { memory } }).exports);
-  }
-  return instances.get(memory);
-}
 
 /**
  * Registers the fused Adam kernel on the wasm backend.
@@ -35,19 +22,16 @@ function instantiate(binaries, memory) {
  */
 export function registerFusedAdam(tf, binaries) {
   if (tf.getKernel(KERNEL, BACKEND)) return true;
-  if (!tf.getKernel('Add', BACKEND) || typeof WebAssembly === 'undefined') return false;
-  if (!WebAssembly.validate(binaries.local)) return false; // no wasm SIMD here
+  if (!tf.getKernel('Add', BACKEND) || !supported(binaries)) return false;
   tf.registerKernel({
     kernelName: KERNEL,
     backendName: BACKEND,
     kernelFunc: ({ inputs, backend, attrs }) => {
       const { w, g, m, v } = inputs;
-      const memory = memoryOf(backend.wasm);
-      if (!memory) throw new Error('TransferAdam: the wasm backend does not expose its memory');
-      const kernel = instantiate(binaries, memory);
+      const kernel = kernelExports(binaries, backend);
       const size = w.shape.reduce((a, b) => a * b, 1);
       const out = [w, m, v].map((t) => backend.makeOutput(t.shape, 'float32'));
-      const at = (t) => backend.dataIdMap.get(t.dataId).memoryOffset;
+      const at = (t) => offsetOf(backend, t);
       const { beta1, beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, learningRate } = attrs;
       kernel.adam(at(w), at(g), at(m), at(v), at(out[0]), at(out[1]), at(out[2]), size,
         beta1, 1 - beta1, beta2, 1 - beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, -learningRate);
@@ -64,9 +48,10 @@ function fusedAdamClass(tf) {
   if (classes.has(tf)) return classes.get(tf);
   class FusedAdam extends tf.AdamOptimizer {
     applyGradients(variableGradients) {
-      if (!tf.getKernel(KERNEL, tf.getBackend())) return super.applyGradients(variableGradients);
       const names = Array.isArray(variableGradients)
         ? variableGradients.map((v) => v.name) : Object.keys(variableGradients);
+      const float32 = names.every((name) => tf.engine().registeredVariables[name].dtype === 'float32');
+      if (!float32 || !tf.getKernel(KERNEL, tf.getBackend())) return super.applyGradients(variableGradients);
       // 1 - beta^t exactly as tf.train.adam computes it: float32 scalars on the backend
       const [oneMinusAccBeta1, oneMinusAccBeta2] = tf.tidy(() => [this.accBeta1, this.accBeta2]
         .map((acc) => tf.sub(1, acc))).map((t) => {

@@ -2,6 +2,7 @@
 // webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import ADAM_WASM from './adam.wat';
+import TRANSPOSE_WASM from './transpose.wat';
 import { installWasmKernels } from './kernels.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu'];
@@ -38,13 +39,14 @@ export function requestedBackend(search) {
 
 /**
  * Which of the page's own wasm kernels to install. ?tfjs= lists those to leave as TF.js has
- * them, for before/after benchmarks: matmul (matmul.js), adam (adam.js), identity
- * (identity.js), or all.
+ * them, for before/after benchmarks: matmul (matmul.js), transpose (transpose.js), adam
+ * (adam.js), identity (identity.js), or all.
  */
 export function pageKernels(search) {
   const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
   const own = (name) => !keep.includes(name) && !keep.includes('all');
-  return { fastMatMul: own('matmul'), fusedAdam: own('adam'), sharedIdentity: own('identity') };
+  return { fastMatMul: own('matmul'), fastTranspose: own('transpose'), fusedAdam: own('adam'),
+    sharedIdentity: own('identity') };
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
@@ -97,7 +99,7 @@ export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
     const started = name === 'wasm'
       ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
-      const own = name === 'wasm' ? installWasmKernels(tf, ADAM_WASM, kernels) : [];
+      const own = name === 'wasm' ? installWasmKernels(tf, { adam: ADAM_WASM, transpose: TRANSPOSE_WASM }, kernels) : [];
       const details = [await describe(tf, name), ...own].join(', ');
       return { name, fellBack: name !== preferred, failed, details };
     }

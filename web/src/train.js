@@ -4,6 +4,7 @@
 // No DOM here: web/tools/train-check.mjs runs it in Node.
 import { adam } from './adam.js';
 import { preprocess } from './preprocess.js';
+import { whileWeightsChange } from './matmul.js';
 import { buildHead, features } from './models.js';
 
 /**
@@ -146,9 +147,12 @@ export function lossName(name) {
   return (name || 'categorical_crossentropy').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 }
 
-/** The validation logs of an epoch, named as fit() names them (val_loss, val_acc). */
+/**
+ * The validation logs of an epoch, named as fit() names them (val_loss, val_acc). The
+ * weights change again next step, so on wasm they are not packed for the product (matmul.js).
+ */
 async function evaluate(tf, model, x, y, batchSize) {
-  const out = model.evaluate(x, y, { batchSize });
+  const out = whileWeightsChange(() => model.evaluate(x, y, { batchSize }));
   const values = await Promise.all((Array.isArray(out) ? out : [out]).map((t) => t.data()));
   tf.dispose(out);
   return Object.fromEntries(model.metricsNames.map((name, i) => [`val_${name}`, values[i][0]]));
@@ -161,8 +165,9 @@ async function evaluate(tf, model, x, y, batchSize) {
  * Sets model.stopTraining (the Stop button) to end after the current batch.
  * @param {object} opts {tf, manifest, feats: {data, count, size}, labelIndex: number[] (per feature row),
  *   split: {train: number[], valid: number[]} (feature rows),
- *   hyper: {epochs, batchSize, learningRate, optimizer, loss}, charts ({onEpochEnd(epoch, logs)}, e.g.
- *   tfjs-vis fitCallbacks; null for none), onModel(model) (for Stop), onEpoch(epoch, logs), seed}
+ *   hyper: {epochs, batchSize, learningRate, optimizer, loss}, charts ({onEpochEnd(epoch, logs),
+ *   onTrainEnd()?} as ui.trainingCharts gives, or tfjs-vis fitCallbacks; null for none),
+ *   onModel(model) (for Stop), onEpoch(epoch, logs), seed}
  * @returns {Promise<{model: object, history: {epoch: number[], history: object}, epochs: number,
  *   stopped: boolean, ms: number}>}
  */
@@ -207,11 +212,9 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
       history.epoch.push(epoch);
       for (const [k, v] of Object.entries(logs)) (history.history[k] = history.history[k] || []).push(v);
       onEpoch(epoch + 1, logs);
-      if (charts) {
-        await charts.onEpochEnd(epoch, logs);
-        await tf.nextFrame(); // let the page paint the curves and the progress
-      }
+      if (charts) await charts.onEpochEnd(epoch, logs);
     }
+    if (charts && charts.onTrainEnd) await charts.onTrainEnd();
     const epochs = history.epoch.length;
     return { model, history, epochs, stopped: epochs < hyper.epochs, ms: performance.now() - started };
   } catch (e) {

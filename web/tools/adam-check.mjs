@@ -6,9 +6,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { adam, registerFusedAdam } from '../src/adam.js';
-import { compileWat } from './wat.mjs';
+import { compileKernels } from './wat.mjs';
 
-const binaries = await compileWat(new URL('../src/adam.wat', import.meta.url).pathname);
+const binaries = (await compileKernels()).adam;
 await tf.setBackend('cpu');
 
 // 101 inputs x 7 units: 707 kernel weights, not a multiple of 4, so the kernel's lane-by-lane

@@ -1,10 +1,11 @@
 // Checks web/src/matmul.js in Node: the patched wasm BatchMatMul gives the cpu backend's
-// products for every transpose combination and shape a dense head's training uses, leaks
-// no tensor, and prints how long a head's kernel gradient takes before and after.
+// products for every transpose combination and shape a dense head's training uses, and
+// so does the fused product-bias-activation kernel split while weights change (every
+// activation); nothing leaks; prints how long a head's kernel gradient takes before and after.
 //   node web/tools/matmul-check.mjs > result.json
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { patchWasmMatMul } from '../src/matmul.js';
+import { patchWasmMatMul, whileWeightsChange } from '../src/matmul.js';
 
 const CASES = [
   // [a shape, b shape, transposeA, transposeB]
@@ -86,9 +87,38 @@ const cpuGrad = cpuGrads.grads[vCpu.name].dataSync();
 const forward = { maxAbsDiff: maxDiff(tapedWasm.y, yCpu.dataSync()), maxAbs: maxAbs(yCpu.dataSync()),
   gradMaxAbsDiff: maxDiff(tapedWasm.grad, cpuGrad), gradMaxAbs: maxAbs(cpuGrad) };
 tf.dispose([xCpu, wCpu, vCpu, yCpu, cpuGrads.value, cpuGrads.grads[vCpu.name]]);
+// A dense layer's fused kernel (no tape), inside whileWeightsChange: split into the
+// (w^T @ x^T)^T product, the bias and the activation. Transposes are counted to see it.
+const FUSED = ['linear', 'relu', 'relu6', 'sigmoid', 'elu', 'leakyrelu', 'prelu'];
+const fusedInputs = (seed) => ({ a: tf.randomNormal([6, 3000], 0, 1, 'float32', seed),
+  b: tf.randomNormal([3000, 64], 0, 0.05, 'float32', seed + 1), bias: tf.randomNormal([64], 0, 1, 'float32', seed + 2),
+  preluActivationWeights: tf.randomNormal([64], 0, 0.3, 'float32', seed + 3) });
+function fusedProduct(activation, seed) {
+  return tf.tidy(() => {
+    const { a, b, bias, preluActivationWeights } = fusedInputs(seed);
+    return tf.fused.matMul({ a, b, bias, activation, leakyreluAlpha: 0.2,
+      preluActivationWeights: activation === 'prelu' ? preluActivationWeights : undefined }).dataSync();
+  });
+}
+const fusedCpu = FUSED.map((act, i) => fusedProduct(act, 100 + 10 * i));
 await tf.setBackend('wasm');
+let transposes = 0;
+const transposeKernel = tf.getKernel('Transpose', 'wasm');
+tf.unregisterKernel('Transpose', 'wasm');
+tf.registerKernel({ ...transposeKernel, kernelFunc: (args) => { transposes += 1; return transposeKernel.kernelFunc(args); } });
+const fusedCases = FUSED.map((activation, i) => {
+  transposes = 0;
+  const got = whileWeightsChange(() => fusedProduct(activation, 100 + 10 * i));
+  const split = transposes;
+  transposes = 0;
+  const plain = fusedProduct(activation, 100 + 10 * i);
+  return { activation, split, transposesOutside: transposes, maxAbsDiff: maxDiff(got, fusedCpu[i]),
+    plainMaxAbsDiff: maxDiff(plain, fusedCpu[i]), maxAbs: maxAbs(fusedCpu[i]) };
+});
+tf.unregisterKernel('Transpose', 'wasm');
+tf.registerKernel(transposeKernel);
 x.dispose();
 w.dispose();
 const after = timeGradient(3);
-console.log(JSON.stringify({ patched, cases, forward, leakedTensors: tf.memory().numTensors - tensorsBefore,
+console.log(JSON.stringify({ patched, cases, forward, fused: fusedCases, leakedTensors: tf.memory().numTensors - tensorsBefore,
   gradientMsBefore: before, gradientMsAfter: after, speedup: before / after }));

@@ -7,14 +7,14 @@ import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../src/kernels.js';
 import { preprocess } from '../src/preprocess.js';
 import { extractFeatures, trainHead } from '../src/train.js';
-import { compileWat } from './wat.mjs';
+import { compileKernels } from './wat.mjs';
 
 const backend = process.argv[2] || 'cpu';
 await tf.setBackend(backend);
 await tf.ready();
 // on wasm, the page's own kernels as the page installs them
 const kernels = backend === 'wasm'
-  ? installWasmKernels(tf, await compileWat(new URL('../src/adam.wat', import.meta.url).pathname)) : [];
+  ? installWasmKernels(tf, await compileKernels()) : [];
 
 const LABELS = ['a', 'b', 'c'];
 const manifest = {
@@ -75,8 +75,10 @@ const split = { train: items.filter((it) => it.id % 5 !== 0).map((it) => it.id),
 const hyper = { epochs: 25, batchSize: 8, learningRate: 0.01, optimizer: 'adam', loss: 'categorical_crossentropy' };
 const epochsSeen = [];
 const charted = [];
+let chartsEnded = 0;
 const full = await trainHead({ tf, manifest, feats, labelIndex, split, hyper,
-  charts: { onEpochEnd: async (epoch, logs) => { charted.push([epoch, Object.keys(logs).sort()]); } },
+  charts: { onEpochEnd: async (epoch, logs) => { charted.push([epoch, Object.keys(logs).sort()]); },
+    onTrainEnd: async () => { chartsEnded += 1; } },
   onEpoch: (epoch) => epochsSeen.push(epoch) });
 const h = full.history.history;
 const probe = tf.tidy(() => full.model.predict(tf.tensor(feats.data, [feats.count, 2, 2, 4])).argMax(-1).dataSync());
@@ -95,7 +97,7 @@ console.log(JSON.stringify({
   extract: { count: feats.count, size: feats.size, maxAbsDiff, prefetched, stoppedIsNull: stopped === null },
   train: { epochs: full.epochs, stopped: full.stopped, logKeys: Object.keys(h).sort(), lossFirst: h.loss[0],
     lossLast: h.loss[h.loss.length - 1], accLast: h.acc[h.acc.length - 1], valAccLast: h.val_acc[h.val_acc.length - 1],
-    historyLength: h.loss.length, epochsSeen, charted: charted.length, chartedKeys: charted[0] && charted[0][1],
+    historyLength: h.loss.length, epochsSeen, charted: charted.length, chartsEnded, chartedKeys: charted[0] && charted[0][1],
     predictedRight },
   early: { epochs: early.epochs, stopped: early.stopped, historyLength: early.history.history.loss.length },
   leakedTensors: { extract: extractLeaked, total: tf.memory().numTensors - baseline },

@@ -25,6 +25,12 @@ export async function compileWat(path) {
   return { shared: binary(text), local: binary(text.replace(shared, ')')) };
 }
 
+/** The page's kernels (src/adam.wat, src/transpose.wat) compiled, as kernels.js takes them. */
+export async function compileKernels() {
+  const src = (name) => new URL(`../src/${name}.wat`, import.meta.url).pathname;
+  return { adam: await compileWat(src('adam')), transpose: await compileWat(src('transpose')) };
+}
+
 /** An esbuild plugin: `import binaries from './x.wat'` gives {shared, local} byte arrays. */
 export const watPlugin = {
   name: 'wat',

@@ -1,0 +1,40 @@
+// The page's WebAssembly kernels (adam.wat, transpose.wat) work on tfjs-backend-wasm's own
+// memory: each is instantiated once per backend memory, importing it. The threaded build's
+// memory is shared, the others' is not, and an import must say which (tools/wat.mjs
+// compiles both).
+
+const instances = new WeakMap(); // binaries -> WeakMap(WebAssembly.Memory -> exports)
+
+/** The backend's WebAssembly.Memory (threaded builds expose it as wasmMemory). */
+function memoryOf(wasm) {
+  const memory = wasm.wasmMemory || (wasm.asm && wasm.asm.memory);
+  if (!memory) throw new Error('the wasm backend does not expose its memory');
+  return memory;
+}
+
+/** True when these binaries can run here (wasm SIMD present). */
+export function supported(binaries) {
+  return typeof WebAssembly !== 'undefined' && WebAssembly.validate(binaries.local);
+}
+
+/**
+ * The exports of `binaries` instantiated on `backend`'s memory (cached).
+ * @param {{shared: Uint8Array, local: Uint8Array}} binaries
+ * @param {object} backend the wasm backend (its .wasm is the Emscripten module)
+ */
+export function kernelExports(binaries, backend) {
+  const memory = memoryOf(backend.wasm);
+  if (!instances.has(binaries)) instances.set(binaries, new WeakMap());
+  const byMemory = instances.get(binaries);
+  if (!byMemory.has(memory)) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const module = new WebAssembly.Module(shared ? binaries.shared : binaries.local);
+    byMemory.set(memory, new WebAssembly.Instance(module, { env: { memory } }).exports);
+  }
+  return byMemory.get(memory);
+}
+
+/** Where a tensor's data starts in the backend's memory (bytes). */
+export function offsetOf(backend, tensorInfo) {
+  return backend.dataIdMap.get(tensorInfo.dataId).memoryOffset;
+}
