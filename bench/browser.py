@@ -25,7 +25,7 @@ with ?backend=NAME and measures:
     Python phase wrote one beside the site's, the backbone as trained (batch-norm and padding
     not folded into the convs), timed against the site's backbone batch by batch;
   - wasm_tfjs_kernels: training with TF.js' own wasm kernels (?tfjs=all), the "before" of
-    web/src/kernels.js (matmul.js, adam.js, identity.js).
+    web/src/kernels.js (matmul.js, transpose.js, adam.js, identity.js).
 TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2 unless told;
 the page asks for wasmThreads() (web/src/backend.js: 2 on a 2-core machine). The wasm_pool1
 variant reports 1 core to the page (an init script), which gives TF.js' own pool of 1 here.
