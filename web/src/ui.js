@@ -189,9 +189,9 @@ export function setHeadChoice(value, browserText) {
   el.headSelect.value = value;
 }
 
-// A redraw of the curves takes about as long as an epoch of the default head on wasm
-// (vega rebuilds the charts), so drawing every epoch doubled the Train button's time.
-// Redraws are spaced so they take at most a fifth of the time, and at least CHART_MS apart.
+// A redraw of the curves (vega rebuilds the charts) took 35-70 ms, the first 140 ms: about
+// an epoch of the default head on wasm, so redrawing every epoch doubled the Train button's
+// time. Redraws are spaced so they take at most a fifth of it, and at least CHART_MS apart.
 const CHART_MS = 250;
 const CHART_SHARE = 0.2;
 
