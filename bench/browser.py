@@ -17,7 +17,7 @@ with ?backend=NAME and measures:
     (fetch + decode + preprocess + backbone + head) and on the models alone;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
     over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
-    decoding meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
+    loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
     comparison; the tutorial side decodes, extracts one by one and trains with model.fit;
   - peak tensor bytes (tf.memory().numBytes after every kernel, via tf.profile) for one
     batch, one image, one training epoch and one prediction, and the kernels' time shares;
@@ -433,7 +433,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["train_way"] = "model.fit"
         if page_steps:
             # the page's own code: features of the served images (fetch + decode + preprocess +
-            # backbone, the next batch decoding while this one runs), then its training loop
+            # backbone, the next batch loading while this one runs), then its training loop
             pe = page.evaluate("b => window.__bench.pageExtract(b)", 16)
             out["page_extract"] = {"ms": pe["ms"], "images": pe["images"], "ms_per_image": pe["msPerImage"]}
             pt = page.evaluate("e => window.__bench.pageTrain(e)", epochs)

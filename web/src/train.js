@@ -18,7 +18,8 @@ export async function extractFeatures({ tf, backbone, manifest, items, loadPixel
   const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(items.length * size);
   const load = (start) => Promise.all(items.slice(start, start + batchSize).map((item) => loadPixels(item)));
-  // The next batch is fetched and decoded (off the main thread) while this one runs the backbone.
+  // The next batch starts loading while this one runs the backbone: its fetch and the
+  // browser's image decode proceed meanwhile; drawing it to a canvas waits for this batch.
   let next = items.length ? load(0) : null;
   try {
     for (let start = 0; start < items.length; start += batchSize) {
@@ -159,9 +160,9 @@ async function evaluate(tf, model, x, y, batchSize) {
 }
 
 /**
- * Trains a fresh head on cached features: each epoch shuffles the training rows
- * (seeded, so runs repeat), copies every batch from the typed arrays and calls
- * model.trainOnBatch; the validation rows are evaluated at the end of the epoch.
+ * Trains a fresh head on cached features: each epoch shuffles the training rows (seeded:
+ * the same order run to run; dropout is not), copies every batch from the typed arrays
+ * and calls model.trainOnBatch; the validation rows are evaluated at the end of the epoch.
  * Sets model.stopTraining (the Stop button) to end after the current batch.
  * @param {object} opts {tf, manifest, feats: {data, count, size}, labelIndex: number[] (per feature row),
  *   split: {train: number[], valid: number[]} (feature rows),
