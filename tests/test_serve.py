@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-from pipeline import serve
-from pipeline.serve import CONTENT_SECURITY_POLICY, SiteError, create_app
+from pipeline import sitefiles
+from pipeline.serve import CONTENT_SECURITY_POLICY, SECURITY_HEADERS, SiteError, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"outside the site"
@@ -106,14 +106,18 @@ def test_cors_restricted_to_given_origins(tiny_site):
     assert "Access-Control-Allow-Origin" not in other.headers
 
 
-EXPECTED_HEADERS = {
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Embedder-Policy": "require-corp",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-}
+def test_security_header_values(client):
+    headers = client.get("/").headers
+    # cross-origin isolation, so the threaded wasm backend gets SharedArrayBuffer
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+    assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    # ...while an isolated page elsewhere may still load the models
+    assert headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    directives = {d.strip() for d in headers["Content-Security-Policy"].split(";")}
+    assert "default-src 'self'" in directives and "frame-ancestors 'none'" in directives
+    assert "object-src 'none'" in directives
 
 
 @pytest.mark.parametrize("method, path, status", [
@@ -128,7 +132,7 @@ EXPECTED_HEADERS = {
 def test_security_headers_on_every_response(client, method, path, status):
     response = client.open(path, method=method)
     assert response.status_code == status
-    for name, value in EXPECTED_HEADERS.items():
+    for name, value in SECURITY_HEADERS.items():
         assert response.headers.get(name) == value, name
 
 
@@ -136,7 +140,7 @@ def test_security_headers_on_304(client):
     etag = client.get("/").headers["ETag"]
     response = client.get("/", headers={"If-None-Match": etag})
     assert response.status_code == 304
-    for name, value in EXPECTED_HEADERS.items():
+    for name, value in SECURITY_HEADERS.items():
         assert response.headers.get(name) == value, name
 
 
@@ -196,6 +200,89 @@ def test_assets_have_a_revalidating_cache_policy(client, path):
     # names are not content-hashed: must never be reused without asking
     assert "no-cache" in directives or "must-revalidate" in directives
     assert "immutable" not in directives
+
+
+# ------------------------------------------------------------- byte ranges
+
+SHARD = "/models/head/group1-shard1of1.bin"
+SHARD_BYTES = bytes(range(256)) * 64
+
+
+def test_range_on_a_shard(client):
+    full = client.get(SHARD)
+    assert full.headers["Accept-Ranges"] == "bytes"
+    response = client.get(SHARD, headers={"Range": "bytes=0-99"})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == f"bytes 0-99/{len(SHARD_BYTES)}"
+    assert int(response.headers["Content-Length"]) == 100
+    assert response.data == SHARD_BYTES[:100]
+    assert response.headers["ETag"] == full.headers["ETag"]  # the same representation
+    middle = client.get(SHARD, headers={"Range": "bytes=1000-1999"})
+    assert middle.status_code == 206 and middle.data == SHARD_BYTES[1000:2000]
+
+
+def test_suffix_range(client):
+    n = len(SHARD_BYTES)
+    response = client.get(SHARD, headers={"Range": "bytes=-10"})
+    assert response.status_code == 206
+    assert response.headers["Content-Range"] == f"bytes {n - 10}-{n - 1}/{n}"
+    assert response.data == SHARD_BYTES[-10:]
+    open_ended = client.get(SHARD, headers={"Range": f"bytes={n - 5}-"})
+    assert open_ended.status_code == 206 and open_ended.data == SHARD_BYTES[-5:]
+
+
+@pytest.mark.parametrize("header", ["bytes=20000-20099", "bytes=16384-"])
+def test_unsatisfiable_range_is_416(client, header):
+    response = client.get(SHARD, headers={"Range": header})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{len(SHARD_BYTES)}"
+    assert response.is_json and response.get_json()["status"] == 416
+    assert SHARD_BYTES[:16] not in response.data
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, name
+
+
+def test_if_range(client):
+    etag = client.get(SHARD).headers["ETag"]
+    stale = client.get(SHARD, headers={"Range": "bytes=0-99", "If-Range": '"stale"'})
+    assert stale.status_code == 200 and stale.data == SHARD_BYTES
+    assert "Content-Range" not in stale.headers
+    current = client.get(SHARD, headers={"Range": "bytes=0-99", "If-Range": etag})
+    assert current.status_code == 206 and current.data == SHARD_BYTES[:100]
+
+
+def test_head_with_range(client):
+    response = client.head(SHARD, headers={"Range": "bytes=0-99"})
+    assert response.status_code == 206
+    assert response.data == b""
+    assert int(response.headers["Content-Length"]) == 100
+    assert response.headers["Content-Range"] == f"bytes 0-99/{len(SHARD_BYTES)}"
+
+
+def test_range_is_served_uncompressed(gz_site):
+    """A range counts bytes of the identity file, even from a client that accepts gzip."""
+    client = create_app(gz_site).test_client()
+    original = (gz_site / "models" / "head" / "model.json").read_bytes()
+    plain_etag = client.get("/models/head/model.json").headers["ETag"]
+    response = client.get("/models/head/model.json", headers={"Accept-Encoding": "gzip", "Range": "bytes=0-99"})
+    assert response.status_code == 206
+    assert "Content-Encoding" not in response.headers
+    assert response.headers["Content-Range"] == f"bytes 0-99/{len(original)}"
+    assert response.data == original[:100]
+    assert response.headers["ETag"] == plain_etag
+    assert "Accept-Encoding" in response.headers["Vary"]
+    # the gzip ETag names another representation: If-Range with it sends the whole identity file
+    gz_etag = client.get("/models/head/model.json", headers={"Accept-Encoding": "gzip"}).headers["ETag"]
+    whole = client.get("/models/head/model.json",
+                       headers={"Accept-Encoding": "gzip", "Range": "bytes=0-99", "If-Range": gz_etag})
+    assert whole.status_code == 200 and whole.data == original
+
+
+def test_cross_origin_range(client):
+    response = client.get(SHARD, headers={"Origin": "https://elsewhere.example", "Range": "bytes=0-99"})
+    assert response.status_code == 206
+    exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert "content-range" in exposed
 
 
 # --------------------------------------------------------------- compression
@@ -269,7 +356,7 @@ def test_gzip_computed_once_per_file_version(gz_site, monkeypatch):
         calls.append(len(data))
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(serve.gzip, "compress", counting)
+    monkeypatch.setattr(sitefiles.gzip, "compress", counting)
     client = create_app(gz_site).test_client()
     for _ in range(5):
         response = client.get("/models/head/model.json", headers={"Accept-Encoding": "gzip"})
@@ -516,6 +603,9 @@ def test_behind_waitress(gz_site):
             assert gzip.decompress(response.read()) == (gz_site / "models" / "head" / "model.json").read_bytes()
         status, _, body = _raw_get(port, "/models/head/group1-shard1of1.bin", {"If-None-Match": etag})
         assert status == 304 and body == b""
+        status, headers, body = _raw_get(port, "/models/head/group1-shard1of1.bin", {"Range": "bytes=1000-1099"})
+        assert status == 206 and body == shard[1000:1100]
+        assert headers["Content-Range"] == f"bytes 1000-1099/{len(shard)}"
         with urllib.request.urlopen(base + "healthz", timeout=10) as response:
             assert json.loads(response.read())["labels"] == 2
 
