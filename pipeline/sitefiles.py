@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import unquote
 
+from werkzeug.exceptions import PreconditionFailed
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
@@ -250,9 +251,10 @@ class SiteFiles:
 
     def response(self, static: StaticFile, request: Request) -> Response:
         """``static`` answered for ``request``: 200, 206 for a byte range, 304 when the
-        client's copy is current, 412 for a failed If-Match.  Raises Werkzeug's
-        RequestedRangeNotSatisfiable (416) for a range outside the file.  The file
-        is closed with the response (or here, if no response comes of it).
+        client's copy is current.  Raises Werkzeug's RequestedRangeNotSatisfiable
+        (416) for a range outside the file and PreconditionFailed (412) for a failed
+        If-Match.  The file is closed with the response (or here, if no response
+        comes of it).
 
         A Range request is answered from the identity bytes, never gzipped: a
         range counts bytes of the representation sent, and the uncompressed file
@@ -285,7 +287,13 @@ class SiteFiles:
         if encoding:
             response.content_encoding = encoding
         response.content_length = length
-        return response.make_conditional(request, accept_ranges=True, complete_length=length)
+        response.make_conditional(request, accept_ranges=True, complete_length=length)
+        if response.status_code == 412:
+            # Werkzeug sets the status but keeps the file as the body; answer
+            # like every other refusal instead (the caller's error handler).
+            response.close()
+            raise PreconditionFailed()
+        return response
 
     def _info(self, static: StaticFile) -> _FileInfo:
         info = self._infos.get(static.version)
