@@ -12,7 +12,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -21,15 +20,14 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.backbones import REGISTRY  # noqa: E402
 from pipeline.build import BuildConfig, build  # noqa: E402
+from tests.harness import BRAND_TRAIN, STATUS, launch_chromium, serve_wsgi, wait_settled  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "brand" / "train"
-IMAGE = ROOT.parent / "shared" / "data" / "brand" / "test" / "android.jpg"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# VGG16 and InceptionV3 are large to fetch and slow to warm up in the page on a CPU.
+READY_TIMEOUT_MS = 300_000
 
 
 def build_site(name: str, out: Path, quantize: str | None) -> dict:
-    cfg = BuildConfig(data=DATA, weights="none", out=out, backbone=name, recipe="pooled", epochs=1,
+    cfg = BuildConfig(data=BRAND_TRAIN, weights="none", out=out, backbone=name, recipe="pooled", epochs=1,
                       augment_copies=0, quantize=quantize, cache_dir=None, verbose=0)
     t = time.perf_counter()
     m = build(cfg)
@@ -39,22 +37,18 @@ def build_site(name: str, out: Path, quantize: str | None) -> dict:
 
 
 def browser_latency(site: Path, predicts: int = 15) -> dict:
-    import waitress
     from playwright.sync_api import sync_playwright
 
     from pipeline.serve import create_app
 
-    server = waitress.create_server(create_app(site), host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.effective_port}/"
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    with serve_wsgi(create_app(site)) as url, sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
             page = browser.new_page()
             t = time.perf_counter()
             page.goto(url)
-            page.wait_for_selector('[data-testid=status][data-state=ready]', timeout=300_000)
+            if wait_settled(page, READY_TIMEOUT_MS) != "ready":
+                raise RuntimeError(f"{site}: the page did not get ready: {page.inner_text(STATUS)}")
             load_ms = (time.perf_counter() - t) * 1000
             times = page.evaluate("""async ([url, n]) => {
                 const out = [];
@@ -67,10 +61,8 @@ def browser_latency(site: Path, predicts: int = 15) -> dict:
                 return out;
             }""", [f"{url}images/0/train-0.png", predicts])
             backend = page.evaluate("window.tfjsTransfer.backend()")
+        finally:
             browser.close()
-    finally:
-        server.task_dispatcher.shutdown()
-        server.close()
     times.sort()
     return {"backend": backend, "page_ready_ms": load_ms, "predict_p50_ms": statistics.median(times),
             "predict_p90_ms": times[int(0.9 * (len(times) - 1))]}

@@ -1,8 +1,8 @@
 """The browser side of `make bench`: the built site in headless Debian Chromium (Playwright).
 
-The site is served by the project's own app (pipeline.serve.create_app) under waitress
-on 127.0.0.1, port 0, in a thread, as tests/conftest.py's `served_site` does. A second
-server wraps the same app and drops the COOP/COEP headers, so its page is not
+The site is served by the project's own app (pipeline.serve.create_app) under waitress on
+a loopback port, in a thread, as the tests serve it (tests/harness.py's serve_wsgi). A
+second server wraps the same app and drops the COOP/COEP headers, so its page is not
 cross-origin isolated and the wasm backend runs its single-threaded SIMD build.
 
 Per backend (wasm threaded as the page ships it, wasm single thread, wasm with TF.js' own
@@ -11,10 +11,11 @@ with ?backend=NAME and measures:
   - the page's own model load time (`window.tfjsTransfer.timings.loadMs`: backbone +
     head fetched, parsed and warmed up) cold, then warm after a reload in the same context;
   - with the page's tf (`window.tfjsTransfer.tf`) and the same model.json files loaded
-    again in page.evaluate: decoding the 90 served logos, features one image at a time
-    (the original tutorial's way) vs batched, a fresh head (manifest head.layers)
-    trained 20 epochs with model.fit (the tutorial's way), and predict latency through the page's `probabilitiesUrl` hook
-    (fetch + decode + preprocess + backbone + head) and on the models alone;
+    again by bench/page_bench.js (evaluated in the page): decoding the 90 served logos,
+    features one image at a time (the original tutorial's way) vs batched, a fresh head
+    (manifest head.layers) trained 20 epochs with model.fit (the tutorial's way), and
+    predict latency through the page's `probabilitiesUrl` hook (fetch + decode +
+    preprocess + backbone + head) and on the models alone;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
     over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
     loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
@@ -34,9 +35,9 @@ Nothing in web/src is changed; the page only has to expose `window.tfjsTransfer`
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -44,10 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-# The same flags as tests/browser/conftest.py.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from tests.harness import STATUS, chromium_missing, launch_chromium, serve_wsgi, wait_settled  # noqa: E402
+
 READY_TIMEOUT_MS = 180_000
 ISOLATION_HEADERS = ("Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy")
 
@@ -64,249 +63,8 @@ BACKENDS = {
     "wasm_tfjs_kernels": ("wasm&tfjs=all", True, None),
 }
 
-# Installed into the page after it is ready; everything uses the page's tf and manifest.
-BENCH_JS = r"""
-(() => {
-  const T = window.tfjsTransfer, tf = T.tf, m = T.manifest;
-  const S = { bitmaps: [], labels: [], urls: [], backbone: null, head: null, feats: null };
-  const H = m.input.height, W = m.input.width, C = m.input.channels;
-  const FEATURE_SIZE = m.backbone.output_shape.reduce((a, b) => a * b, 1);
-  const url = (p) => new URL(p, document.baseURI).href;
-
-  // The page's preprocessing (web/src/preprocess.js) and model call (web/src/models.js).
-  const pre = (pixels) => T.steps.preprocess(tf, pixels, m);
-  // one image at a time through model.predict, the tutorial's way; batches as the page runs them
-  const backboneOn = (model, x) => (x.shape[0] === 1 ? model.predict(x) : T.steps.features(tf, model, x));
-
-  function batchOf(start, count) {
-    return tf.tidy(() => {
-      const xs = S.bitmaps.slice(start, start + count).map((b) => pre(tf.browser.fromPixels(b, C)));
-      return xs.length === 1 ? xs[0] : tf.concat(xs, 0);
-    });
-  }
-
-  // The page's head builder (web/src/models.js), for the manifest's layers or others.
-  const buildHead = (layers) => T.steps.buildHead(tf, layers ? { ...m, head: { ...m.head, layers } } : m);
-
-  function info() {
-    const b = tf.backend();
-    const out = { backend: tf.getBackend(), crossOriginIsolated: self.crossOriginIsolated,
-      hardwareConcurrency: navigator.hardwareConcurrency, tfjs: tf.version.tfjs };
-    out.registered = Object.fromEntries(Object.entries(tf.engine().registryFactory).map(([k, v]) => [k, v.priority]));
-    if (out.backend === 'wasm') {
-      out.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-      out.multithread = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
-      try { out.threads = b.wasm.tfjs.getThreadsCount(); } catch (e) { out.threads = null; }
-    }
-    if (out.backend === 'webgl') {
-      const gl = b.gpgpu && b.gpgpu.gl;
-      const ext = gl && gl.getExtension('WEBGL_debug_renderer_info');
-      out.renderer = ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : (gl ? gl.getParameter(gl.RENDERER) : null);
-      out.webglVersion = tf.env().get('WEBGL_VERSION');
-    }
-    return out;
-  }
-
-  // The features and labels of `rows` training rows (the extracted images repeated when
-  // fewer were extracted: training time depends on the row count, not the values), as the
-  // page caches them: {data, count, size} and a label index per row.
-  function featureRows(rows) {
-    const n = S.bitmaps.length;
-    rows = rows || n;
-    const data = new Float32Array(rows * FEATURE_SIZE);
-    const labelIndex = [];
-    for (let r = 0; r < rows; r++) {
-      data.set(S.feats.subarray((r % n) * FEATURE_SIZE, (r % n + 1) * FEATURE_SIZE), r * FEATURE_SIZE);
-      labelIndex.push(S.labels[r % n]);
-    }
-    return { feats: { data, count: rows, size: FEATURE_SIZE }, labelIndex };
-  }
-
-  // ... as tensors, for model.fit
-  function trainingData(rows) {
-    const { feats, labelIndex } = featureRows(rows);
-    const xs = tf.tensor(feats.data, [feats.count, ...m.backbone.output_shape]);
-    const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(labelIndex, 'int32'), m.labels.length).toFloat());
-    return [xs, ys];
-  }
-
-  // The page's training loop (web/src/train.js) on every row, no validation, with the
-  // manifest's hyper-parameters and `epochs`.
-  async function pageTrainHead(feats, labelIndex, epochs) {
-    const hp = m.training.hyperparameters;
-    const r = await T.steps.trainHead({ tf, manifest: m, feats, labelIndex,
-      split: { train: [...Array(feats.count).keys()], valid: [] },
-      hyper: { epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } });
-    r.model.dispose();
-    return r;
-  }
-
-  window.__bench = {
-    info,
-    async setup(n) {
-      const list = (await (await fetch(url(m.images.path || 'images.json'))).json()).images;
-      // Interleave the classes so any prefix of n images holds all of them.
-      const byLabel = m.labels.map((l) => list.filter((it) => it.label === l));
-      const order = [];
-      for (let i = 0; order.length < list.length; i++) byLabel.forEach((g) => { if (i < g.length) order.push(g[i]); });
-      const chosen = order.slice(0, n);
-      const t0 = performance.now();
-      S.backbone = await tf.loadLayersModel(url(m.backbone.path));
-      S.head = await tf.loadLayersModel(url(m.head.path));
-      const loadMs = performance.now() - t0;
-      const t1 = performance.now();
-      tf.tidy(() => { S.head.predict(S.backbone.predict(tf.zeros([1, H, W, C]))).dataSync(); });
-      const warmupMs = performance.now() - t1;
-      const t2 = performance.now();
-      for (const it of chosen) {
-        const blob = await (await fetch(url(it.path))).blob();
-        S.bitmaps.push(await createImageBitmap(blob));
-        S.labels.push(m.labels.indexOf(it.label));
-        S.urls.push(url(it.path));
-      }
-      const decodeMs = performance.now() - t2;
-      // One warm-up batch of the largest size used, so kernel set-up is not timed.
-      tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(16, n))).dataSync());
-      return { n: chosen.length, loadMsFromHttpCache: loadMs, warmupMs, decodeMs,
-        decodeMsPerImage: decodeMs / chosen.length, modelBytes: tf.memory().numBytes, info: info() };
-    },
-    async extract(batch) {
-      const n = S.bitmaps.length;
-      const data = new Float32Array(n * FEATURE_SIZE);
-      const t = performance.now();
-      for (let s = 0; s < n; s += batch) {
-        const out = tf.tidy(() => backboneOn(S.backbone, batchOf(s, batch)));
-        data.set(await out.data(), s * FEATURE_SIZE);
-        out.dispose();
-      }
-      const ms = performance.now() - t;
-      S.feats = data;
-      return { batch, ms, msPerImage: ms / n };
-    },
-    async train(epochs, batchSize, rows, layers) {
-      const [xs, ys] = trainingData(rows);
-      const hp = m.training.hyperparameters;
-      const model = buildHead(layers);
-      model.compile({ optimizer: tf.train.adam(hp.learning_rate), loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
-      const t = performance.now();
-      const h = await model.fit(xs, ys, { epochs, batchSize: batchSize || hp.batch_size, shuffle: true, verbose: 0 });
-      const ms = performance.now() - t;
-      const acc = h.history.acc[h.history.acc.length - 1];
-      xs.dispose(); ys.dispose(); model.optimizer.dispose(); model.dispose();
-      return { epochs, rows: xs.shape[0], ms, finalTrainAccuracy: acc };
-    },
-    // The page's own steps (web/src/train.js via window.tfjsTransfer.steps): what "ours" is.
-    async pageExtract(batch) {
-      const P = T.steps, set = P.trainSet();
-      const t = performance.now();
-      const feats = await P.extractFeatures({ tf, backbone: P.backbone(), manifest: m, items: set.items,
-        loadPixels: P.loadPixels, batchSize: batch });
-      const ms = performance.now() - t;
-      S.page = { feats, labelIndex: set.labelIndex };
-      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length };
-    },
-    async pageTrain(epochs) {
-      // every extracted row trains (no validation), as the tutorial's fit does
-      const r = await pageTrainHead(S.page.feats, S.page.labelIndex, epochs);
-      const acc = r.history.history.acc;
-      return { epochs: r.epochs, rows: S.page.feats.count, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
-    },
-    async predict(count) {
-      const page = [], models = [];
-      for (let i = 0; i < count; i++) {
-        const u = S.urls[i % S.urls.length];
-        let t = performance.now();
-        await T.probabilitiesUrl(u);
-        page.push(performance.now() - t);
-        t = performance.now();
-        const out = tf.tidy(() => S.head.predict(S.backbone.predict(batchOf(i % S.bitmaps.length, 1))));
-        await out.data();
-        out.dispose();
-        models.push(performance.now() - t);
-      }
-      return { page, models };
-    },
-    async peaks(rows) {
-      // tf.profile records tf.memory().numBytes after every kernel: the true peak of a step.
-      // (It returns one shared object, so read peakBytes before the next profile.)
-      const base = tf.memory().numBytes;
-      const n = S.bitmaps.length;
-      const kernels = {};
-      const peak = async (f, what) => {
-        const p = await tf.profile(f);
-        const peakBytes = p.peakBytes;
-        if (what) {
-          const byName = {};
-          for (const k of p.kernels) {
-            if (k.name.endsWith('__op')) continue; // the op wrapping a kernel: counted once, as the kernel
-            const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-            byName[k.name] = (byName[k.name] || 0) + ms;
-          }
-          const total = Object.values(byName).reduce((a, b) => a + b, 0);
-          kernels[what] = { totalMs: total, top: Object.entries(byName).sort((a, b) => b[1] - a[1]).slice(0, 6)
-            .map(([name, ms]) => ({ name, ms, share: total ? ms / total : null })) };
-        }
-        return peakBytes;
-      };
-      const extractOne = await peak(() => { tf.tidy(() => S.backbone.predict(batchOf(0, 1))).dispose(); });
-      const extractBatch4 = await peak(() => { tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(4, n)))).dispose(); });
-      const extractBatch16 = await peak(() => { tf.tidy(() => backboneOn(S.backbone, batchOf(0, Math.min(16, n)))).dispose(); }, 'extractBatch16');
-      const predictOne = await peak(() => { tf.tidy(() => S.head.predict(S.backbone.predict(batchOf(0, 1)))).dispose(); });
-      // one epoch of the page's training loop on `rows` feature rows
-      const { feats, labelIndex } = featureRows(rows);
-      const trainEpoch = await peak(async () => { await pageTrainHead(feats, labelIndex, 1); }, 'trainEpoch');
-      return { bytes: { modelsBytes: base, extractOne, extractBatch4, extractBatch16, predictOne, trainEpoch }, kernels };
-    },
-    async compareBackbone(path, batch, rounds) {
-      // Another backbone (e.g. the unfolded one) against the site's, paired batch by batch.
-      const other = await tf.loadLayersModel(url(path));
-      tf.tidy(() => backboneOn(other, batchOf(0, Math.min(batch, S.bitmaps.length))).dataSync());
-      const n = S.bitmaps.length;
-      const time = async (model) => {
-        const t = performance.now();
-        let maxDiff = 0;
-        for (let s = 0; s < n; s += batch) {
-          const out = tf.tidy(() => backboneOn(model, batchOf(s, batch)));
-          const d = await out.data();
-          out.dispose();
-          if (model === other) {
-            const ref = S.feats.subarray(s * FEATURE_SIZE, s * FEATURE_SIZE + d.length);
-            for (let i = 0; i < d.length; i++) maxDiff = Math.max(maxDiff, Math.abs(d[i] - ref[i]));
-          }
-        }
-        return { ms: performance.now() - t, maxDiff };
-      };
-      const base = [], alt = [];
-      let maxDiff = 0;
-      for (let r = 0; r < rounds; r++) {
-        base.push((await time(S.backbone)).ms / n);
-        const a = await time(other);
-        alt.push(a.ms / n);
-        maxDiff = Math.max(maxDiff, a.maxDiff);
-      }
-      const kernels = await tf.profile(() => { tf.tidy(() => backboneOn(other, batchOf(0, Math.min(batch, n)))).dispose(); });
-      const names = {};
-      for (const k of kernels.kernels) {
-        if (k.name.endsWith('__op')) continue;
-        names[k.name] = (names[k.name] || 0) + (typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0);
-      }
-      const layers = other.layers.length;
-      other.dispose();
-      return { batch, msPerImageBase: base, msPerImageOther: alt, maxAbsDiff: maxDiff, layers,
-        baseLayers: S.backbone.layers.length,
-        kernels: Object.entries(names).sort((a, b) => b[1] - a[1]).slice(0, 5) };
-    },
-    dispose() {
-      S.bitmaps.forEach((b) => b.close());
-      if (S.backbone) S.backbone.dispose();
-      if (S.head) S.head.dispose();
-      S.bitmaps = []; S.labels = []; S.urls = []; S.feats = null; S.page = null;
-      return tf.memory().numTensors;
-    },
-  };
-  return true;
-})()
-"""
+# Evaluated in the page once it is ready: window.__bench, on the page's tf, manifest and steps.
+PAGE_BENCH_JS = Path(__file__).resolve().parent / "page_bench.js"
 
 
 class _DropIsolation:
@@ -322,45 +80,22 @@ class _DropIsolation:
         return self.app(environ, start)
 
 
-class Served:
-    """The site behind the real app and waitress on 127.0.0.1:0, in a thread."""
+def _site_app(site_dir, isolated: bool):
+    """The project's app for the site; without COOP/COEP unless `isolated`."""
+    from pipeline.serve import create_app
 
-    def __init__(self, site_dir, isolated: bool = True):
-        import waitress
-
-        from pipeline.serve import create_app
-
-        app = create_app(site_dir)
-        self.server = waitress.create_server(app if isolated else _DropIsolation(app), host="127.0.0.1",
-                                             port=0, threads=8)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.effective_port}/"
-
-    def close(self):
-        self.server.task_dispatcher.shutdown()
-        self.server.close()
-        self.thread.join(timeout=10)
+    app = create_app(site_dir)
+    return app if isolated else _DropIsolation(app)
 
 
 def available() -> str | None:
     """Why the browser side cannot run, or None."""
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} not found (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright Python package is missing (pip install -e '.[test]')"
-    return None
+    return chromium_missing()
 
 
 def _wait_ready(page):
-    page.wait_for_function(
-        "['ready', 'error'].includes(document.querySelector('[data-testid=status]')?.dataset.state)",
-        timeout=READY_TIMEOUT_MS)
-    state = page.get_attribute("[data-testid=status]", "data-state")
-    if state != "ready":
-        raise RuntimeError(f"page did not get ready: {page.inner_text('[data-testid=status]')}")
+    if wait_settled(page, READY_TIMEOUT_MS) != "ready":
+        raise RuntimeError(f"page did not get ready: {page.inner_text(STATUS)}")
 
 
 def pct(values, q):
@@ -411,7 +146,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["page_ready_warm_ms"] = (time.perf_counter() - t) * 1000
         out["model_load_warm_ms"] = page.evaluate("window.tfjsTransfer.timings.loadMs")
         phase["page_loads"] = time.perf_counter()
-        page.evaluate(BENCH_JS)
+        page.evaluate(PAGE_BENCH_JS.read_text())
         setup = page.evaluate("n => window.__bench.setup(n)", n)
         out["info"] = setup.pop("info")
         out.update({"n_images": setup["n"], "decode_ms_per_image": setup["decodeMsPerImage"],
@@ -529,57 +264,52 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
     # the unfolded backbone written beside the site's by the Python phase, if any
     unfolded = UNFOLDED_PATH if (Path(site_dir) / UNFOLDED_PATH).is_file() else None
     n, n_slow = min(n, total), min(n_slow, total)
-    servers = {True: Served(site_dir, isolated=True), False: Served(site_dir, isolated=False)}
     runs: dict[str, list[dict]] = {b: [] for b in backends}
     e2e: list[dict] = []
-    try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                for r in range(repeat):
-                    order = list(backends[r % len(backends):]) + list(backends[:r % len(backends)])
-                    got = {}
-                    for name in order:
-                        query, isolated, cores = BACKENDS[name]
-                        fast = name.startswith("wasm")
-                        training_only = name == "wasm_tfjs_kernels"
-                        t = time.perf_counter()
-                        res = run_backend(browser, servers[isolated].url, query,
-                                          n=n_slow if training_only or not fast else n, cores=cores,
-                                          rows=total, epochs=epochs,
-                                          train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
-                                          predicts=predicts if fast and not training_only else predicts_slow,
-                                          batches=(16, 4, 32) if name == "wasm" else (16,),
-                                          page_train=(name == "wasm"), page_steps=fast,
-                                          head_variants=True if name == "wasm" else
-                                          ["tutorial_dense10"] if name == "webgl" else False,
-                                          compare=unfolded if name == "wasm" else None,
-                                          flip=bool(r % 2))
-                        log(f"  browser {name:<12} round {r + 1}/{repeat}: on {res['info']['backend']}, "
-                            f"{res['n_images']} images: {res['extract_ms_per_image']['1']:.1f} ms/image one by one, "
-                            f"{res['extract_ms_per_image']['16']:.1f} batched (16); train {epochs} epochs "
-                            f"{res['train_ms']:.0f} ms; predict p50 {res['predict_page_ms']['p50']:.0f} ms "
-                            f"({time.perf_counter() - t:.0f}s: {res['bench_seconds']})")
-                        runs[name].append(res)
-                        got[name] = res
-                    if "wasm" in got and ("webgl" in got or "cpu" in got):
-                        tutorial = got.get("webgl")
-                        if tutorial is None or tutorial["info"]["backend"] != "webgl":
-                            tutorial = got["cpu"]
-                        ours, theirs = end_to_end(got["wasm"], 16, total, page=True), end_to_end(tutorial, 1, total)
-                        row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
-                        # the stricter reading: the tutorial also trains its own, smaller head
-                        own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")
-                        if own is not None:
-                            own_total = theirs["total_ms"] - theirs["steps_ms"]["train_head"] + own
-                            row["tutorial_own_head_total_ms"] = own_total
-                            row["speedup_vs_tutorial_own_head"] = own_total / ours["total_ms"]
-                        e2e.append(row)
-            finally:
-                browser.close()
-    finally:
-        for s in servers.values():
-            s.close()
+    with contextlib.ExitStack() as stack:
+        urls = {isolated: stack.enter_context(serve_wsgi(_site_app(site_dir, isolated)))
+                for isolated in (True, False)}
+        browser = launch_chromium(stack.enter_context(sync_playwright()))
+        stack.callback(browser.close)
+        for r in range(repeat):
+            order = list(backends[r % len(backends):]) + list(backends[:r % len(backends)])
+            got = {}
+            for name in order:
+                query, isolated, cores = BACKENDS[name]
+                fast = name.startswith("wasm")
+                training_only = name == "wasm_tfjs_kernels"
+                t = time.perf_counter()
+                res = run_backend(browser, urls[isolated], query,
+                                  n=n_slow if training_only or not fast else n, cores=cores,
+                                  rows=total, epochs=epochs,
+                                  train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
+                                  predicts=predicts if fast and not training_only else predicts_slow,
+                                  batches=(16, 4, 32) if name == "wasm" else (16,),
+                                  page_train=(name == "wasm"), page_steps=fast,
+                                  head_variants=True if name == "wasm" else
+                                  ["tutorial_dense10"] if name == "webgl" else False,
+                                  compare=unfolded if name == "wasm" else None,
+                                  flip=bool(r % 2))
+                log(f"  browser {name:<12} round {r + 1}/{repeat}: on {res['info']['backend']}, "
+                    f"{res['n_images']} images: {res['extract_ms_per_image']['1']:.1f} ms/image one by one, "
+                    f"{res['extract_ms_per_image']['16']:.1f} batched (16); train {epochs} epochs "
+                    f"{res['train_ms']:.0f} ms; predict p50 {res['predict_page_ms']['p50']:.0f} ms "
+                    f"({time.perf_counter() - t:.0f}s: {res['bench_seconds']})")
+                runs[name].append(res)
+                got[name] = res
+            if "wasm" in got and ("webgl" in got or "cpu" in got):
+                tutorial = got.get("webgl")
+                if tutorial is None or tutorial["info"]["backend"] != "webgl":
+                    tutorial = got["cpu"]
+                ours, theirs = end_to_end(got["wasm"], 16, total, page=True), end_to_end(tutorial, 1, total)
+                row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
+                # the stricter reading: the tutorial also trains its own, smaller head
+                own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")
+                if own is not None:
+                    own_total = theirs["total_ms"] - theirs["steps_ms"]["train_head"] + own
+                    row["tutorial_own_head_total_ms"] = own_total
+                    row["speedup_vs_tutorial_own_head"] = own_total / ours["total_ms"]
+                e2e.append(row)
     out = {name: summarize(rs) for name, rs in runs.items()}
     out["site_images"] = total
     if e2e:

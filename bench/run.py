@@ -46,11 +46,8 @@ if str(ROOT) not in sys.path:
 
 from bench import browser as browser_bench  # noqa: E402
 from bench import python as py  # noqa: E402
+from tests.harness import BRAND_TRAIN, MOBILENET_H5, SIGN_DIGITS  # noqa: E402
 
-SHARED = Path(os.environ.get("TFJS_TRANSFER_SHARED", ROOT.parent / "shared" / "data"))
-LOGOS = SHARED / "brand" / "train"
-SIGN_DIGITS = SHARED / "sign-digits"
-WEIGHTS = SHARED / "mobilenet" / "mobilenet_0.25_224_imagenet.h5"
 PHASES = ("build", "python", "quant", "browser", "serve")
 
 # Python worker configurations: the default, and the levers tried against it.
@@ -95,7 +92,7 @@ def cpu_model() -> str:
 
 def copy_logos(dest: Path) -> Path:
     dest.mkdir(parents=True)
-    for p in sorted(LOGOS.iterdir()):
+    for p in sorted(BRAND_TRAIN.iterdir()):
         if p.is_file():
             shutil.copy2(p, dest / p.name)
     return dest
@@ -120,14 +117,14 @@ def phase_build(tmp: Path, repeat: int) -> dict:
         data, cache, out = copy_logos(root / "data"), root / "cache", root / "site"
         cache.mkdir()
         row = {}
-        row["cold"] = py.run_build(data, str(WEIGHTS), out, cache)
-        row["warm"] = py.run_build(data, str(WEIGHTS), out, cache)
-        row["force"] = py.run_build(data, str(WEIGHTS), out, cache, "--force")
+        row["cold"] = py.run_build(data, str(MOBILENET_H5), out, cache)
+        row["warm"] = py.run_build(data, str(MOBILENET_H5), out, cache)
+        row["force"] = py.run_build(data, str(MOBILENET_H5), out, cache, "--force")
         if site is None:
             site = tmp / "site-logos"
             shutil.copytree(out, site)
         add_one_image(data)
-        row["incremental"] = py.run_build(data, str(WEIGHTS), out, cache)
+        row["incremental"] = py.run_build(data, str(MOBILENET_H5), out, cache)
         log(f"  build round {r + 1}/{repeat}: " + ", ".join(f"{k} {v['wall_s']:.1f}s ({_what(v)})" for k, v in row.items()))
         rounds.append(row)
     kinds = ("cold", "warm", "force", "incremental")
@@ -162,7 +159,7 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
     for r in range(repeat):
         for name, (flags, env) in levers.items():
             default = name == "default"
-            args = ["worker", "--weights", str(WEIGHTS), "--data", str(LOGOS), "--images", images,
+            args = ["worker", "--weights", str(MOBILENET_H5), "--data", str(BRAND_TRAIN), "--images", images,
                     "--throughput-images", "32" if quick else "128", "--reps", "1",
                     "--batches", ("1,8,32,128" if not quick else "1,32") if default else "1,32",
                     "--xla-batches", "32" if default else "", *flags]
@@ -259,15 +256,15 @@ def phase_quant(tmp: Path, quick: bool, site_logos: Path | None) -> dict:
     out = {}
     cache = tmp / "quant-cache"
     cache.mkdir()
-    sets = {"logos": (LOGOS, None), "sign_digits": (SIGN_DIGITS, 10 if quick else None)}
+    sets = {"logos": (BRAND_TRAIN, None), "sign_digits": (SIGN_DIGITS, 10 if quick else None)}
     for name, (src, limit) in sets.items():
         data = tmp / f"quant-data-{name}"
         tests = split_dataset(src, data, limit)
         (tmp / f"quant-tests-{name}.json").write_text(json.dumps(tests))
         site = tmp / f"quant-site-{name}"
         t = time.perf_counter()
-        b = py.run_build(data, str(WEIGHTS), site, cache)
-        res = py.run_worker(["quant", "--site", str(site), "--weights", str(WEIGHTS),
+        b = py.run_build(data, str(MOBILENET_H5), site, cache)
+        res = py.run_worker(["quant", "--site", str(site), "--weights", str(MOBILENET_H5),
                              "--test-list", str(tmp / f"quant-tests-{name}.json"),
                              "--work", str(tmp / f"quant-work-{name}")])
         res["train_images"] = b["manifest"]["dataset"]["count"] - len(tests)
@@ -280,7 +277,7 @@ def phase_quant(tmp: Path, quick: bool, site_logos: Path | None) -> dict:
     if not quick:
         # the real flag, once: sizes from `build --quantize uint8` must match the re-conversion's
         site = tmp / "quant-site-logos-uint8"
-        b = py.run_build(tmp / "quant-data-logos", str(WEIGHTS), site, cache, "--quantize", "uint8")
+        b = py.run_build(tmp / "quant-data-logos", str(MOBILENET_H5), site, cache, "--quantize", "uint8")
         out["build_quantize_uint8_check"] = {
             "backbone_weights_bytes": sum((site / "models" / "backbone" / f).stat().st_size
                                           for f in b["manifest"]["backbone"]["files"] if f.endswith(".bin")),
@@ -648,7 +645,7 @@ def main(argv=None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     args = ap.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
-    for need in (WEIGHTS, LOGOS, SIGN_DIGITS):
+    for need in (MOBILENET_H5, BRAND_TRAIN, SIGN_DIGITS):
         if not need.exists():
             print(f"error: {need} not found (set TFJS_TRANSFER_SHARED to the shared data folder)", file=sys.stderr)
             return 2
@@ -671,7 +668,7 @@ def main(argv=None) -> int:
                 # the build phase was skipped: build one site for the browser and the server
                 site = tmp / "site-logos"
                 log("bench: building the logos site")
-                py.run_build(copy_logos(tmp / "data-logos"), str(WEIGHTS), site, tmp / "cache-logos")
+                py.run_build(copy_logos(tmp / "data-logos"), str(MOBILENET_H5), site, tmp / "cache-logos")
             before, t = machine_load(), time.perf_counter()
             log(f"bench: {phase} (load {before['loadavg_1m']})")
             if phase == "build":

@@ -1,18 +1,13 @@
-"""Shared fixtures: paths to the shared data, a tiny fake site for server unit tests,
-one real site built once per session, and that site served on a loopback port."""
-
-import os
-import threading
-from pathlib import Path
+"""Shared fixtures: a tiny fake site for server unit tests, one real site built once per
+session, and that site served on a loopback port."""
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("TFJS_TRANSFER_SHARED", ROOT.parent / "shared" / "data"))
-BRAND_TRAIN = SHARED / "brand" / "train"
-BRAND_TEST = SHARED / "brand" / "test"
-SIGN_DIGITS = SHARED / "sign-digits"
-MOBILENET_H5 = SHARED / "mobilenet" / "mobilenet_0.25_224_imagenet.h5"
+# The shared data's paths live in tests/harness.py, which the bench shares; the test
+# modules import them from here.
+from .harness import BRAND_TEST, BRAND_TRAIN, MOBILENET_H5, ROOT, SHARED, SIGN_DIGITS, serve_wsgi
+
+__all__ = ["BRAND_TEST", "BRAND_TRAIN", "MOBILENET_H5", "ROOT", "SHARED", "SIGN_DIGITS"]
 
 
 @pytest.fixture
@@ -64,16 +59,7 @@ def built_site(tmp_path_factory, feature_cache):
 @pytest.fixture(scope="session")
 def served_site(built_site):
     """The built site behind the real app and WSGI server on a loopback port; yields its URL."""
-    import waitress
-
     from pipeline.serve import create_app
 
-    server = waitress.create_server(create_app(built_site), host="127.0.0.1", port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}/"
-    # close() alone leaves waitress's worker threads alive, writing wake-up bytes into
-    # whatever file later reuses the closed descriptor.
-    server.task_dispatcher.shutdown()
-    server.close()
-    thread.join(timeout=10)
+    with serve_wsgi(create_app(built_site), threads=8) as url:
+        yield url

@@ -1,5 +1,5 @@
 """Browser fixtures: one headless Debian Chromium per session (driven by Playwright's
-sync API, never a downloaded browser), pages that fail their test on any console error
+sync API, launched by tests/harness.py), pages that fail their test on any console error
 or uncaught page error, and the built site served both by the project's Flask app
 (`served_site`, from tests/conftest.py) and by a plain static server under a sub-path."""
 
@@ -15,31 +15,24 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from ..harness import chromium_missing, launch_chromium, wait_settled
+
 SUB_PATH = "some/sub/path/"
 READY_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="session")
 def browser():
-    reason = None
-    if not Path(CHROMIUM).exists():
-        reason = f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) to run the browser tests"
-    else:
-        try:
-            from playwright.sync_api import sync_playwright
-        except ImportError:
-            reason = "the playwright Python package is missing: pip install -e '.[test]'"
+    reason = chromium_missing()
     if reason:
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail(reason + " (REQUIRE_BROWSER=1)")
         pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
 
     pw = sync_playwright().start()
     try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = launch_chromium(pw)
         yield b
         b.close()
     finally:
@@ -88,10 +81,7 @@ def page(watched):
 def open_app(page, url: str, state: str = "ready"):
     """Opens the page and waits until it is no longer loading; checks the state it settled in."""
     page.goto(url)
-    page.wait_for_function(
-        "['ready', 'error'].includes(document.querySelector('[data-testid=status]')?.dataset.state)",
-        timeout=READY_TIMEOUT_MS)
-    got = page.get_attribute("[data-testid=status]", "data-state")
+    got = wait_settled(page, READY_TIMEOUT_MS)
     assert got == state, f"status {got}: {page.inner_text('[data-testid=status]')}"
     return page
 

@@ -1,0 +1,76 @@
+"""What the tests and the bench both need to drive the site: the shared data's paths,
+Debian's Chromium launched with one set of flags, a WSGI app served on a loopback port,
+and the wait for the page to settle.
+
+Kept free of pytest so that bench/ can import it (`from tests.harness import ...` with the
+repository root on sys.path); it is not part of the shipped `pipeline` package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The shared data lives beside the checkout unless TFJS_TRANSFER_SHARED says otherwise
+# (a git worktree, CI).
+SHARED = Path(os.environ.get("TFJS_TRANSFER_SHARED", ROOT.parent / "shared" / "data"))
+BRAND_TRAIN = SHARED / "brand" / "train"
+BRAND_TEST = SHARED / "brand" / "test"
+SIGN_DIGITS = SHARED / "sign-digits"
+MOBILENET_H5 = SHARED / "mobilenet" / "mobilenet_0.25_224_imagenet.h5"
+
+# Debian's Chromium, never a browser downloaded by Playwright (nothing downloads at run time).
+CHROMIUM = "/usr/bin/chromium"
+# Headless without a GPU or a sandbox (containers), and none of the background traffic
+# (QUIC, updates, sync) that would reach for the network or compete for the CPU.
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+STATUS = "[data-testid=status]"
+
+
+def chromium_missing() -> str | None:
+    """Why Chromium cannot be driven here (its binary or the playwright package is missing), or None."""
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright Python package is missing: pip install -e '.[test]'"
+    return None
+
+
+def launch_chromium(playwright, extra_args: Sequence[str] = ()):
+    """Debian's Chromium through a started Playwright (`sync_playwright()`), with CHROMIUM_ARGS."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args])
+
+
+@contextlib.contextmanager
+def serve_wsgi(app, threads: int = 8) -> Iterator[str]:
+    """`app` under waitress on 127.0.0.1, a free port, in a thread; yields its URL ending in /."""
+    import waitress
+
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}/"
+    finally:
+        # close() alone leaves waitress's worker threads alive, writing wake-up bytes into
+        # whatever file later reuses the closed descriptor.
+        server.task_dispatcher.shutdown()
+        server.close()
+        thread.join(timeout=10)
+
+
+def wait_settled(page, timeout_ms: float) -> str:
+    """Waits until the page's status is no longer loading; returns the state it settled in
+    ('ready' or 'error')."""
+    page.wait_for_function(
+        f"['ready', 'error'].includes(document.querySelector('{STATUS}')?.dataset.state)", timeout=timeout_ms)
+    return page.get_attribute(STATUS, "data-state")
