@@ -9,15 +9,16 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
 from pipeline.serve import CONTENT_SECURITY_POLICY, SECURITY_HEADERS, SiteError, create_app
+
+from .harness import serve_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"outside the site"
@@ -549,24 +550,9 @@ def _raw_get(port, target, headers=None):
         conn.close()
 
 
-def _stop(server, thread):
-    """Shut waitress down fully.  server.close() alone leaves the worker threads
-    running, and they keep writing wake-up bytes to the closed trigger pipe's fd
-    number, which by then may belong to something else (a later test's pipe)."""
-    server.task_dispatcher.shutdown()
-    server.close()
-    thread.join(timeout=10)
-
-
 def test_behind_waitress(gz_site):
-    import waitress
-
-    server = waitress.create_server(create_app(gz_site), host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        port = server.effective_port
-        base = f"http://127.0.0.1:{port}/"
+    with serve_wsgi(create_app(gz_site), threads=4) as base:
+        port = urlsplit(base).port
         with urllib.request.urlopen(base, timeout=10) as response:
             assert response.status == 200
             assert response.read() == (gz_site / "index.html").read_bytes()
@@ -606,8 +592,6 @@ def test_behind_waitress(gz_site):
         response = conn.getresponse()
         assert response.status == 405 and "GET" in response.getheader("Allow")
         conn.close()
-    finally:
-        _stop(server, thread)
 
 
 def test_run_prints_the_real_port(tiny_site):
