@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline import backbones, dataset, features, fold
+from pipeline import backbones, dataset, features, fold, inference
 from pipeline.errors import UserError
 
 from .conftest import MOBILENET_H5
@@ -57,7 +57,7 @@ def test_extraction_with_the_served_model_is_its_own_cache_entry(tmp_path, mobil
     again = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, model=folded, model_tag="folded")
     assert (again.computed, again.cached) == (0, 4)
     assert len(list((tmp_path / "cache").iterdir())) == 2
-    direct = features.predict_batches(folded, plain_pixels(ds.samples, mobilenet), 32)
+    direct = inference.predict_batches(folded, plain_pixels(ds.samples, mobilenet), 32)
     np.testing.assert_allclose(served.features, direct, atol=1e-5)
     assert 0 < np.abs(served.features - plain.features).max() < 1e-2
 
