@@ -4,6 +4,14 @@ A cache entry is keyed by the image's content (sha256 of its bytes) under a fold
 keyed by everything else that changes the features: backbone, weights, cut layer and
 preprocessing. Adding one image to a dataset therefore computes one image. Entries
 carry a checksum and are written atomically; a corrupt one is recomputed, never used.
+
+`extract` is three steps, so that another runner (e.g. Apache Beam, for datasets past one
+machine) can replace only the middle one and share the rest:
+  plan     -> digests, duplicates and cache hits: the (sample, view) items left to compute (no TF);
+  compute  -> the in-process runner: decode, build the views, run the model, write the cache;
+  assemble -> the Features, in sample order, from the plan and what was computed.
+A runner shares `plan`, `decoded` + `view_pixels` (its inputs), `ViewCache.put` (its writes)
+and `assemble`.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from .dataset import Sample, Skipped, load_rgb
 from .errors import UserError
 from .augment import Augmentation
 from .augment import apply as augment_image
+from .inference import predict_batches
 from .preprocess import normalize, resize
 
 CACHE_FORMAT = 1
@@ -108,9 +117,67 @@ class Features:
     cached: int = 0
 
 
-def backbone_cache_key(backbone) -> dict:
-    return {"backbone": backbone.spec.name, "weights": backbone.weights_id, "cut": backbone.cut,
-            "preprocessing": backbone.preprocessing.to_manifest()}
+def backbone_cache_key(backbone, model_tag: str = "") -> dict:
+    """Everything besides an image's bytes that changes its features. `model_tag` names a
+    model other than backbone.model (e.g. the folded copy the site serves), whose features
+    differ in the last digits."""
+    key = {"backbone": backbone.spec.name, "weights": backbone.weights_id, "cut": backbone.cut,
+           "preprocessing": backbone.preprocessing.to_manifest()}
+    if model_tag:
+        key["model"] = model_tag
+    return key
+
+
+def view_key(digest: str, view: int) -> str:
+    """The cache entry name of one view: view 0 is the image itself, 1.. its augmented copies."""
+    return digest if view == 0 else f"{digest}-{view}"
+
+
+class ViewCache:
+    """The cache entries of one extraction, by (image digest, view). Augmented views live in a
+    folder of their own, keyed by the augmentation's settings too."""
+
+    def __init__(self, root: Path | None, key: dict, augment: Augmentation | None, shape: tuple[int, ...]):
+        self.views = 1 + (augment.copies if augment else 0)
+        self.shape = tuple(shape)
+        self._caches = [FeatureCache(root, key)]
+        if self.views > 1:
+            self._caches.append(FeatureCache(root, {**key, "augment": augment.key()}))
+
+    def get(self, digest: str, view: int) -> np.ndarray | None:
+        return self._cache(view).get(view_key(digest, view), self.shape)
+
+    def put(self, digest: str, view: int, features: np.ndarray) -> None:
+        """The one place computed features are written, whichever runner computed them."""
+        self._cache(view).put(view_key(digest, view), features)
+
+    def _cache(self, view: int) -> FeatureCache:
+        return self._caches[0] if view == 0 else self._caches[1]
+
+
+@dataclass
+class Plan:
+    """What an extraction has to do, found from the files' bytes and the cache alone."""
+    samples: list[Sample]
+    views: int                     # per sample: the image and its augmented copies
+    shape: tuple[int, ...]         # of one view's features
+    digests: dict[int, str] = field(default_factory=dict)  # sample -> sha256 of its bytes (readable files)
+    first: dict[str, int] = field(default_factory=dict)    # digest -> the first sample with those bytes
+    hits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (sample, view) -> cached features
+    misses: dict[int, list[int]] = field(default_factory=dict)  # sample -> views to compute, in sample order
+    skipped: list[Skipped] = field(default_factory=list)   # files that cannot be read
+
+    @property
+    def work(self) -> list[tuple[int, int]]:
+        """The (sample, view) items left to compute, in order."""
+        return [(i, v) for i, views in self.misses.items() for v in views]
+
+
+@dataclass
+class Computed:
+    """What a runner computed for a plan's misses."""
+    features: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (sample, view) -> features
+    undecodable: dict[int, str] = field(default_factory=dict)  # sample -> why it does not decode, in order found
 
 
 def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment: Augmentation | None = None,
@@ -121,119 +188,107 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
     classes) is decoded at most once, and only on a cache miss. `model` computes them instead of
     backbone.model (e.g. the folded copy the site serves); `model_tag` names it in the cache key,
     as its features differ in the last digits."""
-    import tf_keras as keras
+    cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag), augment, backbone.feature_shape)
+    planned = plan(samples, cache, strict=strict)
+    computed = compute(planned, backbone.model if model is None else model, backbone.preprocessing, cache,
+                       augment=augment, batch_size=batch_size, chunk=chunk, strict=strict, verbose=verbose)
+    return assemble(planned, computed, strict=strict)
 
-    model = backbone.model if model is None else model
-    key = backbone_cache_key(backbone)
-    if model_tag:
-        key["model"] = model_tag
-    caches = [FeatureCache(cache_dir, key)]
-    copies = augment.copies if augment else 0
-    if copies:
-        caches.append(FeatureCache(cache_dir, {**key, "augment": augment.key()}))
-    shape = backbone.feature_shape
-    views = range(1 + copies)
-    got: dict[tuple[int, int], np.ndarray] = {}
-    digests: dict[int, str] = {}
-    skipped: list[Skipped] = []
-    misses: dict[int, list[int]] = {}  # sample -> views to compute
-    first: dict[str, int] = {}  # digest -> the first sample with those bytes; later ones share its features
+
+def plan(samples: list[Sample], cache: ViewCache, *, strict: bool = False) -> Plan:
+    """Digest every sample's file, keep the first of each content, and look its views up in the
+    cache (anything with `views`, `shape` and `get(digest, view)`). Unreadable files are
+    reported and skipped, or refused if strict."""
+    out = Plan(list(samples), cache.views, tuple(cache.shape))
     for i, s in enumerate(samples):
         try:
-            digests[i] = file_digest(s.path)
+            digest = file_digest(s.path)
         except OSError as e:
-            _skip(skipped, s.path, f"cannot read file ({e.strerror})", strict)
+            _skip(out.skipped, s.path, f"cannot read file ({e.strerror})", strict)
             continue
-        if first.setdefault(digests[i], i) != i:
-            continue
-        for v in views:
-            hit = _cache_for(caches, v).get(_view_key(digests[i], v), shape)
+        out.digests[i] = digest
+        if out.first.setdefault(digest, i) != i:
+            continue  # same bytes as an earlier sample: shares its features
+        for v in range(out.views):
+            hit = cache.get(digest, v)
             if hit is None:
-                misses.setdefault(i, []).append(v)
+                out.misses.setdefault(i, []).append(v)
             else:
-                got[i, v] = hit
-    todo = sorted(misses)
-    n_views = sum(len(v) for v in misses.values())
+                out.hits[i, v] = hit
+    return out
+
+
+def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation | None = None,
+            batch_size: int = 32, chunk: int = 256, strict: bool = False, verbose: int = 1) -> Computed:
+    """The in-process runner: decode each sample with misses once, build its views, run the model
+    on `chunk` samples' views at a time in batches of `batch_size`, and write each result to the
+    cache. Undecodable samples are reported and skipped, or refused if strict."""
+    import tf_keras as keras
+
+    out = Computed()
+    pending = list(plan.misses)  # samples with views to compute, in order
+    n_views = len(plan.work)
     bar = keras.utils.Progbar(n_views, unit_name="view", verbose=verbose) if n_views and verbose else None
-    bad: dict[int, str] = {}  # sample -> why it cannot be decoded
-    for start in range(0, len(todo), chunk):
+    for start in range(0, len(pending), chunk):
         keys, pixels = [], []
-        for i in todo[start:start + chunk]:
+        for i in pending[start:start + chunk]:
+            path, digest = plan.samples[i].path, plan.digests[i]
             try:
-                resized = resize(load_rgb(samples[i].path), backbone.preprocessing)
+                resized = decoded(path, prep)
             except UserError as e:
-                bad[i] = _reason(e, samples[i].path)
-                _skip(skipped, samples[i].path, bad[i], strict)
+                out.undecodable[i] = _reason(e, path)
+                _report(path, out.undecodable[i], strict)
                 continue
-            for v in misses[i]:
-                view = resized if v == 0 else augment_image(resized, augment.params(digests[i], v))
-                pixels.append(normalize(view, backbone.preprocessing))
+            for v in plan.misses[i]:
+                pixels.append(view_pixels(resized, digest, v, prep, augment))
                 keys.append((i, v))
         if keys:
-            feats = predict_batches(model, np.stack(pixels), batch_size)
-            for (i, v), f in zip(keys, feats):
-                got[i, v] = f
-                _cache_for(caches, v).put(_view_key(digests[i], v), f)
+            for (i, v), f in zip(keys, predict_batches(model, np.stack(pixels), batch_size)):
+                out.features[i, v] = f
+                cache.put(plan.digests[i], v, f)
         if bar:
-            bar.add(sum(len(misses[i]) for i in todo[start:start + chunk]))
-    for i, d in digests.items():
-        j = first[d]
+            bar.add(sum(len(plan.misses[i]) for i in pending[start:start + chunk]))
+    return out
+
+
+def assemble(plan: Plan, computed: Computed, *, strict: bool = False) -> Features:
+    """The Features of the plan's samples, in their order: a later copy of some bytes shares
+    the first copy's features, or its skip if those bytes do not decode (reported here, or
+    refused if strict). `computed` counts the views the model ran on, `cached` the rest."""
+    got = {**plan.hits, **computed.features}
+    bad = dict(computed.undecodable)
+    skipped = plan.skipped + [Skipped(plan.samples[i].path, reason) for i, reason in bad.items()]
+    views = range(plan.views)
+    for i, d in plan.digests.items():
+        j = plan.first[d]
         if j in bad and i != j:
             bad[i] = bad[j]
-            _skip(skipped, samples[i].path, bad[i], strict)
+            _skip(skipped, plan.samples[i].path, bad[i], strict)
         elif i != j:
             for v in views:
                 got[i, v] = got[j, v]
-    kept = [i for i in sorted(digests) if i not in bad]
-    stack = lambda v: np.stack([got[i, v] for i in kept]) if kept else np.zeros((0, *shape), np.float32)
-    computed = sum(len(misses[i]) for i in todo if i not in bad)
-    return Features([samples[i] for i in kept], stack(0), [digests[i] for i in kept],
-                    np.stack([stack(v) for v in views[1:]]) if copies else None, skipped,
-                    computed=computed, cached=len(kept) * len(views) - computed)
+    kept = [i for i in sorted(plan.digests) if i not in bad]
+    stack = lambda v: np.stack([got[i, v] for i in kept]) if kept else np.zeros((0, *plan.shape), np.float32)
+    ran = sum(len(vs) for i, vs in plan.misses.items() if i not in bad)
+    return Features([plan.samples[i] for i in kept], stack(0), [plan.digests[i] for i in kept],
+                    np.stack([stack(v) for v in views[1:]]) if plan.views > 1 else None, skipped,
+                    computed=ran, cached=len(kept) * plan.views - ran)
+
+
+def decoded(path: Path, prep) -> np.ndarray:
+    """Resized [0, 255] pixels of one image file; UserError if it does not decode."""
+    return resize(load_rgb(path), prep)
+
+
+def view_pixels(resized: np.ndarray, digest: str, view: int, prep, augment: Augmentation | None) -> np.ndarray:
+    """The backbone's input for one view of a decoded image. An augmented view is seeded by the
+    image's content and view number, so any runner computes the same one."""
+    return normalize(resized if view == 0 else augment_image(resized, augment.params(digest, view)), prep)
 
 
 def load_pixels(samples: list[Sample], prep) -> np.ndarray:
     """Resized [0, 255] pixels of samples already known to decode (for fine-tuning)."""
-    return np.stack([resize(load_rgb(s.path), prep) for s in samples])
-
-
-def _cache_for(caches: list[FeatureCache], view: int) -> FeatureCache:
-    return caches[0] if view == 0 else caches[1]
-
-
-def _view_key(digest: str, view: int) -> str:
-    return digest if view == 0 else f"{digest}-{view}"
-
-
-def predict_batches(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Run the model in fixed-size batches, without Keras' per-call predict() overhead."""
-    import tensorflow as tf
-
-    one, halves = _compiled(model)
-    outs = []
-    for start in range(0, len(x), batch_size):
-        batch = x[start:start + batch_size]
-        outs.append((halves if len(batch) >= 2 else one)(tf.constant(batch)).numpy())
-    return np.concatenate(outs).astype(np.float32)
-
-
-def _compiled(model):
-    """Traced functions kept on the model (so they die with it): the model on a batch, and on
-    the batch's two halves as independent branches. TF's inter-op threads run the branches
-    side by side, keeping both cores busy through MobileNet's small memory-bound layers, where
-    one op's own threads do not: 1.17x at batch 32 on 2 cores (paired; .cache bench)."""
-    import tensorflow as tf
-
-    fns = getattr(model, "_tfjs_transfer_calls", None)
-    if fns is None:
-        def halves(x):
-            half = tf.shape(x)[0] // 2
-            return tf.concat([model(x[:half], training=False), model(x[half:], training=False)], 0)
-
-        fns = (tf.function(lambda x: model(x, training=False), reduce_retracing=True),
-               tf.function(halves, reduce_retracing=True))
-        model._tfjs_transfer_calls = fns
-    return fns
+    return np.stack([decoded(s.path, prep) for s in samples])
 
 
 def _reason(e: UserError, path: Path) -> str:
@@ -243,7 +298,11 @@ def _reason(e: UserError, path: Path) -> str:
 
 
 def _skip(skipped: list[Skipped], path: Path, reason: str, strict: bool) -> None:
+    _report(path, reason, strict)
+    skipped.append(Skipped(path, reason))
+
+
+def _report(path: Path, reason: str, strict: bool) -> None:
     if strict:
         raise UserError(f"{path}: {reason} (--strict refuses bad images; drop it to skip them)")
     print(f"warning: skipping {path}: {reason}", file=sys.stderr)
-    skipped.append(Skipped(path, reason))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
+from .inference import predict_batches
 
 
 def first_trainable(model, fine_tune_from) -> int:
@@ -106,7 +107,5 @@ def fine_tune(backbone, head, recipe, augmentation, pixels, y, n_classes, *, pix
 
 
 def accuracy(backbone, head, pixels, y) -> float:
-    from .features import predict_batches
-
     model = full_model(backbone, head)
     return float(np.mean(predict_batches(model, pixels, 32).argmax(1) == y))

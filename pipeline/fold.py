@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .inference import predict_batches
+
 
 @dataclass
 class FoldReport:
@@ -112,8 +114,6 @@ def output_channels_last(conv, kernel: np.ndarray) -> np.ndarray:
 
 def compare(model, other, inputs: np.ndarray) -> tuple[float, float]:
     """max |other - model| and max |model| on inputs: how far a rewrite moved the outputs."""
-    from .features import predict_batches
-
     reference = predict_batches(model, inputs, 8)
     return (float(np.max(np.abs(predict_batches(other, inputs, 8) - reference))),
             float(np.max(np.abs(reference))))

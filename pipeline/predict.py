@@ -15,6 +15,7 @@ import numpy as np
 
 from .dataset import load_rgb
 from .errors import UserError
+from .inference import predict_batches
 from .preprocess import Preprocessing, prepare
 
 
@@ -50,14 +51,10 @@ class Predictor:
         return np.stack([prepare(load_rgb(p), self.preprocessing) for p in paths])
 
     def features(self, paths, batch_size: int = 32) -> np.ndarray:
-        from .features import predict_batches
-
         return predict_batches(self.backbone, self.pixels(paths), batch_size)
 
     def probabilities(self, paths, batch_size: int = 32) -> np.ndarray:
         """(n, classes) in manifest label order."""
-        from .features import predict_batches
-
         return predict_batches(self.head, self.features(paths, batch_size), 256)
 
     def top(self, probabilities: np.ndarray, k: int) -> list[dict]:
@@ -74,8 +71,6 @@ class Predictor:
             except UserError as e:
                 results.append({"image": str(p), "error": str(e)})
         if good:
-            from .features import predict_batches
-
             x = np.concatenate([results[i].pop("pixels") for i in good])
             probs = predict_batches(self.head, predict_batches(self.backbone, x, 32), 256)
             for i, pr in zip(good, probs):
@@ -93,7 +88,6 @@ def imagenet_labels() -> list[str]:
 def imagenet_predict(weights: str, paths, top_k: int = 5, backbone: str | None = None) -> list[dict]:
     """Top-k ImageNet classes from a backbone that still has its 1000-class top."""
     from .backbones import load_backbone, spec_for_file
-    from .features import predict_batches
 
     if backbone is None and weights not in ("imagenet", "none"):
         backbone = spec_for_file(weights)
