@@ -180,7 +180,7 @@ def worker(args) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     import numpy as np
 
-    from pipeline import backbones, dataset, features, heads, preprocess
+    from pipeline import backbones, dataset, heads, inference, preprocess
     from pipeline.build import quiet_tensorflow
 
     quiet_tensorflow()
@@ -222,7 +222,7 @@ def worker(args) -> dict:
         from pipeline import fold
 
         model, report = fold.fold(bb.model, pixels[:8])
-    plain = lambda b: features.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
+    plain = lambda b: inference.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
     xla = tf.function(lambda b: model(b, training=False), jit_compile=True)
     batches = [int(b) for b in args.batches.split(",")]
     xla_batches = [int(b) for b in args.xla_batches.split(",") if b]
@@ -252,7 +252,7 @@ def worker(args) -> dict:
         out["folded"] = {"batch_norms": report.batch_norms, "paddings": report.paddings,
                          "layers": len(model.layers), "original_layers": len(bb.model.layers),
                          "max_abs_diff": report.max_abs_diff}
-        unfolded = lambda b: features.predict_batches(bb.model, b, len(b))  # noqa: E731
+        unfolded = lambda b: inference.predict_batches(bb.model, b, len(b))  # noqa: E731
         got = {"1": [], "32": [], "folded32": []}
         for _ in range(max(3, args.reps)):
             got["folded32"].append(_throughput(plain, x, 32, 1))
@@ -274,7 +274,7 @@ def worker(args) -> dict:
         # the browser's training workload in Python: manifest default head, 20 epochs, all images, batch 32
         import tf_keras as keras
 
-        feats = features.predict_batches(model, pixels, 32)
+        feats = inference.predict_batches(model, pixels, 32)
         y = np.array([ds.labels.index(s.label) for s in ds.samples][: len(feats)])
         recipe = heads.RECIPES["default"]
         head = heads.build_head(heads.head_layers(recipe, len(ds.labels)), feats.shape[1:], 0)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .inference import predict_batches
+
 QUANTIZATIONS = ("float16", "uint8")
 
 
@@ -49,7 +51,6 @@ def load_tfjs(model_json: Path):
 
 def roundtrip_error(model, model_json: Path, sample: np.ndarray) -> float:
     """Max |Keras - reloaded TF.js| on `sample`: ~1e-6 for float32, larger when quantized."""
-    from .features import predict_batches
 
     reloaded = load_tfjs(model_json)
     return float(np.max(np.abs(predict_batches(model, sample, 32) - predict_batches(reloaded, sample, 32))))
