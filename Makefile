@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
-WEB_SOURCES := $(wildcard web/src/*.js) web/index.html web/style.css web/build.mjs web/package-lock.json
+WEB_SOURCES := $(wildcard web/src/*.js web/src/wasm/*.js web/src/wasm/*.wat) web/tools/wat.mjs \
+               web/index.html web/style.css web/build.mjs web/package-lock.json
 
 .PHONY: all setup web build serve test test-fast bench clean
 all: build
@@ -40,10 +41,13 @@ build: $(STAMP) web
 serve: $(STAMP)
 	$(BIN)/tfjs-transfer serve $(OUT) --host $(HOST) --port $(PORT)
 
-test: $(STAMP) web
+# The page's wasm kernels first (node:test, web/test/), then pytest, whose summary CI reads last.
+test: $(STAMP) web/node_modules/.installed web
+	cd web && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) web/node_modules/.installed
+	cd web && npm test --silent
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: $(STAMP) web

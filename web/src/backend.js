@@ -1,9 +1,9 @@
 // Backend choice: wasm (SIMD, threads when cross-origin isolated) by default,
 // webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import ADAM_WASM from './adam.wat';
-import TRANSPOSE_WASM from './transpose.wat';
-import { installWasmKernels } from './kernels.js';
+import ADAM_WASM from './wasm/adam.wat';
+import TRANSPOSE_WASM from './wasm/transpose.wat';
+import { installWasmKernels } from './wasm/kernels.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu'];
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm',

@@ -2,9 +2,9 @@
 // plain typed arrays so no tensor outlives a run), then a fresh head from the manifest
 // trained with the manifest's hyper-parameters, reporting each epoch (curves, Stop).
 // No DOM here: web/tools/train-check.mjs runs it in Node.
-import { adam } from './adam.js';
+import { adam } from './wasm/adam.js';
 import { preprocess } from './preprocess.js';
-import { whileWeightsChange } from './matmul.js';
+import { whileWeightsChange } from './wasm/matmul.js';
 import { buildHead, features } from './models.js';
 
 /**

@@ -4,7 +4,7 @@
 //   node web/tools/train-check.mjs [cpu|wasm] > result.json
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { installWasmKernels } from '../src/kernels.js';
+import { installWasmKernels } from '../src/wasm/kernels.js';
 import { preprocess } from '../src/preprocess.js';
 import { extractFeatures, trainHead } from '../src/train.js';
 import { compileKernels } from './wat.mjs';

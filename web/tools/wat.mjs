@@ -1,6 +1,7 @@
-// Compiles a WebAssembly text kernel (src/*.wat) with wabt, twice: for the threaded wasm
-// backend, whose memory is shared, and for the others, whose memory is not (an import
-// must declare which). Used by build.mjs (bundled as bytes) and by the Node checks.
+// Compiles a WebAssembly text kernel (src/wasm/*.wat) with wabt, twice: for the threaded
+// wasm backend, whose memory is shared, and for the others, whose memory is not (an import
+// must declare which). Used by build.mjs (bundled as bytes) and, in Node, by test/ and
+// tools/train-check.mjs.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import wabtInit from 'wabt';
@@ -25,9 +26,10 @@ export async function compileWat(path) {
   return { shared: binary(text), local: binary(text.replace(shared, ')')) };
 }
 
-/** The page's kernels (src/adam.wat, src/transpose.wat) compiled, as kernels.js takes them. */
+/** The page's kernels (src/wasm/adam.wat, src/wasm/transpose.wat) compiled, as
+ * src/wasm/kernels.js takes them. */
 export async function compileKernels() {
-  const src = (name) => new URL(`../src/${name}.wat`, import.meta.url).pathname;
+  const src = (name) => new URL(`../src/wasm/${name}.wat`, import.meta.url).pathname;
   return { adam: await compileWat(src('adam')), transpose: await compileWat(src('transpose')) };
 }
 

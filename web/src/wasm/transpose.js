@@ -2,16 +2,13 @@
 //
 // Training the default head transposes its 12544x100 kernel every step (matmul.js runs the
 // forward product as (w^T x^T)^T so XNNPACK packs the small operand) and the 32x12544 batch
-// twice. tfjs-backend-wasm 4.22 transposes one value at a time: 1.85 ms for the kernel.
+// twice; tfjs-backend-wasm 4.22 transposes one value at a time.
 // This replaces the wasm Transpose kernel for float32 tensors whose permutation swaps the
 // last two axes (a matrix, or a batch of them); every other permutation and dtype keeps
 // TF.js' kernel. Values are moved, not computed, so results are identical.
 
-import { kernelExports, offsetOf, supported } from './wasm-memory.js';
-
-const KERNEL = 'Transpose';
-const BACKEND = 'wasm';
-let patched = false;
+import { replaceKernel } from './replace.js';
+import { kernelExports, offsetOf, supported } from './memory.js';
 
 /** Whether perm keeps the leading axes and swaps the last two. */
 function swapsLastTwo(perm) {
@@ -25,10 +22,8 @@ function swapsLastTwo(perm) {
  * @returns {boolean} whether the kernel is in place (false when wasm is not registered)
  */
 export function patchWasmTranspose(tf, binaries) {
-  if (patched) return true;
-  const original = tf.getKernel(KERNEL, BACKEND);
-  if (!original || !supported(binaries)) return false;
-  const kernelFunc = ({ inputs, backend, attrs }) => {
+  if (!supported(binaries)) return false;
+  return replaceKernel(tf, 'Transpose', (original) => ({ inputs, backend, attrs }) => {
     const { x } = inputs;
     if (x.dtype !== 'float32' || !swapsLastTwo(attrs.perm)) return original.kernelFunc({ inputs, backend, attrs });
     const r = x.shape.length;
@@ -42,9 +37,5 @@ export function patchWasmTranspose(tf, binaries) {
     const dst = offsetOf(backend, out);
     for (let b = 0; b < batch; b++) transpose(src + 4 * b * size, dst + 4 * b * size, rows, cols);
     return out;
-  };
-  tf.unregisterKernel(KERNEL, BACKEND);
-  tf.registerKernel({ ...original, kernelFunc });
-  patched = true;
-  return true;
+  });
 }

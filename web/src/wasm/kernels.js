@@ -1,6 +1,7 @@
-// The page's own kernels for the wasm backend, installed once it runs: each replaces a
-// TF.js 4.22 kernel that made training slow (see each module). Node checks install them
-// the same way, with the .wat sources compiled by tools/wat.mjs instead of the bundler.
+// The page's own kernels for the wasm backend, installed once it runs: each replaces (or,
+// for Adam, adds beside) a TF.js 4.22 kernel that made training slow (see each module).
+// The Node tests (web/test/) and web/tools/train-check.mjs install them the same way, with
+// the .wat sources compiled by web/tools/wat.mjs instead of the bundler.
 import { registerFusedAdam } from './adam.js';
 import { shareWasmIdentity } from './identity.js';
 import { patchWasmMatMul } from './matmul.js';

@@ -3,31 +3,21 @@
 // TF.js clones every tensor a kernel saves for back-propagation, and layers clone their
 // inputs and outputs. The cpu and webgl backends' Identity only counts one more reference
 // to the data; tfjs-backend-wasm 4.22 copies it through JavaScript, so every training step
-// copied the head's 5 MB kernel (the dense layer's product saves it) for nothing: 8% of
-// training on wasm. Kernels never write into their inputs and a variable's assign() swaps
-// its buffer, so shared data cannot change under a clone (the wasm Reshape kernel shares
-// its input's data the same way).
+// copied the head's kernel (the dense layer's product saves it) for nothing. Kernels never
+// write into their inputs and a variable's assign() swaps its buffer, so shared data cannot
+// change under a clone (the wasm Reshape kernel shares its input's data the same way).
 
-const KERNEL = 'Identity';
-const BACKEND = 'wasm';
-let patched = false;
+import { replaceKernel } from './replace.js';
 
 /**
  * Replaces the wasm Identity kernel with one that shares data (strings still copy).
  * @returns {boolean} whether the kernel is in place (false when wasm is not registered)
  */
 export function shareWasmIdentity(tf) {
-  if (patched) return true;
-  const original = tf.getKernel(KERNEL, BACKEND);
-  if (!original) return false;
-  const kernelFunc = ({ inputs, backend, attrs }) => {
+  return replaceKernel(tf, 'Identity', (original) => ({ inputs, backend, attrs }) => {
     const { x } = inputs;
     if (x.dtype === 'string') return original.kernelFunc({ inputs, backend, attrs });
     backend.incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-  };
-  tf.unregisterKernel(KERNEL, BACKEND);
-  tf.registerKernel({ ...original, kernelFunc });
-  patched = true;
-  return true;
+  });
 }

@@ -1,17 +1,18 @@
 // Adam in one pass per variable on the wasm backend, for training in the page.
 //
 // tf.train.adam updates a variable with 14 elementwise TF.js ops, each a full pass over
-// memory: for the default head's 12544x100 kernel that was 8.8 ms of a 22 ms training
-// step on wasm (tf.profile), more than the forward product. The kernel registered here
-// ('TransferAdam', source in adam.wat) does the same float32 arithmetic in one SIMD loop
-// over tfjs-backend-wasm's own memory and returns new buffers for the variable and both
-// moments, so it is a pure kernel like any other: nothing is changed in place.
-// Other backends, and wasm without the kernel, run tf.train.adam's own update.
+// memory: for the default head's 12544x100 kernel that made the update a large share of a
+// training step on wasm (tf.profile), more than the forward product. The kernel
+// registered here ('TransferAdam', source in adam.wat) does the same float32 arithmetic
+// in one SIMD loop over tfjs-backend-wasm's own memory and returns new buffers for the
+// variable and both moments, so it is a pure kernel like any other: nothing is changed
+// in place. Other backends, and wasm without the kernel, run tf.train.adam's own update.
 
-import { kernelExports, offsetOf, supported } from './wasm-memory.js';
+import { BACKEND } from './replace.js';
+import { kernelExports, offsetOf, supported } from './memory.js';
 
+// A kernel of our own, added beside TF.js' (nothing to replace): tf.train.adam has no kernel.
 const KERNEL = 'TransferAdam';
-const BACKEND = 'wasm';
 
 /**
  * Registers the fused Adam kernel on the wasm backend.

@@ -3,26 +3,26 @@
 // tfjs-backend-wasm 4.22 hands a BatchMatMul to XNNPACK only when neither operand is
 // transposed; otherwise it runs a naive blocked loop. Back-propagation through a dense
 // layer asks for exactly those products (kernel gradient x^T @ dy, input gradient
-// dy @ w^T), so training the default head (flatten 12544 -> dense 100) spent 80% of its
-// time there: 41 ms per step for x^T @ dy at batch 32, against 6 ms for an explicit
-// transpose followed by the XNNPACK product. This module re-registers the wasm
-// BatchMatMul kernel so transposed operands are transposed first (a copy, freed at once)
-// and the product always takes the XNNPACK path. Results are the same products; only
-// the summation order inside XNNPACK differs (tested against the cpu backend).
+// dy @ w^T), so training the default head (flatten 12544 -> dense 100) spent most of its
+// time there, far more than an explicit transpose followed by the XNNPACK product costs.
+// This module re-registers the wasm BatchMatMul kernel so transposed operands are
+// transposed first (a copy, freed at once) and the product always takes the XNNPACK path.
+// Results are the same products; only the summation order inside XNNPACK differs (tested
+// against the cpu backend).
 //
 // XNNPACK also packs the right operand into its own layout whenever it meets a new one
 // (it caches by tensor). At prediction the weights stay, so that happens once; in training
-// they change every step, and packing the 12544x100 kernel took twice as long as the
-// product itself. So under a gradient tape, x @ w with few rows in x and a wide w is
-// computed as (w^T @ x^T)^T: the small x is what gets packed. Training: 1.3x faster.
+// they change every step, and packing the 12544x100 kernel costs more than the product
+// itself. So under a gradient tape, x @ w with few rows in x and a wide w is computed as
+// (w^T @ x^T)^T: the small x is what gets packed.
 // Validation between epochs has no tape but the same fresh weights: train.js runs it
 // inside whileWeightsChange(), where dense layers' fused product-bias-activation kernel
 // (_FusedMatMul, used without a tape) is also split into that product, the bias and the
-// activation. Packing the kernel for each validation had cost 20 ms an epoch.
+// activation, so validation does not pack the kernel again each epoch either.
+
+import { BACKEND, replaceKernel } from './replace.js';
 
 const KERNEL = 'BatchMatMul';
-const BACKEND = 'wasm';
-let patched = false;
 let weightsChanging = 0;
 
 /**
@@ -65,10 +65,14 @@ function trainingForward(tf, a, b) {
  * @returns {boolean} whether the patched kernel is in place
  */
 export function patchWasmMatMul(tf) {
-  if (patched) return true;
-  const original = tf.getKernel(KERNEL, BACKEND);
-  if (!original || !tf.getKernel('Transpose', BACKEND)) return false;
-  const kernelFunc = ({ inputs, backend, attrs }) => {
+  if (!tf.getKernel('Transpose', BACKEND) || !replaceKernel(tf, KERNEL, batchMatMul(tf))) return false;
+  replaceKernel(tf, '_FusedMatMul', fusedMatMul(tf));
+  return true;
+}
+
+/** BatchMatMul with every single-batch product on XNNPACK's path (see above). */
+function batchMatMul(tf) {
+  return (original) => ({ inputs, backend, attrs }) => {
     const transpose = tf.getKernel('Transpose', BACKEND); // transpose.js' when installed
     const { a, b } = inputs;
     const { transposeA, transposeB } = attrs;
@@ -98,11 +102,6 @@ export function patchWasmMatMul(tf) {
       copies.forEach((t) => backend.disposeData(t.dataId));
     }
   };
-  tf.unregisterKernel(KERNEL, BACKEND);
-  tf.registerKernel({ ...original, kernelFunc });
-  patchFusedMatMul(tf);
-  patched = true;
-  return true;
 }
 
 // _FusedMatMul's activations, as the wasm kernels that apply them on their own
@@ -116,11 +115,9 @@ const ACTIVATIONS = {
   prelu: ['Prelu', () => ({})],
 };
 
-/** While weights change, a dense layer's fused kernel as product (above) + bias + activation. */
-function patchFusedMatMul(tf) {
-  const original = tf.getKernel('_FusedMatMul', BACKEND);
-  if (!original) return;
-  const kernelFunc = ({ inputs, backend, attrs }) => {
+/** _FusedMatMul that, while weights change, runs as product (above) + bias + activation. */
+function fusedMatMul(tf) {
+  return (original) => ({ inputs, backend, attrs }) => {
     const { a, b, bias, preluActivationWeights } = inputs;
     const { transposeA, transposeB, activation = 'linear' } = attrs;
     if (!(weightsChanging > 0) || transposeA || transposeB || !(activation in ACTIVATIONS)
@@ -143,6 +140,4 @@ function patchFusedMatMul(tf) {
     }
     return y;
   };
-  tf.unregisterKernel('_FusedMatMul', BACKEND);
-  tf.registerKernel({ ...original, kernelFunc });
 }

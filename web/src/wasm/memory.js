@@ -1,6 +1,6 @@
 // The page's WebAssembly kernels (adam.wat, transpose.wat) work on tfjs-backend-wasm's own
 // memory: each is instantiated once per backend memory, importing it. The threaded build's
-// memory is shared, the others' is not, and an import must say which (tools/wat.mjs
+// memory is shared, the others' is not, and an import must say which (web/tools/wat.mjs
 // compiles both).
 
 const instances = new WeakMap(); // binaries -> WeakMap(WebAssembly.Memory -> exports)

@@ -1,0 +1,29 @@
+// web/src/wasm/kernels.js: installWasmKernels() puts in place the kernels asked for (the
+// page's ?tfjs= switches, see backend.js pageKernels) and names them as the page shows them.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernels } from '../src/wasm/kernels.js';
+import { compileKernels } from '../tools/wat.mjs';
+
+await tf.setBackend('wasm');
+await tf.ready();
+const binaries = await compileKernels();
+
+test('only the kernels asked for are installed', () => {
+  const wasm = (name) => tf.getKernel(name, 'wasm').kernelFunc;
+  const before = { BatchMatMul: wasm('BatchMatMul'), Identity: wasm('Identity') };
+  assert.deepEqual(installWasmKernels(tf, binaries, { fastMatMul: false, sharedIdentity: false }),
+    ['SIMD transposes', 'fused Adam']);
+  assert.equal(wasm('BatchMatMul'), before.BatchMatMul);
+  assert.equal(wasm('Identity'), before.Identity);
+});
+
+test('all of them by default, each once', () => {
+  assert.deepEqual(installWasmKernels(tf, binaries),
+    ['XNNPACK for transposed products', 'SIMD transposes', 'fused Adam', 'shared clones']);
+  const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
+  installWasmKernels(tf, binaries);
+  assert.equal(tf.getKernel('Transpose', 'wasm').kernelFunc, transpose);
+});
