@@ -26,7 +26,7 @@ with ?backend=NAME and measures:
     Python phase wrote one beside the site's, the backbone as trained (batch-norm and padding
     not folded into the convs), timed against the site's backbone batch by batch;
   - wasm_tfjs_kernels: training with TF.js' own wasm kernels (?tfjs=all), the "before" of
-    web/src/kernels.js (matmul.js, transpose.js, adam.js, identity.js).
+    web/src/wasm/kernels.js (matmul.js, transpose.js, adam.js, identity.js).
 TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2 unless told;
 the page asks for wasmThreads() (web/src/backend.js: 2 on a 2-core machine). The wasm_pool1
 variant reports 1 core to the page (an init script), which gives TF.js' own pool of 1 here.
@@ -59,7 +59,7 @@ BACKENDS = {
     "wasm_pool1": ("wasm", True, 1),
     "webgl": ("webgl", True, None),         # no GPU here: SwiftShader (software) if it starts
     "cpu": ("cpu", True, None),             # plain JavaScript
-    # before/after of web/src/kernels.js: TF.js' own wasm kernels (training only matters)
+    # before/after of web/src/wasm/kernels.js: TF.js' own wasm kernels (training only matters)
     "wasm_tfjs_kernels": ("wasm&tfjs=all", True, None),
 }
 

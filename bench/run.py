@@ -577,7 +577,7 @@ def print_table(res: dict) -> None:
                       f"train {pool1['train_ms']:.0f} -> {w['train_ms']:.0f} ms")
             plain = br.get("wasm_tfjs_kernels")
             if plain:
-                print(f"  before/after web/src/kernels.js (transposed products, SIMD transposes, fused Adam, shared clones): 20 epochs "
+                print(f"  before/after web/src/wasm/kernels.js (transposed products, SIMD transposes, fused Adam, shared clones): 20 epochs "
                       f"{plain['train_ms']:.0f} -> {w['train_ms']:.0f} ms ({plain['train_ms'] / w['train_ms']:.2f}x)")
             for what in ("extractBatch16", "trainEpoch"):
                 k = w.get("kernels", {}).get(what)
