@@ -29,8 +29,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def build_site(name: str, out: Path, quantize: str | None) -> dict:
-    cfg = BuildConfig(data=DATA, weights="none", out=out, backbone=name, recipe="pooled", epochs=1,
-                      augment_copies=0, quantize=quantize, cache_dir=None, verbose=0)
+    cfg = BuildConfig(data=DATA, weights="none", out=out, backbone=name, recipe="pooled",
+                      recipe_overrides={"epochs": 1, "augment_copies": 0}, quantize=quantize, cache_dir=None, verbose=0)
     t = time.perf_counter()
     m = build(cfg)
     return {"build_s": time.perf_counter() - t, "backbone_bytes": m["backbone"]["bytes"],
