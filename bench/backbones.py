@@ -27,8 +27,8 @@ READY_TIMEOUT_MS = 300_000
 
 
 def build_site(name: str, out: Path, quantize: str | None) -> dict:
-    cfg = BuildConfig(data=BRAND_TRAIN, weights="none", out=out, backbone=name, recipe="pooled", epochs=1,
-                      augment_copies=0, quantize=quantize, cache_dir=None, verbose=0)
+    cfg = BuildConfig(data=BRAND_TRAIN, weights="none", out=out, backbone=name, recipe="pooled",
+                      recipe_overrides={"epochs": 1, "augment_copies": 0}, quantize=quantize, cache_dir=None, verbose=0)
     t = time.perf_counter()
     m = build(cfg)
     return {"build_s": time.perf_counter() - t, "backbone_bytes": m["backbone"]["bytes"],

@@ -221,7 +221,7 @@ def worker(args) -> dict:
     if not args.no_fold:
         from pipeline import fold
 
-        model, report = fold.fold(bb.model, pixels[:8])
+        model, report = fold.fold_batch_norms(bb.model, pixels[:8])
     plain = lambda b: inference.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
     xla = tf.function(lambda b: model(b, training=False), jit_compile=True)
     batches = [int(b) for b in args.batches.split(",")]

@@ -11,22 +11,30 @@ from .errors import UserError
 from .tfquiet import import_tensorflow_quietly
 
 
-def _build(args) -> int:
-    from .build import BuildConfig, build
+def build_config(args):
+    """The BuildConfig for parsed `build` arguments."""
+    from .build import BuildConfig
     from .features import default_cache_dir
+    from .heads import overridable_fields
 
     cfg = BuildConfig(
-        data=Path(args.data), weights=args.weights, out=Path(args.out), backbone=args.backbone,
-        cut=args.cut, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, validation_split=args.validation_split,
-        augment_copies=args.augment_copies, flip=args.flip, init_from=args.init_from, fine_tune_from=args.fine_tune_from,
-        fine_tune_epochs=args.fine_tune_epochs, fine_tune_learning_rate=args.fine_tune_learning_rate,
-        early_stopping=args.early_stopping, folds=args.folds, quantize=args.quantize, fold=not args.no_fold,
-        fit=args.fit, cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
+        data=Path(args.data), weights=args.weights, out=Path(args.out), backbone=args.backbone, cut=args.cut,
+        recipe=args.recipe,
+        recipe_overrides={f.name: getattr(args, f.name) for f in overridable_fields()
+                          if getattr(args, f.name) is not None},
+        flip=args.flip, init_from=args.init_from, cv_folds=args.folds, quantize=args.quantize,
+        fold_batch_norms=not args.no_fold, fit=args.fit,
+        cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
         strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force)
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
-    build(cfg)
+    return cfg
+
+
+def _build(args) -> int:
+    from .build import build
+
+    build(build_config(args))
     return 0
 
 
@@ -91,6 +99,7 @@ def _serve(args) -> int:
 def parser() -> argparse.ArgumentParser:
     from . import __version__
     from .backbones import REGISTRY
+    from .heads import overridable_fields
 
     p = argparse.ArgumentParser(prog="tfjs-transfer", description=(
         "Turn a folder of labelled images into a transfer-learning classifier served as a static TF.js site."))
@@ -104,17 +113,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--backbone", choices=sorted(REGISTRY), help="default: read from the weights file, else mobilenet_v1_0.25")
     b.add_argument("--cut", help="layer to cut the backbone at (default: the backbone's, e.g. conv_pw_13_relu)")
     b.add_argument("--recipe", default="default", help="head recipe: default, pooled, tutorial, finetune")
-    b.add_argument("--epochs", type=int)
-    b.add_argument("--batch-size", type=int)
-    b.add_argument("--learning-rate", type=float)
-    b.add_argument("--validation-split", type=float, help="fraction held out per class (0 disables)")
-    b.add_argument("--augment-copies", type=int, help="augmented views per training image (0 disables)")
+    for f in overridable_fields():  # every overridable Recipe setting, declared once in heads.Recipe
+        b.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["cli_type"], help=f.metadata["help"])
     b.add_argument("--init-from", help="copy weights by layer name from a related task's .h5/.keras")
-    b.add_argument("--fine-tune-from", help="unfreeze the backbone from this layer name or index on "
-                   "(-N: the last N layers); default -12 for --recipe finetune")
-    b.add_argument("--fine-tune-epochs", type=int, help="phase-2 epochs (0: head only)")
-    b.add_argument("--fine-tune-learning-rate", type=float)
-    b.add_argument("--early-stopping", type=int, help="patience in epochs on validation loss (0: off)")
     b.add_argument("--flip", action="store_true", help="let augmentation flip images left-right")
     b.add_argument("--folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
     b.add_argument("--quantize", choices=["float16", "uint8"], help="quantize the TF.js weights")

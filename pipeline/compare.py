@@ -20,7 +20,7 @@ def compare(data: Path, weights: str, out: Path, *, recipe: str = "default", fol
     rows = {}
     for name, w in (("transfer", weights), ("random init", "none")):
         cfg = BuildConfig(data=data, weights=w, out=out / name.replace(" ", "-"), backbone=backbone,
-                          recipe=recipe, folds=folds, seed=seed, verbose=0, cache_dir=None if w == "none" else
+                          recipe=recipe, cv_folds=folds, seed=seed, verbose=0, cache_dir=None if w == "none" else
                           BuildConfig.__dataclass_fields__["cache_dir"].default_factory())
         if web_dist:
             cfg.web_dist = Path(web_dist)

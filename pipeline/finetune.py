@@ -6,10 +6,10 @@ fine-tune scored 66% where the frozen head scored 92%):
   * the head is trained first on frozen features (phase 1), so early gradients are sane;
   * batch-norm layers stay frozen and run in inference mode: their ImageNet statistics
     are kept, not re-estimated from batches of a few dozen images;
-  * a low learning rate decayed to zero (Adam 2e-4, cosine, 20 epochs) and online
-    augmentation (rotation, zoom, shift, brightness).
-Measured on sign digits (5-fold CV): last 12 layers at 1e-4 with early stopping 89-91%;
-the whole backbone at 2e-4 cosine with stronger augmentation 97.7-98.3% (seeds 0-2).
+  * a low learning rate decayed to zero and online augmentation (rotation, zoom, shift,
+    brightness).
+Training the whole backbone this way beat unfreezing only its last layers on sign digits
+(about 98% against 90%, 5-fold CV), hence `fine_tune_from` 0 by default.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import UserError
+from .heads import HeadTrainer, TrainResult, optimizer
 from .inference import predict_batches
 
 
@@ -83,13 +84,11 @@ def fine_tune(backbone, head, recipe, augmentation, pixels, y, n_classes, *, pix
     """Train backbone (from recipe.fine_tune_from on) and head together; returns the history."""
     import tf_keras as keras
 
-    from .heads import loss, optimizer
-
     start = first_trainable(backbone.model, recipe.fine_tune_from)
     trainable = set_trainable(backbone.model, start)
     model = full_model(backbone, head, augmentation, seed)
     steps = recipe.fine_tune_epochs * -(-len(pixels) // recipe.batch_size)
-    model.compile(optimizer(recipe, recipe.fine_tune_learning_rate, steps, recipe.fine_tune_lr_schedule), loss(recipe),
+    model.compile(optimizer(recipe, recipe.fine_tune_learning_rate, steps, recipe.fine_tune_lr_schedule), recipe.loss,
                   metrics=["accuracy"])
     has_valid = pixels_valid is not None and len(pixels_valid) > 0
     callbacks = []
@@ -109,3 +108,37 @@ def fine_tune(backbone, head, recipe, augmentation, pixels, y, n_classes, *, pix
 def accuracy(backbone, head, pixels, y) -> float:
     model = full_model(backbone, head)
     return float(np.mean(predict_batches(model, pixels, 32).argmax(1) == y))
+
+
+class FineTuneTrainer:
+    """Trains a fine-tuning recipe (see training.Trainer): phase 1 the head on frozen
+    features (HeadTrainer), phase 2 backbone and head together on augmented pixels. Every
+    run starts from the pretrained backbone, so cross-validation runs are independent."""
+
+    trains_backbone = True
+
+    def __init__(self, backbone, recipe, augmentation, features: np.ndarray, augmented: np.ndarray | None,
+                 pixels: np.ndarray, y: np.ndarray, n_classes: int):
+        self.backbone, self.recipe, self.augmentation = backbone, recipe, augmentation
+        self.pixels, self.y, self.n_classes = pixels, y, n_classes
+        self.head = HeadTrainer(recipe, features, augmented, y, n_classes)
+        self.pretrained = backbone.model.get_weights()
+
+    def train(self, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, verbose: int) -> TrainResult:
+        self.backbone.model.set_weights(self.pretrained)
+        result = self.head.train(train_idx, valid_idx, seed, verbose)
+        result.fine_tune_history = fine_tune(
+            self.backbone, result.model, self.recipe, self.augmentation, self.pixels[train_idx], self.y[train_idx],
+            self.n_classes, pixels_valid=self.pixels[valid_idx], y_valid=self.y[valid_idx], seed=seed,
+            verbose=verbose)
+        # the metrics describe the fine-tuned model; phase 1's stay beside them
+        m = result.metrics
+        m["head_only_train_accuracy"] = m["train_accuracy"]
+        m["train_accuracy"] = self.accuracy(result, train_idx)
+        if len(valid_idx):
+            m["head_only_val_accuracy"] = m.get("val_accuracy")
+            m["val_accuracy"] = self.accuracy(result, valid_idx)
+        return result
+
+    def accuracy(self, result: TrainResult, idx: np.ndarray) -> float:
+        return accuracy(self.backbone, result.model, self.pixels[idx], self.y[idx])

@@ -2,9 +2,9 @@
 
 In the browser, TF.js runs a Keras graph layer by layer: each inference-mode
 BatchNormalization is a separate pass over the activations, and each
-ZeroPadding2D((0, 1), (0, 1)) before a stride-2 convolution another copy. On the wasm
-backend they took 45% of MobileNet's feature-extraction time (FusedBatchNorm 32%,
-PadV2 13%). Both fold away exactly:
+ZeroPadding2D((0, 1), (0, 1)) before a stride-2 convolution another copy: a large share
+of MobileNet's feature-extraction time on the wasm backend (README, performance). Both
+fold away exactly:
 
   * conv -> batch-norm becomes one conv with kernel * s and bias (b - mean) * s + beta,
     where s = gamma / sqrt(var + eps) (per output channel);
@@ -15,7 +15,7 @@ The graph is rebuilt node by node without the folded layers (their consumers tak
 conv's output), so any graph shape works: chains (MobileNet v1), residual adds
 (MobileNet v2) and branches (InceptionV3); every other layer keeps its name. Leaving
 identity placeholders would cost a copy each in the page: TF.js layers clone the output
-of a layer that returns its input (10% of MobileNet's extraction time on wasm).
+of a layer that returns its input.
 Folding is valid because the backbone only runs in inference mode after training
 (fine-tuning freezes batch-norm). The build checks the folded model against the
 original on real images.
@@ -112,7 +112,7 @@ def output_channels_last(conv, kernel: np.ndarray) -> np.ndarray:
     return kernel
 
 
-def compare(model, other, inputs: np.ndarray) -> tuple[float, float]:
+def feature_difference(model, other, inputs: np.ndarray) -> tuple[float, float]:
     """max |other - model| and max |model| on inputs: how far a rewrite moved the outputs."""
     reference = predict_batches(model, inputs, 8)
     return (float(np.max(np.abs(predict_batches(other, inputs, 8) - reference))),
@@ -167,7 +167,7 @@ def _folded_weights(conv, bn) -> list[np.ndarray]:
     return [kernel.astype(np.float32), ((bias - mean) * scale + shift).astype(np.float32)]
 
 
-def fold(model, check_inputs: np.ndarray | None = None) -> tuple[object, FoldReport]:
+def fold_batch_norms(model, check_inputs: np.ndarray | None = None) -> tuple[object, FoldReport]:
     """A copy of `model` with batch-norms and paddings folded into convs (see the module
     docstring), and a report. With check_inputs, the report holds max |folded - original|."""
     import tf_keras as keras
@@ -199,5 +199,5 @@ def fold(model, check_inputs: np.ndarray | None = None) -> tuple[object, FoldRep
     report.batch_norms, report.paddings = len(bn_into), len(pad_into)
     report.folded = sorted([*bn_into, *pad_into])
     if check_inputs is not None:
-        report.max_abs_diff, report.max_abs_value = compare(model, folded, check_inputs)
+        report.max_abs_diff, report.max_abs_value = feature_difference(model, folded, check_inputs)
     return folded, report

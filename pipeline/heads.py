@@ -8,37 +8,51 @@ Keras head here and the fresh head the page trains in the browser (manifest
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
+from . import augment
 from .errors import UserError
+
+
+def _option(default, cli_type, help: str | None = None):
+    """A recipe setting that `tfjs-transfer build --kebab-name VALUE` overrides (cli.py adds
+    the flag from this field: a new knob is declared here and nowhere else)."""
+    return field(default=default, metadata={"cli_type": cli_type, "help": help})
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
     layers: tuple[dict, ...]      # hidden layers; the softmax output layer is added for the class count
-    epochs: int = 20
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    epochs: int = _option(20, int)
+    batch_size: int = _option(32, int)
+    learning_rate: float = _option(1e-3, float)
     optimizer: str = "adam"
     loss: str = "categorical_crossentropy"
-    label_smoothing: float = 0.0   # Python-side training only (the page trains with plain `loss`)
     lr_schedule: str = "constant"  # "constant" or "cosine" (decay to 0 over the run; Python-side only)
-    validation_split: float = 0.2
-    early_stopping: int = 0        # patience in epochs on val_loss; 0 = train all epochs
-    # fine-tuning (phase 2), used by the `finetune` recipe
-    fine_tune_from: str | int | None = None
-    fine_tune_epochs: int = 0
-    fine_tune_learning_rate: float = 1e-4
+    validation_split: float = _option(0.2, float, "fraction held out per class (0 disables)")
+    early_stopping: int = _option(0, int, "patience in epochs on validation loss (0: off)")
+    # fine-tuning (phase 2): 0 layers from the start = the whole backbone, batch-norms frozen
+    fine_tune_from: str | int = _option(0, str, "unfreeze the backbone from this layer name or index on "
+                                        "(-N: the last N layers); default 0, the whole backbone")
+    fine_tune_epochs: int = _option(0, int, "phase-2 epochs (0: head only)")
+    fine_tune_learning_rate: float = _option(1e-4, float)
     fine_tune_lr_schedule: str = "constant"
-    augment_copies: int = 0        # augmented views per training image (see augment.py)
+    augment_copies: int = _option(0, int, "augmented views per training image (0 disables)")
     # augmentation strength, for the cached views and for fine-tuning's online augmentation
     rotation_degrees: float = 10.0
     zoom: float = 0.1
     shift: float = 0.05
     description: str = ""
+
+    def augmentation(self, flip: bool) -> augment.Augmentation | None:
+        """The augmented views this recipe trains on (cached for the head, online when fine-tuning)."""
+        if not (self.augment_copies or self.fine_tune_epochs):
+            return None
+        return augment.Augmentation(copies=self.augment_copies, rotation_degrees=self.rotation_degrees,
+                                    zoom=self.zoom, shift=self.shift, flip=flip)
 
     def hyperparameters(self) -> dict:
         d = asdict(self)
@@ -63,7 +77,7 @@ RECIPES: dict[str, Recipe] = {
         "finetune",
         ({"type": "flatten"}, {"type": "dense", "units": 100, "activation": "relu"}, {"type": "dropout", "rate": 0.5}),
         epochs=15, learning_rate=3e-4, augment_copies=4, rotation_degrees=15.0, zoom=0.15, shift=0.1,
-        fine_tune_from=0, fine_tune_epochs=20, fine_tune_learning_rate=2e-4, fine_tune_lr_schedule="cosine",
+        fine_tune_epochs=20, fine_tune_learning_rate=2e-4, fine_tune_lr_schedule="cosine",
         description="the default head (stronger augmentation), then the whole backbone fine-tuned with it: "
                     "Adam 2e-4 decayed to 0 (cosine) over 20 epochs, augmented images, batch-norm frozen"),
     "pooled": Recipe(
@@ -101,9 +115,7 @@ def build_head(layers: list[dict], input_shape: tuple[int, ...], seed: int = 0):
         elif kind == "dropout":
             model.add(keras.layers.Dropout(spec["rate"], seed=seed + i, name=name))
         elif kind == "dense":
-            reg = keras.regularizers.l2(spec["kernel_regularizer_l2"]) if spec.get("kernel_regularizer_l2") else None
-            model.add(keras.layers.Dense(spec["units"], activation=spec.get("activation"), kernel_regularizer=reg,
-                                         name=name))
+            model.add(keras.layers.Dense(spec["units"], activation=spec.get("activation"), name=name))
         else:
             raise ValueError(f"unknown head layer type {kind!r}")
     return model
@@ -135,6 +147,46 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(valid, dtype=int))
 
 
+def validation_split(y: np.ndarray, split_of: np.ndarray, fraction: float, seed: int):
+    """Indices (train, valid) among the non-test images, and a note saying how they were
+    chosen: a given valid/ folder wins; else a stratified hold-out of `fraction` when every
+    class can spare images (at least 5 each)."""
+    train = np.flatnonzero(split_of == "train")
+    valid = np.flatnonzero(split_of == "valid")
+    if len(valid):
+        return train, valid, " (valid/ folder)"
+    if fraction <= 0:
+        return train, valid, ""
+    counts = np.bincount(y[train])
+    if counts.min() < 5:
+        return train, valid, " (no validation split: a class has fewer than 5 images)"
+    tr, va = stratified_split(y[train], fraction, seed)
+    return train[tr], train[va], f" (stratified {fraction:.0%} hold-out)"
+
+
+def image_roles(split_of: np.ndarray, valid_idx: np.ndarray) -> list[str]:
+    """Each image's part in training: "test" (test/ folder), "valid" (held out) or "train"."""
+    roles = np.where(split_of == "test", "test", "train").astype(object)
+    roles[valid_idx] = "valid"
+    return [str(r) for r in roles]
+
+
+def kfold_assignment(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Cross-validation part (0..k-1) per sample, each class dealt round-robin after a seeded shuffle."""
+    if k < 2:
+        raise UserError(f"--folds must be at least 2, got {k}")
+    smallest = np.bincount(y).min()
+    if smallest < k:
+        raise UserError(f"{k}-fold cross-validation needs at least {k} images per class; "
+                        f"the smallest class has {smallest}")
+    rng = np.random.default_rng(seed)
+    part_of = np.zeros(len(y), dtype=int)
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        part_of[idx] = np.arange(len(idx)) % k
+    return part_of
+
+
 def is_collapsed(accuracy: float, y: np.ndarray, n_classes: int) -> bool:
     """Training accuracy no better than always answering the most common class."""
     majority = np.bincount(y, minlength=n_classes).max() / len(y)
@@ -154,7 +206,7 @@ def train_head(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *,
         s = seed + attempt
         model = build_head(head_layers(recipe, n_classes), x.shape[1:], s)
         steps = recipe.epochs * -(-len(x) // recipe.batch_size)
-        model.compile(optimizer(recipe, recipe.learning_rate, steps), loss(recipe), metrics=["accuracy"])
+        model.compile(optimizer(recipe, recipe.learning_rate, steps), recipe.loss, metrics=["accuracy"])
         cbs = list(callbacks)
         has_valid = x_valid is not None and len(x_valid) > 0
         if recipe.early_stopping and has_valid:
@@ -197,15 +249,6 @@ def optimizer(recipe: Recipe, base: float, steps: int, schedule: str | None = No
     return keras.optimizers.Adam(learning_rate(schedule or recipe.lr_schedule, base, steps))
 
 
-def loss(recipe: Recipe):
-    """The Keras loss: the recipe's loss name, with label smoothing when the recipe asks for it."""
-    import tf_keras as keras
-
-    if recipe.label_smoothing and recipe.loss == "categorical_crossentropy":
-        return keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
-    return recipe.loss
-
-
 def evaluate_head(model, x, y, n_classes, prefix) -> dict:
     p = np.concatenate([model(x[i:i + 1024], training=False).numpy() for i in range(0, len(x), 1024)])
     eps = 1e-7
@@ -213,26 +256,20 @@ def evaluate_head(model, x, y, n_classes, prefix) -> dict:
     return {f"{prefix}_accuracy": float(np.mean(p.argmax(1) == y)), f"{prefix}_loss": loss, f"{prefix}_count": int(len(y))}
 
 
+def overridable_fields() -> list:
+    """The Recipe fields `tfjs-transfer build` takes as --kebab-name options."""
+    return [f for f in fields(Recipe) if "cli_type" in f.metadata]
+
+
 def resolve_recipe(name: str, **overrides) -> Recipe:
+    """The named recipe with the given settings (None: keep the recipe's) replaced."""
     if name not in RECIPES:
         raise UserError(f"unknown recipe '{name}'; choose one of: {', '.join(RECIPES)}")
+    known = {f.name for f in overridable_fields()}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UserError(f"recipe settings {', '.join(unknown)} cannot be overridden; these can: {', '.join(sorted(known))}")
     return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
-
-
-def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
-    """Fold number per sample, each class dealt round-robin after a seeded shuffle."""
-    if folds < 2:
-        raise UserError(f"--folds must be at least 2, got {folds}")
-    smallest = np.bincount(y).min()
-    if smallest < folds:
-        raise UserError(f"{folds}-fold cross-validation needs at least {folds} images per class; "
-                        f"the smallest class has {smallest}")
-    rng = np.random.default_rng(seed)
-    fold_of = np.zeros(len(y), dtype=int)
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        fold_of[idx] = np.arange(len(idx)) % folds
-    return fold_of
 
 
 def with_views(x: np.ndarray, augmented: np.ndarray | None, y: np.ndarray, idx: np.ndarray):
@@ -243,24 +280,23 @@ def with_views(x: np.ndarray, augmented: np.ndarray | None, y: np.ndarray, idx: 
     return xs, np.tile(y[idx], 1 + len(augmented))
 
 
-def cross_validate(score_fold, y: np.ndarray, folds: int, seed: int = 0, verbose: int = 0) -> dict:
-    """Accuracy on each held-out fold; score_fold(train_idx, test_idx, seed) trains and scores one."""
-    import time
+class HeadTrainer:
+    """Trains a recipe's head on frozen features (see training.Trainer)."""
 
-    fold_of = stratified_folds(y, folds, seed)
-    accuracies, t0 = [], time.perf_counter()
-    for k in range(folds):
-        accuracies.append(score_fold(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k), seed + k))
-        if verbose:
-            print(f"fold {k + 1}/{folds}: accuracy {accuracies[-1]:.3f}", flush=True)
-    return {"folds": folds, "accuracy_mean": float(np.mean(accuracies)), "accuracy_std": float(np.std(accuracies)),
-            "per_fold": [float(a) for a in accuracies], "seconds_per_fold": (time.perf_counter() - t0) / folds}
+    trains_backbone = False
 
+    def __init__(self, recipe: Recipe, features: np.ndarray, augmented: np.ndarray | None, y: np.ndarray,
+                 n_classes: int):
+        self.recipe, self.features, self.augmented, self.y, self.n_classes = recipe, features, augmented, y, n_classes
 
-def head_fold_scorer(recipe: Recipe, x: np.ndarray, augmented: np.ndarray | None, y: np.ndarray, n_classes: int):
-    """Fold scorer for frozen-feature recipes: train on the fold's views, score its held-out originals."""
-    def score(train_idx, test_idx, seed):
-        xt, yt = with_views(x, augmented, y, train_idx)
-        result = train_head(recipe, xt, yt, n_classes, seed=seed, verbose=0)
-        return evaluate_head(result.model, x[test_idx], y[test_idx], n_classes, "test")["test_accuracy"]
-    return score
+    def train(self, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, verbose: int) -> TrainResult:
+        x, y = with_views(self.features, self.augmented, self.y, train_idx)
+        result = train_head(self.recipe, x, y, self.n_classes, x_valid=self.features[valid_idx],
+                            y_valid=self.y[valid_idx], seed=seed, verbose=verbose)
+        # report on the original images, not on their augmented views
+        result.metrics.update(evaluate_head(result.model, self.features[train_idx], self.y[train_idx],
+                                            self.n_classes, "train"))
+        return result
+
+    def accuracy(self, result: TrainResult, idx: np.ndarray) -> float:
+        return evaluate_head(result.model, self.features[idx], self.y[idx], self.n_classes, "x")["x_accuracy"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import manifest
 from .dataset import load_rgb
 from .errors import UserError
 from .inference import predict_batches
@@ -26,12 +27,7 @@ class Predictor:
         if source not in ("keras", "tfjs"):
             raise ValueError(f"source must be 'keras' or 'tfjs', got {source!r}")
         self.site = Path(site_dir)
-        try:
-            self.manifest = json.loads((self.site / "manifest.json").read_text(encoding="utf-8"))
-        except OSError:
-            raise UserError(f"{self.site}: not a built site (no manifest.json); run `tfjs-transfer build` first") from None
-        except ValueError as e:
-            raise UserError(f"{self.site / 'manifest.json'}: corrupt manifest ({e})") from None
+        self.manifest = manifest.load(self.site)
         self.labels: list[str] = self.manifest["labels"]
         self.preprocessing = Preprocessing.from_manifest(self.manifest["preprocessing"])
         self.source = source

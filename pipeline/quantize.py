@@ -91,5 +91,5 @@ def equalize(model, check_inputs: np.ndarray | None = None) -> tuple[object, Equ
     out.trainable = False
     report.pairs = len(bn_into)
     if check_inputs is not None:
-        report.max_abs_diff, _ = fold.compare(model, out, check_inputs)
+        report.max_abs_diff, _ = fold.feature_difference(model, out, check_inputs)
     return out, report

@@ -13,7 +13,6 @@ killed build leaves beside the site (named with its pid) is cleared by the next 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -22,35 +21,20 @@ from pathlib import Path
 
 from PIL import Image
 
+from . import manifest
 from .dataset import Sample, load_rgb
 from .errors import UserError
-
-MANIFEST_FORMAT = "tfjs-transfer/1"
-WEB_FILES = ("index.html",)
 
 
 def check_output(out: Path) -> None:
     """Refuse an output path that is a file, or a folder that is not a site we built."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise UserError(f"{out}: output path exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not is_site(out):
+    if out.is_dir() and any(out.iterdir()) and manifest.read(out) is None:
         raise UserError(f"{out}: folder exists, is not empty and holds no tfjs-transfer manifest.json; "
                         "refusing to replace it (choose another --out or remove it)")
     if not out.parent.exists():
         raise UserError(f"{out.parent}: parent folder of the output does not exist")
-
-
-def read_manifest(folder: Path) -> dict | None:
-    """The manifest of a site we built, or None."""
-    try:
-        m = json.loads((Path(folder) / "manifest.json").read_text(encoding="utf-8"))
-        return m if isinstance(m, dict) and m.get("format") == MANIFEST_FORMAT else None
-    except (OSError, ValueError):
-        return None
-
-
-def is_site(folder: Path) -> bool:
-    return read_manifest(folder) is not None
 
 
 @contextlib.contextmanager
@@ -116,11 +100,15 @@ def copy_web(web_dist: Path, site: Path) -> list[str]:
     return names
 
 
-def write_images(samples: list[Sample], labels: list[str], site: Path) -> dict:
-    """The served training images: decoded by Pillow, stored losslessly, safe names."""
+def write_images(samples: list[Sample], labels: list[str], site: Path, roles: list[str]) -> dict:
+    """The served training images: decoded by Pillow, stored losslessly, safe names. Each
+    entry keeps its dataset folder (`split`) and the part it played in Python's training
+    (`role`: train, valid or test), so the page can hold out exactly the same images."""
+    if len(roles) != len(samples):
+        raise ValueError(f"write_images: {len(roles)} roles for {len(samples)} samples")
     entries = []
     counters: dict[str, int] = {}
-    for s in samples:
+    for s, role in zip(samples, roles):
         k = labels.index(s.label)
         n = counters.get(s.label, 0)
         counters[s.label] = n + 1
@@ -128,15 +116,7 @@ def write_images(samples: list[Sample], labels: list[str], site: Path) -> dict:
         dest = site / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(load_rgb(s.path)).save(dest, optimize=False, compress_level=6)
-        entries.append({"path": rel, "label": s.label, "split": s.split, "source": s.path.name})
+        entries.append({"path": rel, "label": s.label, "split": s.split, "role": role, "source": s.path.name})
     index = {"labels": labels, "images": entries}
-    write_json(site / "images.json", index)
+    manifest.write_json(site / "images.json", index)
     return index
-
-
-def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-def folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

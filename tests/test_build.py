@@ -54,11 +54,31 @@ def test_build_writes_a_complete_site(tmp_path, feature_cache, web_dist):
     assert any(k.get("model") == "folded" for k in keys)
 
 
+def test_images_json_roles_are_the_split_the_build_used(tmp_path, feature_cache, web_dist):
+    """The page holds out exactly the images Python validated on: images.json's `role`."""
+    data = make_folders(tmp_path / "data", per_class=10)
+    out = tmp_path / "site"
+    assert run_build(data, out, feature_cache, web_dist) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    images = json.loads((out / "images.json").read_text())["images"]
+    valid = [e for e in images if e["role"] == "valid"]
+    assert len(valid) == m["training"]["metrics"]["val_count"] == 6
+    assert {label: sum(e["label"] == label for e in valid) for label in m["labels"]} == {"blue": 2, "green": 2, "red": 2}
+    assert len(images) - len(valid) == m["training"]["metrics"]["train_count"]
+    assert all(e["split"] == "train" for e in images)  # the dataset folder is kept beside the role
+    # the same seed splits the same way: a rebuild with another seed picks other images
+    assert run_build(data, tmp_path / "other", feature_cache, web_dist, "--seed", "1") == 0
+    other = json.loads((tmp_path / "other" / "images.json").read_text())["images"]
+    assert [e["source"] for e in other if e["role"] == "valid"] != [e["source"] for e in valid]
+
+
 def test_flat_and_split_layouts_and_test_metrics(tmp_path, feature_cache, web_dist):
     assert run_build(make_flat(tmp_path / "flat"), tmp_path / "s1", feature_cache, web_dist) == 0
     assert run_build(make_splits(tmp_path / "splits"), tmp_path / "s2", feature_cache, web_dist, "--recipe", "tutorial") == 0
     m = json.loads((tmp_path / "s2" / "manifest.json").read_text())
     assert m["dataset"]["per_split"] == {"train": 12, "valid": 4, "test": 4}
+    roles = {(e["split"], e["role"]) for e in json.loads((tmp_path / "s2" / "images.json").read_text())["images"]}
+    assert roles == {("train", "train"), ("valid", "valid"), ("test", "test")}
     assert {"val_accuracy", "test_accuracy"} <= set(m["training"]["metrics"])
     assert m["head"]["layers"][1] == {"type": "dense", "units": 10, "activation": "relu"}
 

@@ -49,7 +49,7 @@ def test_extraction_with_the_served_model_is_its_own_cache_entry(tmp_path, mobil
     # the build extracts with the folded backbone it serves: its features (equal up to
     # rounding) must never be mixed with the unfolded model's in the cache
     ds = dataset.scan(make_folders(tmp_path / "d", labels=("red", "green"), per_class=2))
-    folded, report = fold.fold(mobilenet.model)
+    folded, report = fold.fold_batch_norms(mobilenet.model)
     assert report.batch_norms > 0
     plain = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0)
     served = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, model=folded, model_tag="folded")

@@ -26,7 +26,7 @@ def randomize_batch_norms(model, seed=0):
 def test_mobilenet_v1_folds_27_batch_norms_and_5_paddings_and_keeps_the_features():
     bb = backbones.load_backbone(None, str(MOBILENET_H5))
     x = np.stack([prepare(load_rgb(p), bb.preprocessing) for p in sorted(BRAND_TRAIN.glob("*.jpg"))[::10]])
-    folded, report = fold.fold(bb.model, x)
+    folded, report = fold.fold_batch_norms(bb.model, x)
     assert (report.batch_norms, report.paddings) == (27, 5)
     kinds = {type(l).__name__ for l in folded.layers}
     assert "BatchNormalization" not in kinds and "ZeroPadding2D" not in kinds
@@ -48,7 +48,7 @@ def test_graph_backbones_fold_exactly_with_random_statistics(name, expect_bn, ex
     randomize_batch_norms(bb.model)
     p = bb.preprocessing
     x = np.random.default_rng(1).uniform(-1, 1, (2, p.height, p.width, 3)).astype(np.float32)
-    folded, report = fold.fold(bb.model, x)
+    folded, report = fold.fold_batch_norms(bb.model, x)
     assert (report.batch_norms, report.paddings) == (expect_bn, expect_pad)
     if expect_bn == 0:
         assert folded is bb.model and report.max_abs_diff is None
@@ -70,6 +70,6 @@ def test_a_conv_with_two_consumers_or_its_own_activation_is_not_folded():
     model = keras.Model(inp, keras.layers.Concatenate()([bn1, side, bn2, bn3]))
     randomize_batch_norms(model, seed=3)
     x = np.random.default_rng(2).normal(size=(3, 8, 8, 3)).astype(np.float32)
-    folded, report = fold.fold(model, x)
+    folded, report = fold.fold_batch_norms(model, x)
     assert report.folded == ["bn3"]
     assert report.max_abs_diff < 1e-5

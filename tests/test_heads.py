@@ -67,3 +67,52 @@ def test_vector_features_skip_flatten_and_pooling():
         kinds = [type(l).__name__ for l in model.layers]
         assert "Flatten" not in kinds and "GlobalAveragePooling2D" not in kinds
         assert model.output_shape == (None, 3)
+
+
+def test_fine_tuning_starts_at_layer_0_unless_told_otherwise():
+    """One rule for every recipe: --fine-tune-epochs N trains the whole backbone (batch-norms
+    frozen), as the finetune recipe does; --fine-tune-from narrows it."""
+    assert all(r.fine_tune_from == 0 for r in heads.RECIPES.values())
+    assert heads.resolve_recipe("default", fine_tune_epochs=2).fine_tune_from == 0
+    assert heads.resolve_recipe("default", fine_tune_epochs=2, fine_tune_from="-12").fine_tune_from == "-12"
+
+
+def test_only_declared_settings_can_be_overridden():
+    with pytest.raises(UserError, match="layers"):
+        heads.resolve_recipe("default", layers=())
+
+
+def test_validation_split_prefers_a_valid_folder_then_a_stratified_hold_out():
+    y = np.array([0] * 6 + [1] * 6 + [0, 1])
+    split_of = np.array(["train"] * 12 + ["test"] * 2)
+    tr, va, note = heads.validation_split(y, split_of, 0.2, seed=0)
+    assert "stratified" in note and np.bincount(y[va]).tolist() == [1, 1]
+    assert sorted([*tr, *va]) == list(range(12))  # test images are never trained or validated on
+    split_of[[0, 6]] = "valid"
+    tr, va, note = heads.validation_split(y, split_of, 0.2, seed=0)
+    assert va.tolist() == [0, 6] and "valid/" in note
+    small = np.array([0] * 4 + [1] * 4)
+    assert len(heads.validation_split(small, np.array(["train"] * 8), 0.2, 0)[1]) == 0
+
+
+def test_image_roles_follow_the_split_used():
+    split_of = np.array(["train", "train", "valid", "test", "train"])
+    assert heads.image_roles(split_of, np.array([1, 2])) == ["train", "valid", "valid", "test", "train"]
+
+
+def test_kfold_assignment_deals_each_class_evenly():
+    y = np.array([0] * 6 + [1] * 9)
+    part = heads.kfold_assignment(y, 3, seed=0)
+    for c in (0, 1):
+        assert np.bincount(part[y == c]).tolist() == [np.sum(y == c) // 3] * 3
+    with pytest.raises(UserError, match="at least 7 images per class"):
+        heads.kfold_assignment(y, 7, 0)
+
+
+def test_head_trainer_reports_on_the_original_images():
+    x, y = _blobs()
+    trainer = heads.HeadTrainer(heads.resolve_recipe("pooled", epochs=30), x, x[None] + 0.01, y, 3)
+    idx = np.arange(len(y))
+    result = trainer.train(idx[::2], idx[1::2], seed=0, verbose=0)
+    assert result.metrics["train_count"] == len(idx[::2]) and result.metrics["val_count"] == len(idx[1::2])
+    assert trainer.accuracy(result, idx[1::2]) == pytest.approx(result.metrics["val_accuracy"])

@@ -1,0 +1,45 @@
+"""pipeline/cli.py: every overridable Recipe setting is a `build` flag that reaches the recipe."""
+
+import pytest
+
+from pipeline import cli, heads
+
+BASE = ["build", "--data", "d", "--weights", "none"]
+# the flags users know; a new Recipe option adds itself to this list
+FLAGS = ["--epochs", "--batch-size", "--learning-rate", "--validation-split", "--augment-copies", "--fine-tune-from",
+         "--fine-tune-epochs", "--fine-tune-learning-rate", "--early-stopping"]
+
+
+def _flags(parser):
+    build = parser._subparsers._group_actions[0].choices["build"]
+    return {a.option_strings[0]: a for a in build._actions if a.option_strings}
+
+
+def test_each_overridable_recipe_field_is_a_build_flag_with_its_type_and_help():
+    flags = _flags(cli.parser())
+    fields = heads.overridable_fields()
+    assert sorted("--" + f.name.replace("_", "-") for f in fields) == sorted(FLAGS)
+    for f in fields:
+        action = flags["--" + f.name.replace("_", "-")]
+        assert action.type is f.metadata["cli_type"] and action.help == f.metadata["help"] and action.default is None
+
+
+@pytest.mark.parametrize("field", [f.name for f in heads.overridable_fields()])
+def test_a_flag_reaches_the_recipe(field):
+    f = next(f for f in heads.overridable_fields() if f.name == field)
+    value = {int: "7", float: "0.25", str: "conv_dw_13"}[f.metadata["cli_type"]]
+    args = cli.parser().parse_args([*BASE, "--" + field.replace("_", "-"), value])
+    cfg = cli.build_config(args)
+    assert cfg.recipe_overrides == {field: f.metadata["cli_type"](value)}
+    recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
+    assert getattr(recipe, field) == f.metadata["cli_type"](value)
+
+
+def test_without_flags_the_recipe_is_untouched():
+    cfg = cli.build_config(cli.parser().parse_args(BASE + ["--recipe", "pooled", "--folds", "3", "--no-fold"]))
+    assert cfg.recipe_overrides == {} and cfg.cv_folds == 3 and cfg.fold_batch_norms is False
+    assert heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides) == heads.RECIPES["pooled"]
+
+
+def test_fine_tune_from_help_states_the_default():
+    assert "default 0" in _flags(cli.parser())["--fine-tune-from"].help
