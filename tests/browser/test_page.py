@@ -229,6 +229,25 @@ def test_train_in_page_then_predict_without_leaks(page, site_url, test_paths):
     page.wait_for_function(f"document.querySelector('{PREDICTION}').dataset.head === 'python'")
 
 
+def test_training_uses_the_roles_python_gave_the_images(page, site_url, built_site):
+    open_app(page, site_url)
+    manifest = json.loads((built_site / "manifest.json").read_text())
+    images = json.loads((built_site / "images.json").read_text())["images"]
+    by_role = {role: [i["path"] for i in images if i["role"] == role] for role in ("train", "valid", "test")}
+    got = page.evaluate("""() => {
+        const set = window.tfjsTransfer.steps.trainSet();
+        const ids = (rows) => rows.map((r) => set.items[r].id);
+        return { train: ids(set.split.train), valid: ids(set.split.valid), count: set.items.length };
+    }""")
+    assert got["train"] == by_role["train"]
+    assert got["valid"] == by_role["valid"]
+    assert got["count"] == len(by_role["train"]) + len(by_role["valid"])  # test images never train
+    assert len(got["valid"]) == manifest["training"]["metrics"]["val_count"] > 0
+    summary = page.inner_text("#train-summary")
+    assert f"{len(by_role['train'])} training images" in summary
+    assert f"{len(by_role['valid'])} for validation (the Python build's hold-out)" in summary
+
+
 def test_stop_ends_training_and_state_returns_ready(page, site_url):
     open_app(page, site_url)
     page.fill("[data-testid=epochs]", "500")

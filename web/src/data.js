@@ -24,22 +24,12 @@ export async function fetchJson(url, what) {
   }
 }
 
-/** The served training images: [{path, label, url}], in images.json order. */
-export async function loadImageList(manifest, pageUrl) {
-  const path = manifest.images && manifest.images.path ? manifest.images.path : 'images.json';
-  const list = await fetchJson(new URL(path, pageUrl).href, path);
-  if (!list || !Array.isArray(list.images)) throw new Error(`${path} has no "images" array`);
-  const known = new Set(manifest.labels);
-  return list.images
-    .filter((item) => known.has(item.label))
-    .map((item) => ({ ...item, url: new URL(item.path, pageUrl).href }));
-}
-
-/** Groups image items by label, in manifest label order. */
-export function groupByLabel(items, labels) {
-  const groups = new Map(labels.map((label) => [label, []]));
-  for (const item of items) groups.get(item.label).push(item);
-  return groups;
+/** The served dataset's index (images.json): {file, images: [{path, label, split, role, source}]}. */
+export async function fetchImageIndex(manifest, pageUrl) {
+  const file = manifest.images && manifest.images.path ? manifest.images.path : 'images.json';
+  const index = await fetchJson(new URL(file, pageUrl).href, file);
+  if (!index || !Array.isArray(index.images)) throw new Error(`${file} has no "images" array`);
+  return { file, images: index.images };
 }
 
 function u32be(b, i) { return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]; }
@@ -154,6 +144,11 @@ export async function fetchToCanvas(url) {
   if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
   const name = decodeURIComponent(new URL(url, document.baseURI).pathname.split('/').pop() || url);
   return decodeToCanvas(await response.blob(), name);
+}
+
+/** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */
+export function srcToCanvas(src, name) {
+  return typeof src === 'string' ? fetchToCanvas(src) : decodeToCanvas(src, name);
 }
 
 /** The first image File in a DataTransfer or ClipboardData, or the first file at all. */

@@ -58,7 +58,7 @@ export function checkHead(manifest, model, name) {
 
 /**
  * A model's output for a whole batch in inference mode. model.predict() would first copy
- * the batch with a Slice (its batching loop), 7% of the backbone's time for 16 images.
+ * the batch with a Slice (its batching loop), time the backbone does not need to spend.
  */
 export function run(model, x) {
   return model.apply(x, { training: false });
@@ -89,19 +89,27 @@ export function classify(tf, backbone, classifier, x) {
 }
 
 /**
- * A fresh, untrained head built from manifest.head.layers on the backbone's feature shape.
- * Dense kernels start as Keras starts them (glorot_uniform; TF.js' default is a truncated
- * glorot_normal, 4x slower to draw for the default head's 1.25M weights), from `seed`.
+ * A fresh, untrained head: manifest.head.layers' hidden layers on the backbone's feature
+ * shape, then a softmax dense of `classes` outputs (default: the manifest's output layer,
+ * i.e. the Python head's classes). Dense kernels start as Keras starts them
+ * (glorot_uniform, from `seed`; TF.js' default truncated glorot_normal is much slower to draw).
  */
-export function buildHead(tf, manifest, { seed = 1 } = {}) {
+export function buildHead(tf, manifest, { seed = 1, classes } = {}) {
   const specs = manifest.head.layers;
-  if (!Array.isArray(specs) || specs.length === 0) throw new Error('the manifest has no head.layers');
+  if (!Array.isArray(specs) || specs.length === 0) throw new Error('manifest.json has no head.layers');
+  const output = specs[specs.length - 1];
+  if (output.type !== 'dense' || output.activation !== 'softmax') {
+    throw new Error(`manifest.json: head.layers ends with ${JSON.stringify(output)}, expected a softmax dense layer`);
+  }
+  const units = classes == null ? output.units : classes;
+  if (!(Number.isInteger(units) && units >= 2)) throw new Error(`a head needs at least 2 classes, got ${units}`);
   const model = tf.sequential({ name: 'browser_head' });
   const inputShape = manifest.backbone.output_shape;
   // Features that are already a vector (e.g. InceptionV3's pooled 2048) skip flatten and
   // pooling, as the Python head does: TF.js' Flatten refuses rank-2 input.
   const vector = inputShape.length === 1;
-  const kept = specs.filter((spec) => !(vector && ['flatten', 'global_average_pooling'].includes(spec.type)));
+  const kept = [...specs.slice(0, -1), { ...output, units }]
+    .filter((spec) => !(vector && ['flatten', 'global_average_pooling'].includes(spec.type)));
   kept.forEach((spec, i) => {
     const first = i === 0 ? { inputShape } : {};
     switch (spec.type) {
@@ -114,18 +122,14 @@ export function buildHead(tf, manifest, { seed = 1 } = {}) {
       case 'dropout':
         model.add(tf.layers.dropout({ ...first, rate: spec.rate }));
         break;
-      case 'dense': {
-        const config = { ...first, units: spec.units, activation: spec.activation || 'linear',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }) };
-        if (spec.kernel_regularizer_l2) config.kernelRegularizer = tf.regularizers.l2({ l2: spec.kernel_regularizer_l2 });
-        model.add(tf.layers.dense(config));
+      case 'dense':
+        model.add(tf.layers.dense({ ...first, units: spec.units, activation: spec.activation || 'linear',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }) }));
         break;
-      }
       default:
-        throw new Error(`unknown head layer type in the manifest: ${JSON.stringify(spec.type)}`);
+        throw new Error(`manifest.json: unknown head layer type ${JSON.stringify(spec.type)}`);
     }
   });
-  checkHead(manifest, model, 'the head built from the manifest');
   return model;
 }
 

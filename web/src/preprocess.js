@@ -30,19 +30,17 @@ export function preprocess(tf, pixels, manifest) {
       x = cropOrPad(tf, x, height, width);
     } else if (fit !== 'stretch') {
       throw new Error(`unsupported fit in manifest: ${fit}`);
-    } else if (method === 'bilinear') {
+    } else if (method === 'bilinear') { // the only method the Python build writes
       x = tf.image.resizeBilinear(x, [height, width], alignCorners, halfPixelCenters);
-    } else if (method === 'nearest') {
-      x = tf.image.resizeNearestNeighbor(x, [height, width], alignCorners, halfPixelCenters);
     } else {
-      throw new Error(`unsupported resize method in manifest: ${method}`);
+      throw new Error(`manifest.json: unsupported preprocessing.resize.method ${JSON.stringify(method)} (bilinear only)`);
     }
     if (p.channel_order === 'BGR') x = tf.reverse(x, -1);
     else if (p.channel_order != null && p.channel_order !== 'RGB') {
       throw new Error(`unsupported channel_order in manifest: ${p.channel_order}`);
     }
     // A zero mean (MobileNet, Inception) is not subtracted: on wasm, x - [0, 0, 0] broadcast
-    // over the channels took 16% of feature extraction. Equal means subtract one scalar.
+    // over the channels is a costly no-op. Equal means subtract one scalar.
     const mean = p.mean == null ? [0, 0, 0] : p.mean;
     if (mean.some((m) => m !== 0)) {
       x = tf.sub(x, mean.every((m) => m === mean[0]) ? tf.scalar(mean[0], 'float32') : tf.tensor1d(mean, 'float32'));

@@ -1,7 +1,7 @@
-// Training in the page: backbone features for the served images (batched, cached as
-// plain typed arrays so no tensor outlives a run), then a fresh head from the manifest
+// Training in the page: backbone features for a project's examples (batched, as plain
+// typed arrays so no tensor outlives a run), then a fresh head from the manifest's layers
 // trained with the manifest's hyper-parameters, reporting each epoch (curves, Stop).
-// No DOM here: web/tools/train-check.mjs runs it in Node.
+// No DOM here: web/test/train.test.mjs runs it in Node.
 import { adam } from './wasm/adam.js';
 import { preprocess } from './preprocess.js';
 import { whileWeightsChange } from './wasm/matmul.js';
@@ -9,7 +9,8 @@ import { buildHead, features } from './models.js';
 
 /**
  * Backbone features of every item, batchSize images at a time, yielding between batches.
- * @param {object} opts {tf, backbone, manifest, items, loadPixels(item) -> Promise<Tensor3D>,
+ * @param {object} opts {tf, backbone, manifest, items (examples: anything loadPixels takes),
+ *   loadPixels(item) -> Promise<Tensor3D>,
  *   batchSize, onProgress(done, total), shouldStop() -> boolean}
  * @returns {Promise<{data: Float32Array, count: number, size: number}|null>} null if stopped
  */
@@ -49,7 +50,7 @@ export async function extractFeatures({ tf, backbone, manifest, items, loadPixel
 
 /**
  * Yields to the page (input events, the Stop button) without waiting for the next frame:
- * tf.nextFrame() after every batch cost ~16 ms each, 1 s of a 20-epoch run spent idle.
+ * tf.nextFrame() after every batch would leave the page idle for a frame each time.
  */
 function yieldToPage() {
   return new Promise((resolve) => {
@@ -62,7 +63,7 @@ function yieldToPage() {
   });
 }
 
-/** A small deterministic PRNG (mulberry32), so splits and shuffles repeat run to run. */
+/** A small deterministic PRNG (mulberry32), so the batch order repeats run to run. */
 function random(seed) {
   let a = seed >>> 0;
   return () => {
@@ -84,42 +85,11 @@ function shuffle(array, rand) {
 }
 
 /**
- * Which served images train and which validate, as the Python build decides: a "valid"
- * split wins; else a stratified hold-out of `fraction` per class (at least one, never
- * all) when every class has 5 or more training images; "test" images are never used.
- * @param {{label: string, split?: string}[]} items
- * @returns {{train: number[], valid: number[], note: string}} indices into items
- */
-export function splitItems(items, labels, fraction, seed = 0) {
-  const train = [];
-  const valid = [];
-  items.forEach((item, i) => {
-    const split = item.split || 'train';
-    if (split === 'train') train.push(i);
-    else if (split === 'valid') valid.push(i);
-  });
-  if (valid.length) return { train, valid, note: 'valid/ images' };
-  if (!(fraction > 0)) return { train, valid, note: 'no validation' };
-  const byClass = labels.map((label) => train.filter((i) => items[i].label === label));
-  if (byClass.some((idx) => idx.length < 5)) return { train, valid, note: 'no validation: a class has fewer than 5 images' };
-  const rand = random(seed);
-  const kept = [];
-  for (const idx of byClass) {
-    const order = shuffle(idx, rand);
-    const k = Math.min(Math.max(Math.round(idx.length * fraction), 1), idx.length - 1);
-    valid.push(...order.slice(0, k));
-    kept.push(...order.slice(k));
-  }
-  return { train: kept.sort((a, b) => a - b), valid: valid.sort((a, b) => a - b),
-    note: `stratified ${Math.round(fraction * 100)}% hold-out` };
-}
-
-/**
  * One batch as tensors, copied straight from the cached typed arrays: fit()'s own shuffle
- * gathers each batch with GatherV2, which on wasm took 16 ms for 32 rows of 12544 (half a step).
- * `scratch` (a Float32Array of at least rows x size) is reused batch after batch: a fresh
- * 1.6 MB array a step cost 1 ms in allocation alone. Safe because every tensor made from
- * it is disposed before the next batch is copied in.
+ * gathers each batch with GatherV2, which is slow on wasm (a large share of a step).
+ * `scratch` (a Float32Array of at least rows x size) is reused batch after batch rather
+ * than allocating a large array every step. Safe because every tensor made from it is
+ * disposed before the next batch is copied in.
  */
 function batchTensors(tf, feats, rows, labelIndex, classes, featureShape, scratch = null) {
   const x = scratch ? scratch.subarray(0, rows.length * feats.size) : new Float32Array(rows.length * feats.size);
@@ -131,16 +101,12 @@ function batchTensors(tf, feats, rows, labelIndex, classes, featureShape, scratc
   return [tf.tensor(x, [rows.length, ...featureShape]), tf.tensor2d(y, [rows.length, classes])];
 }
 
-function makeOptimizer(tf, name, learningRate) {
-  switch ((name || 'adam').toLowerCase()) {
-    case 'adam': return adam(tf, learningRate); // fused update on wasm (adam.js)
-    case 'sgd': return tf.train.sgd(learningRate);
-    case 'rmsprop': return tf.train.rmsprop(learningRate);
-    case 'adagrad': return tf.train.adagrad(learningRate);
-    case 'adadelta': return tf.train.adadelta(learningRate);
-    case 'adamax': return tf.train.adamax(learningRate);
-    default: throw new Error(`unknown optimizer in the manifest: ${name}`);
+/** The Python build only trains with Adam; the page does the same (fused update on wasm, adam.js). */
+export function makeOptimizer(tf, name, learningRate) {
+  if ((name || 'adam').toLowerCase() !== 'adam') {
+    throw new Error(`manifest.json: training.hyperparameters.optimizer is ${JSON.stringify(name)}; the page trains with adam only`);
   }
+  return adam(tf, learningRate);
 }
 
 /** Keras' snake_case loss names (categorical_crossentropy) as TF.js spells them. */
@@ -165,28 +131,29 @@ async function evaluate(tf, model, x, y, batchSize) {
  * and calls model.trainOnBatch; the validation rows are evaluated at the end of the epoch.
  * Sets model.stopTraining (the Stop button) to end after the current batch.
  * @param {object} opts {tf, manifest, feats: {data, count, size}, labelIndex: number[] (per feature row),
- *   split: {train: number[], valid: number[]} (feature rows),
- *   hyper: {epochs, batchSize, learningRate, optimizer, loss}, charts ({onEpochEnd(epoch, logs),
+ *   split: {train: number[], valid: number[]} (feature rows), classes: the head's output size
+ *   (default: the manifest head's output layer), hyper: {epochs, batchSize, learningRate, optimizer, loss}, charts ({onEpochEnd(epoch, logs),
  *   onTrainEnd()?} as ui.trainingCharts gives, or tfjs-vis fitCallbacks; null for none),
  *   onModel(model) (for Stop), onEpoch(epoch, logs), seed}
  * @returns {Promise<{model: object, history: {epoch: number[], history: object}, epochs: number,
  *   stopped: boolean, ms: number}>}
  */
-export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper, charts = null,
+export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper, classes, charts = null,
   onModel = () => {}, onEpoch = () => {}, seed = 1 }) {
-  const classes = manifest.labels.length;
   const shape = manifest.backbone.output_shape;
   const batchSize = Math.max(1, hyper.batchSize | 0);
-  const validation = split.valid.length
-    ? batchTensors(tf, feats, split.valid, labelIndex, classes, shape) : null;
   const optimizer = makeOptimizer(tf, hyper.optimizer, hyper.learningRate);
   const rand = random(seed);
   const scratch = new Float32Array(Math.min(batchSize, split.train.length) * feats.size);
   const history = { epoch: [], history: {} };
   let model = null;
+  let validation = null;
   const started = performance.now();
   try {
-    model = buildHead(tf, manifest, { seed });
+    model = buildHead(tf, manifest, { seed, classes });
+    const outputs = model.outputs[0].shape[1];
+    if (labelIndex.some((k) => !(k >= 0 && k < outputs))) throw new Error(`a label index is outside the head's ${outputs} classes`);
+    if (split.valid.length) validation = batchTensors(tf, feats, split.valid, labelIndex, outputs, shape);
     model.compile({ optimizer, loss: lossName(hyper.loss), metrics: ['accuracy'] });
     onModel(model);
     for (let epoch = 0; epoch < hyper.epochs && !model.stopTraining; epoch++) {
@@ -195,7 +162,7 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
       let seen = 0;
       for (let start = 0; start < order.length && !model.stopTraining; start += batchSize) {
         const rows = order.slice(start, start + batchSize);
-        const [x, y] = batchTensors(tf, feats, rows, labelIndex, classes, shape, scratch);
+        const [x, y] = batchTensors(tf, feats, rows, labelIndex, outputs, shape, scratch);
         let values;
         try {
           values = await model.trainOnBatch(x, y);

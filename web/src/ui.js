@@ -1,9 +1,11 @@
-// DOM only: reads inputs, writes status, gallery, predictions, progress and the curves.
+// The page's DOM: reads inputs, writes status, gallery, predictions, progress and the
+// curves, and listens to its own controls, handing what the user did to main.js (bind).
 import * as tfvis from '@tensorflow/tfjs-vis';
+import { firstFile } from './data.js';
 
 const $ = (id) => document.getElementById(id);
 
-export const el = {
+const el = {
   status: $('status'),
   backend: $('backend'),
   backendInfo: $('backend-info'),
@@ -71,19 +73,22 @@ export function showTitle(labels) {
   el.titleLabels.textContent = `— ${labels.join(' / ')}`;
 }
 
-/** Thumbnails grouped by label with counts; groups is a Map(label -> [{url, path}]). */
+/**
+ * Thumbnails grouped by class with counts by role; groups is a Map(class -> examples),
+ * each example {src: URL, name, role}.
+ */
 export function showGallery(groups) {
   el.gallery.textContent = '';
-  for (const [label, items] of groups) {
-    const figures = items.map((item) => make('img', {
-      src: item.url, alt: `${label}: ${item.path}`, title: `${item.source || item.path} (${item.split || 'train'})`,
-      loading: 'lazy', decoding: 'async', width: 64, height: 64, className: `split-${item.split || 'train'}`,
+  for (const [label, examples] of groups) {
+    const figures = examples.map((e) => make('img', {
+      src: e.src, alt: `${label}: ${e.name}`, title: `${e.name} (${e.role})`,
+      loading: 'lazy', decoding: 'async', width: 64, height: 64, className: `role-${e.role}`,
     }));
-    const splits = new Map();
-    for (const item of items) splits.set(item.split || 'train', (splits.get(item.split || 'train') || 0) + 1);
-    const detail = splits.size > 1 ? `: ${[...splits].map(([k, n]) => `${n} ${k}`).join(', ')}` : '';
-    el.gallery.append(make('div', { className: 'group', dataset: { label, count: String(items.length) } }, [
-      make('h3', { textContent: `${label} (${items.length}${detail})` }),
+    const roles = new Map();
+    for (const e of examples) roles.set(e.role, (roles.get(e.role) || 0) + 1);
+    const detail = roles.size > 1 ? `: ${[...roles].map(([k, n]) => `${n} ${k}`).join(', ')}` : '';
+    el.gallery.append(make('div', { className: 'group', dataset: { label, count: String(examples.length) } }, [
+      make('h3', { textContent: `${label} (${examples.length}${detail})` }),
       make('div', { className: 'thumbs' }, figures),
     ]));
   }
@@ -123,7 +128,7 @@ export function setHyperparameters({ epochs, batchSize, learningRate }) {
 }
 
 /** The hyper-parameter inputs, or null (with the browser's own message) when invalid. */
-export function readHyperparameters() {
+function readHyperparameters() {
   if (!el.trainForm.reportValidity()) return null;
   return {
     epochs: Math.round(Number(el.epochs.value)),
@@ -189,9 +194,9 @@ export function setHeadChoice(value, browserText) {
   el.headSelect.value = value;
 }
 
-// A redraw of the curves (vega rebuilds the charts) took 35-70 ms, the first 140 ms: about
-// an epoch of the default head on wasm, so redrawing every epoch doubled the Train button's
-// time. Redraws are spaced so they take at most a fifth of it, and at least CHART_MS apart.
+// A redraw of the curves (vega rebuilds the charts) costs about as much as an epoch of the
+// default head on wasm, so redrawing every epoch would double the Train button's time.
+// Redraws are spaced so they take at most a fifth of it, and at least CHART_MS apart.
 const CHART_MS = 250;
 const CHART_SHARE = 0.2;
 
@@ -225,4 +230,55 @@ export function trainingCharts(withValidation) {
       if (behind) await draw();
     },
   };
+}
+
+/**
+ * Listens to the page's controls and calls the handlers with what the user did:
+ * {onImage(file|null) (upload, drop, paste), onTrain({epochs, batchSize, learningRate})
+ * (only when the form is valid), onStop(), onDownload(merged: boolean), onLoadModel(files),
+ * onHeadChange('python'|'browser'), onBackendChange(name)}. Each may return a promise.
+ */
+export function bind(handlers) {
+  el.upload.addEventListener('change', async () => {
+    const file = el.upload.files[0];
+    if (file) await handlers.onImage(file);
+    el.upload.value = '';
+  });
+  for (const type of ['dragenter', 'dragover']) {
+    el.dropzone.addEventListener(type, (e) => { e.preventDefault(); el.dropzone.classList.add('over'); });
+  }
+  el.dropzone.addEventListener('dragleave', () => el.dropzone.classList.remove('over'));
+  el.dropzone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    el.dropzone.classList.remove('over');
+    handlers.onImage(firstFile(e.dataTransfer));
+  });
+  // A file dropped beside the drop zone must not navigate away from the page.
+  document.addEventListener('dragover', (e) => e.preventDefault());
+  document.addEventListener('drop', (e) => e.preventDefault());
+  document.addEventListener('paste', (e) => {
+    const file = firstFile(e.clipboardData);
+    if (file) {
+      e.preventDefault();
+      handlers.onImage(file);
+    }
+  });
+  el.trainForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const hyper = readHyperparameters();
+    if (hyper) handlers.onTrain(hyper);
+  });
+  el.stop.addEventListener('click', () => handlers.onStop());
+  el.download.addEventListener('click', () => handlers.onDownload(false));
+  el.downloadMerged.addEventListener('click', () => handlers.onDownload(true));
+  el.loadModel.addEventListener('change', async () => {
+    await handlers.onLoadModel(Array.from(el.loadModel.files));
+    el.loadModel.value = '';
+  });
+  el.headSelect.addEventListener('change', () => handlers.onHeadChange(el.headSelect.value));
+  el.backend.addEventListener('change', () => handlers.onBackendChange(el.backend.value));
+  // Should never fire; if it does, say so in the page too (the console still gets it).
+  window.addEventListener('unhandledrejection', (e) => {
+    showMessage(`Unexpected problem: ${e.reason && e.reason.message ? e.reason.message : e.reason}`);
+  });
 }

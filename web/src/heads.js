@@ -1,0 +1,51 @@
+// The heads the page can predict with: the Python-trained one it serves, and one trained
+// or loaded in the page; which one is in use. Each carries the class names of its
+// outputs, so a prediction is labelled by the head that made it.
+
+/**
+ * @typedef {object} Head
+ * @property {object} model a tf.LayersModel
+ * @property {'head'|'merged'} kind takes backbone features, or images (backbone + head)
+ * @property {string[]} labels one per output, in output order
+ * @property {'python'|'trained'|'file'} source
+ * @property {string} name
+ */
+
+export class Heads {
+  /** @param {Head} python */
+  constructor(python) {
+    this.python = python;
+    this.browser = null;
+    this.useBrowser = false;
+  }
+
+  /** The head predictions use. */
+  get active() {
+    return this.useBrowser && this.browser ? this.browser : this.python;
+  }
+
+  /** 'browser' or 'python': which head is in use. */
+  get which() {
+    return this.active === this.python ? 'python' : 'browser';
+  }
+
+  /** Uses the Python head or the page's (if there is one). */
+  use(which) {
+    this.useBrowser = which === 'browser' && Boolean(this.browser);
+  }
+
+  /** Makes `head` the page's head and uses it; the one it replaces is disposed. */
+  setBrowser(head) {
+    if (this.browser) this.browser.model.dispose();
+    this.browser = head;
+    this.useBrowser = true;
+  }
+
+  /** Where the head in use comes from, as the page says it. */
+  describe() {
+    const h = this.active;
+    if (h.source === 'python') return 'trained in Python';
+    if (h.source === 'trained') return 'trained in this page';
+    return `loaded from ${h.name}${h.kind === 'merged' ? ' (merged model)' : ''}`;
+  }
+}

@@ -1,0 +1,60 @@
+// The Train button's work: backbone features for the project's train and valid examples
+// that have none yet (computed once, kept in the project for every later run), then a
+// fresh head of the project's classes, with progress and live curves in the page.
+import { extractFeatures, trainHead } from './train.js';
+
+/**
+ * @param {object} opts {tf, manifest, backbone, project, hyper: {epochs, batchSize, learningRate,
+ *   optimizer, loss}, loadPixels(example), ui, stop: {requested, model} (shared with the Stop
+ *   button), timings (featuresMs, trainMs, trainEpochs are written)}
+ * @returns {Promise<object|null>} trainHead's result plus `labels` (the project's classes at
+ *   training time, the new head's outputs), or null when stopped before training started
+ */
+export async function trainProjectHead({ tf, manifest, backbone, project, hyper, loadPixels, ui, stop, timings }) {
+  const set = project.trainingSet();
+  const missing = project.withoutFeatures(set.items);
+  if (missing.length) {
+    ui.setStatus('training', `Extracting features of ${missing.length} images…`);
+    const started = performance.now();
+    const feats = await extractFeatures({
+      tf, backbone, manifest, items: missing, loadPixels, batchSize: 16,
+      onProgress: (done, total) => ui.setProgress(done, total, `features ${done}/${total}`),
+      shouldStop: () => stop.requested,
+    });
+    if (!feats) return null;
+    project.storeFeatures(missing, feats);
+    timings.featuresMs = performance.now() - started;
+  }
+  ui.setStatus('training', `Training for ${hyper.epochs} epochs…`);
+  ui.setProgress(0, hyper.epochs, `epoch 0/${hyper.epochs}`);
+  const labels = [...project.classes];
+  const result = await trainHead({
+    tf, manifest, feats: project.featureRows(set.items), labelIndex: set.labelIndex, split: set.split, hyper,
+    classes: labels.length,
+    charts: ui.trainingCharts(set.split.valid.length > 0),
+    onModel: (model) => {
+      stop.model = model;
+      if (stop.requested) model.stopTraining = true;
+    },
+    onEpoch: (epoch, logs) => {
+      const acc = logs.acc != null ? `, accuracy ${logs.acc.toFixed(3)}` : '';
+      ui.setProgress(epoch, hyper.epochs, `epoch ${epoch}/${hyper.epochs}: loss ${logs.loss.toFixed(4)}${acc}`);
+    },
+  });
+  timings.trainMs = result.ms;
+  timings.trainEpochs = result.epochs;
+  return { ...result, labels };
+}
+
+/** The train summary: how many examples train and validate, per class, and how they were split. */
+export function trainSummary(project, hp) {
+  const train = project.withRole('train').length;
+  const valid = project.withRole('valid').length;
+  const test = project.withRole('test').length;
+  const counts = project.countsOf('train').map(([c, n]) => `${c} ${n}`).join(', ');
+  let note = 'no validation';
+  if (valid) note = project.rolesFromBuild ? "the Python build's hold-out" : 'valid/ images';
+  const unused = test ? `, ${test} test images not used` : '';
+  return `${train} training images (${counts}), ${valid} for validation (${note})${unused}; `
+    + `optimizer ${hp.optimizer}, loss ${hp.loss}.`;
+}
