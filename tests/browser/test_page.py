@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -20,13 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ..harness import BRAND_TEST
 from .conftest import open_app
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("TFJS_TRANSFER_SHARED", ROOT.parent / "shared" / "data"))
-BRAND_TEST = SHARED / "brand" / "test"
 TEST_IMAGES = {"android.jpg": "android", "apple-reverse.jpg": "apple", "apple8.0.jpeg": "apple",
                "windows.png": "windows"}
 
