@@ -8,8 +8,8 @@ export const MAX_PIXELS = 50e6;
 /** An error about the user's input: shown in the page, the app stays ready. */
 export class InputError extends Error {}
 
-/** Fetches JSON relative to the page; the message names the file on failure. */
-export async function fetchJson(url, what) {
+/** A successful response for `url`; the error names `what` (the file) and the problem. */
+async function fetchOk(url, what) {
   let response;
   try {
     response = await fetch(url);
@@ -17,6 +17,12 @@ export async function fetchJson(url, what) {
     throw new Error(`could not fetch ${what}: ${e.message}`);
   }
   if (!response.ok) throw new Error(`could not fetch ${what}: HTTP ${response.status}`);
+  return response;
+}
+
+/** Fetches JSON relative to the page; the message names the file on failure. */
+export async function fetchJson(url, what) {
+  const response = await fetchOk(url, what);
   try {
     return await response.json();
   } catch (e) {
@@ -135,13 +141,7 @@ export function canvasToPixels(tf, canvas, channels = 3) {
 
 /** Fetches an image URL and decodes it onto a white canvas. */
 export async function fetchToCanvas(url) {
-  let response;
-  try {
-    response = await fetch(url);
-  } catch (e) {
-    throw new Error(`could not fetch ${url}: ${e.message}`);
-  }
-  if (!response.ok) throw new Error(`could not fetch ${url}: HTTP ${response.status}`);
+  const response = await fetchOk(url, url);
   const name = decodeURIComponent(new URL(url, document.baseURI).pathname.split('/').pop() || url);
   return decodeToCanvas(await response.blob(), name);
 }
