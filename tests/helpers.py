@@ -15,11 +15,13 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), 
 
 
 def shape_image(label: str, i: int, size: int = 64) -> Image.Image:
-    """A class-distinctive picture: a coloured shape on white, jittered by i."""
-    rng = np.random.default_rng(hash((label, i)) % 2**32)
-    im = Image.new("RGB", (size + int(rng.integers(0, 20)), size), "white")
+    """A class-distinctive picture: a coloured shape on white, jittered by i. The same in every
+    process (Python's str hash is not), and no two i below 200 give the same picture: the
+    duplicate-content tests rely on every generated image being distinct."""
+    im = Image.new("RGB", (size + i % 20, size), "white")
     d = ImageDraw.Draw(im)
-    o = int(rng.integers(2, 12))
+    o = 2 + (i // 20) % 10
+    rng = np.random.default_rng(list(label.encode()) or [0])
     colour = COLOURS.get(label, tuple(int(c) for c in rng.integers(0, 255, 3)))
     if label in ("red", "gold"):
         d.ellipse([o, o, size - o, size - o], fill=colour)
@@ -44,12 +46,15 @@ def make_flat(root: Path, labels=("red", "green"), per_class: int = 4) -> Path:
     return root
 
 
+SPLIT_OFFSET = {"train": 0, "valid": 100, "val": 100, "test": 150}  # distinct pictures in each split
+
+
 def make_splits(root: Path, labels=("red", "green"), counts=(("train", 6), ("valid", 2), ("test", 2))) -> Path:
     for split, n in counts:
         for label in labels:
             (root / split / label).mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                shape_image(label, hash(split) % 100 + i).save(root / split / label / f"{i}.png")
+                shape_image(label, SPLIT_OFFSET[split] + i).save(root / split / label / f"{i}.png")
     return root
 
 
