@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.backbones import REGISTRY  # noqa: E402
-from pipeline.build import BuildConfig, build  # noqa: E402
+from tfjs_transfer.backbones import REGISTRY  # noqa: E402
+from tfjs_transfer.build import BuildConfig, build  # noqa: E402
 from tests.harness import BRAND_TRAIN, STATUS, launch_chromium, serve_wsgi, wait_settled  # noqa: E402
 
 # VGG16 and InceptionV3 are large to fetch and slow to warm up in the page on a CPU.
@@ -39,7 +39,7 @@ def build_site(name: str, out: Path, quantize: str | None) -> dict:
 def browser_latency(site: Path, predicts: int = 15) -> dict:
     from playwright.sync_api import sync_playwright
 
-    from pipeline.serve import create_app
+    from tfjs_transfer.serve import create_app
 
     with serve_wsgi(create_app(site)) as url, sync_playwright() as p:
         browser = launch_chromium(p)

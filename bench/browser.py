@@ -1,6 +1,6 @@
 """The browser side of `make bench`: the built site in headless Debian Chromium (Playwright).
 
-The site is served by the project's own app (pipeline.serve.create_app) under waitress on
+The site is served by the project's own app (tfjs_transfer.serve.create_app) under waitress on
 a loopback port, in a thread, as the tests serve it (tests/harness.py's serve_wsgi). A
 second server wraps the same app and drops the COOP/COEP headers, so its page is not
 cross-origin isolated and the wasm backend runs its single-threaded SIMD build.
@@ -82,7 +82,7 @@ class _DropIsolation:
 
 def _site_app(site_dir, isolated: bool):
     """The project's app for the site; without COOP/COEP unless `isolated`."""
-    from pipeline.serve import create_app
+    from tfjs_transfer.serve import create_app
 
     app = create_app(site_dir)
     return app if isolated else _DropIsolation(app)

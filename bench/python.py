@@ -51,7 +51,7 @@ def run_worker(args: list[str], env: dict | None = None, timeout: float = 1800) 
 
 def cli() -> list[str]:
     exe = Path(sys.executable).parent / "tfjs-transfer"
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "pipeline.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tfjs_transfer.cli"]
 
 
 def run_build(data: Path, weights: str, out: Path, cache: Path, *extra: str) -> dict:
@@ -180,8 +180,8 @@ def worker(args) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(args.inter)
     import numpy as np
 
-    from pipeline import backbones, dataset, heads, inference, preprocess
-    from pipeline.build import quiet_tensorflow
+    from tfjs_transfer import backbones, dataset, heads, inference, preprocess
+    from tfjs_transfer.build import quiet_tensorflow
 
     quiet_tensorflow()
     out = {"intra": args.intra, "inter": args.inter, "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
@@ -219,7 +219,7 @@ def worker(args) -> dict:
     # folded into the convs (pipeline/fold.py), unless --no-fold
     model, report = bb.model, None
     if not args.no_fold:
-        from pipeline import fold
+        from tfjs_transfer import fold
 
         model, report = fold.fold_batch_norms(bb.model, pixels[:8])
     plain = lambda b: inference.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
@@ -264,7 +264,7 @@ def worker(args) -> dict:
         out["folded"]["unfolded_fraction_of_peak"] = {b: v * flop / 1e9 / out["matmul_gflops"]
                                                       for b, v in out["folded"]["unfolded_images_per_s"].items()}
         if args.unfolded_out:
-            from pipeline import convert
+            from tfjs_transfer import convert
 
             info = convert.to_tfjs(bb.model, Path(args.unfolded_out))
             out["folded"]["unfolded_tfjs_bytes"] = info["bytes"]
@@ -295,9 +295,9 @@ def quant(args) -> dict:
     with the dequantized TF.js weights (Predictor(source="tfjs")) against float32."""
     import numpy as np
 
-    from pipeline import convert
-    from pipeline.build import quiet_tensorflow
-    from pipeline.predict import Predictor
+    from tfjs_transfer import convert
+    from tfjs_transfer.build import quiet_tensorflow
+    from tfjs_transfer.predict import Predictor
 
     quiet_tensorflow()
     import tf_keras as keras
@@ -310,7 +310,7 @@ def quant(args) -> dict:
     head = keras.models.load_model(site / "keras" / "head.h5", compile=False)
     # uint8 is served from the unfolded backbone with equalized channel ranges, as `build
     # --quantize uint8` does (per-tensor uint8 of folded kernels would lose most accuracy)
-    from pipeline import backbones, quantize
+    from tfjs_transfer import backbones, quantize
 
     manifest = json.loads((site / "manifest.json").read_text())
     unfolded = backbones.load_backbone(manifest["backbone"]["name"], args.weights, manifest["backbone"]["cut_layer"]).model

@@ -9,7 +9,7 @@ measured side by side in the same round):
            warm cache, and incremental (one new image); the site of round 1 is what the
            browser and the server use.
   python   TF workers (bench/python.py): decode + resize per image, features images/s at
-           batch 1 vs 32 through pipeline.inference.predict_batches, the backbone's
+           batch 1 vs 32 through tfjs_transfer.inference.predict_batches, the backbone's
            multiply-adds against a large float32 matmul's GFLOP/s in the same process,
            a per-layer-kind breakdown, and the levers (batch sizes, XLA, thread settings,
            oneDNN off in their own processes; the backbone as trained, before pipeline/fold.py).
@@ -234,7 +234,7 @@ def _median_layers(items: list[dict]) -> dict:
 
 def split_dataset(src: Path, dest: Path, per_class_limit: int | None = None) -> list[list[str]]:
     """train/<class>/ and test/<class>/ copies: every 5th image of each class (sorted) is held out."""
-    from pipeline import dataset
+    from tfjs_transfer import dataset
 
     ds = dataset.scan(src)
     tests = []

@@ -64,7 +64,7 @@ def _serve_forever(site_dir: str, compress: bool, threads: int) -> None:
     sys.path.insert(0, str(ROOT))
     import waitress
 
-    from pipeline.serve import create_app
+    from tfjs_transfer.serve import create_app
 
     # "Task queue depth is N" warnings just say every worker is busy, which a
     # load test makes sure of; keep the console for the figures.

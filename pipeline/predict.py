@@ -78,7 +78,7 @@ def imagenet_labels() -> list[str]:
     """The 1000 ImageNet class names, shipped with the package (never downloaded)."""
     from importlib.resources import files
 
-    return json.loads(files("pipeline").joinpath("data/imagenet_classes.json").read_text(encoding="utf-8"))["labels"]
+    return json.loads(files("tfjs_transfer").joinpath("data/imagenet_classes.json").read_text(encoding="utf-8"))["labels"]
 
 
 def imagenet_predict(weights: str, paths, top_k: int = 5, backbone: str | None = None) -> list[dict]:

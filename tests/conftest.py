@@ -27,7 +27,7 @@ def tiny_site(tmp_path):
 
 @pytest.fixture
 def app(tiny_site):
-    from pipeline.serve import create_app
+    from tfjs_transfer.serve import create_app
 
     app = create_app(tiny_site)
     app.config.update(TESTING=True)
@@ -48,7 +48,7 @@ def feature_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory, feature_cache):
     """The logos built once with the shared MobileNet, as `make build` would."""
-    from pipeline.build import BuildConfig, build
+    from tfjs_transfer.build import BuildConfig, build
 
     out = tmp_path_factory.mktemp("built") / "site"
     build(BuildConfig(data=BRAND_TRAIN, weights=str(MOBILENET_H5), out=out,
@@ -59,7 +59,7 @@ def built_site(tmp_path_factory, feature_cache):
 @pytest.fixture(scope="session")
 def served_site(built_site):
     """The built site behind the real app and WSGI server on a loopback port; yields its URL."""
-    from pipeline.serve import create_app
+    from tfjs_transfer.serve import create_app
 
     with serve_wsgi(create_app(built_site), threads=8) as url:
         yield url

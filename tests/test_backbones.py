@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import backbones, cli, convert
-from pipeline.errors import UserError
-from pipeline.predict import imagenet_labels
+from tfjs_transfer import backbones, cli, convert
+from tfjs_transfer.errors import UserError
+from tfjs_transfer.predict import imagenet_labels
 
 from .conftest import BRAND_TEST, MOBILENET_H5
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from pipeline import cli
-from pipeline.build import BuildConfig, build
+from tfjs_transfer import cli
+from tfjs_transfer.build import BuildConfig, build
 
 from .conftest import MOBILENET_H5, ROOT
 from .helpers import make_flat, make_folders, make_splits
@@ -171,7 +171,7 @@ def test_a_folder_that_is_not_a_site_is_never_replaced(tmp_path, feature_cache, 
 
 def test_a_failure_mid_build_leaves_the_previous_site(tmp_path, feature_cache, web_dist, monkeypatch):
     out, before = _previous_site(tmp_path, feature_cache, web_dist)
-    from pipeline import convert
+    from tfjs_transfer import convert
 
     def boom(*a, **k):
         raise RuntimeError("converter crashed")
@@ -186,7 +186,7 @@ def test_a_failure_mid_build_leaves_the_previous_site(tmp_path, feature_cache, w
 
 def test_the_console_script_prints_no_traceback(tmp_path):
     (tmp_path / "empty").mkdir()
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "build", "--data", str(tmp_path / "empty"),
+    r = subprocess.run([sys.executable, "-m", "tfjs_transfer.cli", "build", "--data", str(tmp_path / "empty"),
                         "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "site")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr

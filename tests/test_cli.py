@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline import cli, heads
+from tfjs_transfer import cli, heads
 
 BASE = ["build", "--data", "d", "--weights", "none"]
 # the flags users know; a new Recipe option adds itself to this list

@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from pipeline import convert
-from pipeline.dataset import load_rgb, scan
-from pipeline.predict import Predictor
+from tfjs_transfer import convert
+from tfjs_transfer.dataset import load_rgb, scan
+from tfjs_transfer.predict import Predictor
 
 from .conftest import BRAND_TEST, BRAND_TRAIN, ROOT
 

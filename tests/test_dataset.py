@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import dataset
-from pipeline.errors import UserError
+from tfjs_transfer import dataset
+from tfjs_transfer.errors import UserError
 
 from .conftest import BRAND_TRAIN, SIGN_DIGITS
 from .helpers import make_flat, make_folders, make_splits, shape_image

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline import backbones, dataset, features, fold, inference
-from pipeline.errors import UserError
+from tfjs_transfer import backbones, dataset, features, fold, inference
+from tfjs_transfer.errors import UserError
 
 from .conftest import MOBILENET_H5
 from .helpers import make_folders, shape_image
@@ -63,7 +63,7 @@ def test_extraction_with_the_served_model_is_its_own_cache_entry(tmp_path, mobil
 
 
 def plain_pixels(samples, backbone):
-    from pipeline import preprocess
+    from tfjs_transfer import preprocess
 
     return np.stack([preprocess.prepare(dataset.load_rgb(s.path), backbone.preprocessing) for s in samples])
 
@@ -155,7 +155,7 @@ def test_plan_does_not_import_tensorflow(tmp_path):
     from .conftest import ROOT
 
     (tmp_path / "a.jpg").write_bytes(b"AAA")
-    code = ("import sys, pathlib; from pipeline import dataset, features\n"
+    code = ("import sys, pathlib; from tfjs_transfer import dataset, features\n"
             f"c = features.ViewCache(pathlib.Path({str(tmp_path / 'cache')!r}), {{'k': 1}}, None, (2,))\n"
             f"p = features.plan([dataset.Sample(pathlib.Path({str(tmp_path / 'a.jpg')!r}), 'x')], c)\n"
             "print(p.work, 'tensorflow' in sys.modules)")
@@ -164,7 +164,7 @@ def test_plan_does_not_import_tensorflow(tmp_path):
 
 
 def test_view_cache_keys_views_apart(tmp_path):
-    from pipeline.augment import Augmentation
+    from tfjs_transfer.augment import Augmentation
 
     cache = features.ViewCache(tmp_path, {"k": 1}, Augmentation(copies=2), (3,))
     assert cache.views == 3

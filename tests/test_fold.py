@@ -5,9 +5,9 @@ features, on chains (MobileNet v1), residual graphs (MobileNet v2) and branches
 import numpy as np
 import pytest
 
-from pipeline import backbones, fold
-from pipeline.dataset import load_rgb
-from pipeline.preprocess import prepare
+from tfjs_transfer import backbones, fold
+from tfjs_transfer.dataset import load_rgb
+from tfjs_transfer.preprocess import prepare
 
 from .conftest import BRAND_TRAIN, MOBILENET_H5
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline import heads
-from pipeline.errors import UserError
+from tfjs_transfer import heads
+from tfjs_transfer.errors import UserError
 
 
 def test_tutorial_recipe_is_the_original_head():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline import inference
+from tfjs_transfer import inference
 
 from .conftest import ROOT
 
@@ -46,6 +46,6 @@ def test_importing_it_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, pipeline.inference; print('tensorflow' in sys.modules)"
+    code = "import sys, tfjs_transfer.inference; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"

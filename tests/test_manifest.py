@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import manifest
-from pipeline.manifest import ManifestError
+from tfjs_transfer import manifest
+from tfjs_transfer.manifest import ManifestError
 
 
 def test_round_trip_tags_the_format(tmp_path):
@@ -45,7 +45,7 @@ def test_another_format_is_refused_with_the_expected_one(tmp_path):
 
 def test_manifest_error_is_a_user_error():
     """The CLI prints user errors as one line with exit code 2."""
-    from pipeline.errors import UserError
+    from tfjs_transfer.errors import UserError
 
     assert issubclass(ManifestError, UserError)
 

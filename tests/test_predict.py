@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline import cli
-from pipeline.evaluate import metrics_from
+from tfjs_transfer import cli
+from tfjs_transfer.evaluate import metrics_from
 
 from .conftest import BRAND_TEST, BRAND_TRAIN
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from pipeline import preprocess
-from pipeline.preprocess import Preprocessing
+from tfjs_transfer import preprocess
+from tfjs_transfer.preprocess import Preprocessing
 
 
 def test_manifest_round_trip_keeps_every_field():

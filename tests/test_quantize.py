@@ -3,9 +3,9 @@ exact, and makes the kernels survive per-tensor uint8 better than plain uint8 do
 
 import numpy as np
 
-from pipeline import backbones, quantize
-from pipeline.dataset import load_rgb
-from pipeline.preprocess import prepare
+from tfjs_transfer import backbones, quantize
+from tfjs_transfer.dataset import load_rgb
+from tfjs_transfer.preprocess import prepare
 
 from .conftest import BRAND_TRAIN, MOBILENET_H5
 

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import backbones, cli, finetune
-from pipeline.errors import UserError
+from tfjs_transfer import backbones, cli, finetune
+from tfjs_transfer.errors import UserError
 
 from .conftest import MOBILENET_H5
 from .helpers import make_folders

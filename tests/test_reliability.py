@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import cli, features
-from pipeline.predict import Predictor
+from tfjs_transfer import cli, features
+from tfjs_transfer.predict import Predictor
 
 from .conftest import MOBILENET_H5, ROOT
 from .helpers import make_folders, make_tiny, shape_image
@@ -226,7 +226,7 @@ def test_a_hundred_classes_of_two_images(tmp_path, feature_cache, web_dist):
 
 def spawn_build(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as f:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, stdout=f,
+        return subprocess.Popen([sys.executable, "-m", "tfjs_transfer.cli", *args], cwd=ROOT, stdout=f,
                                 stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
@@ -287,7 +287,7 @@ def test_killed_builds_leave_the_previous_site_and_the_next_build_reuses_their_w
 
 
 def test_stale_leftovers_of_dead_builds_are_cleared_and_live_ones_kept(tmp_path):
-    from pipeline import site
+    from tfjs_transfer import site
 
     out = tmp_path / "site"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -341,10 +341,10 @@ def test_the_same_inputs_and_seed_build_the_same_site(tmp_path, web_dist):
     data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=5)
     extra = ("--epochs", "4", "--augment-copies", "1", "--seed", "3", "--quiet")
     # one build in a fresh process, one here; neither uses a cache, so features are computed twice
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", *build_args(data, tmp_path / "a", None, web_dist, *extra)],
+    r = subprocess.run([sys.executable, "-m", "tfjs_transfer.cli", *build_args(data, tmp_path / "a", None, web_dist, *extra)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    from pipeline import heads
+    from tfjs_transfer import heads
 
     heads.build_head([{"type": "dense", "units": 2}], (4,))  # as if this process had built a head before
     code, _, err = run_build(data, tmp_path / "b", None, web_dist, *extra)

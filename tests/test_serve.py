@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from pipeline.serve import CONTENT_SECURITY_POLICY, SECURITY_HEADERS, SiteError, create_app
+from tfjs_transfer.serve import CONTENT_SECURITY_POLICY, SECURITY_HEADERS, SiteError, create_app
 
 from .harness import serve_wsgi
 
@@ -595,7 +595,7 @@ def test_behind_waitress(gz_site):
 
 
 def test_run_prints_the_real_port(tiny_site):
-    code = ("import sys; from pipeline.serve import run; "
+    code = ("import sys; from tfjs_transfer.serve import run; "
             "run(sys.argv[1], host='127.0.0.1', port=0, threads=2)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tiny_site)], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

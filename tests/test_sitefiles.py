@@ -11,8 +11,8 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from pipeline import sitefiles
-from pipeline.sitefiles import SiteFiles, cache_control, content_type, safe_parts
+from tfjs_transfer import sitefiles
+from tfjs_transfer.sitefiles import SiteFiles, cache_control, content_type, safe_parts
 
 SHARD = "models/head/group1-shard1of1.bin"
 

@@ -48,7 +48,7 @@ def test_paths():
 @pytest.fixture(scope="session")
 def python_reference(built_site, test_paths):
     """Python's probabilities [n, classes] (manifest label order) and flattened features."""
-    from pipeline.predict import Predictor
+    from tfjs_transfer.predict import Predictor
 
     predictor = Predictor(built_site)
     return {
