@@ -1,8 +1,11 @@
 # tfjs-transfer: `make build` sets itself up on a fresh machine, then builds the site.
 PYTHON  ?= python3
 VENV    ?= .venv
-DATA    ?= ../shared/data/brand/train
-WEIGHTS ?= ../shared/data/mobilenet/mobilenet_0.25_224_imagenet.h5
+# Defaults: ../shared/data when it is beside the checkout (this project's machines and CI,
+# which have no internet); else the example logos shipped in examples/ and the ImageNet
+# MobileNet through Keras's own download, cached in ~/.keras/models ($KERAS_HOME/models).
+DATA    ?= $(or $(wildcard ../shared/data/brand/train),examples/logos/train)
+WEIGHTS ?= $(or $(wildcard ../shared/data/mobilenet/mobilenet_0.25_224_imagenet.h5),imagenet)
 OUT     ?= site
 ARGS    ?=
 HOST    ?= 127.0.0.1

@@ -2,14 +2,16 @@
 
 `load_backbone` returns the network cut at an inner layer. Weights come from a Keras
 file (the shared MobileNet, or any saved model/weights of the same architecture),
-`imagenet` (the usual Keras download, for users with internet) or `none` (random init,
-for tests and the with-vs-without-transfer comparison).
+`imagenet` (the file Keras publishes, downloaded once into Keras's cache, then used
+offline) or `none` (random init, for tests and the with-vs-without-transfer comparison).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -25,6 +27,8 @@ class BackboneSpec:
     preprocessing: preprocess.Preprocessing
     default_cut: str
     keras_name_prefix: str  # how Keras names the model, to recognise a saved file
+    imagenet_file: str      # Keras's ImageNet weights (with the top), under IMAGENET_URL
+    imagenet_md5: str | None = None  # the hash Keras itself checks the download against, if any
 
 
 def _mobilenet(alpha):
@@ -49,13 +53,24 @@ def _inception_v3(weights, input_shape):
     return InceptionV3(input_shape=input_shape, weights=weights, include_top=True)
 
 
+# Where tf_keras.applications download their ImageNet weights from; the file names below
+# are the ones they use, so a file Keras cached earlier is found and one cached here serves
+# Keras too.
+IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_MOBILENET_ALPHA_TEXT = {"0.25": "2_5", "0.5": "5_0", "0.75": "7_5", "1.0": "1_0"}
+
 REGISTRY: dict[str, BackboneSpec] = {
     **{f"mobilenet_v1_{a}": BackboneSpec(f"mobilenet_v1_{a}", _mobilenet(float(a)), preprocess.MOBILENET,
-                                         "conv_pw_13_relu", f"mobilenet_{float(a):.2f}")
+                                         "conv_pw_13_relu", f"mobilenet_{float(a):.2f}",
+                                         f"mobilenet/mobilenet_{_MOBILENET_ALPHA_TEXT[a]}_224_tf.h5")
        for a in ("0.25", "0.5", "0.75", "1.0")},
-    "mobilenet_v2": BackboneSpec("mobilenet_v2", _mobilenet_v2, preprocess.MOBILENET, "out_relu", "mobilenetv2"),
-    "vgg16": BackboneSpec("vgg16", _vgg16, preprocess.CAFFE, "block5_pool", "vgg16"),
-    "inception_v3": BackboneSpec("inception_v3", _inception_v3, preprocess.INCEPTION, "avg_pool", "inception_v3"),
+    "mobilenet_v2": BackboneSpec("mobilenet_v2", _mobilenet_v2, preprocess.MOBILENET, "out_relu", "mobilenetv2",
+                                 "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5"),
+    "vgg16": BackboneSpec("vgg16", _vgg16, preprocess.CAFFE, "block5_pool", "vgg16",
+                          "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5", "64373286793e3c8b2b4e3219cbf3544b"),
+    "inception_v3": BackboneSpec("inception_v3", _inception_v3, preprocess.INCEPTION, "avg_pool", "inception_v3",
+                                 "inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels.h5",
+                                 "9a0d58056eeedaa3f26cb7ebd46da564"),
 }
 DEFAULT = "mobilenet_v1_0.25"
 
@@ -74,11 +89,16 @@ class Backbone:
         return tuple(int(d) for d in self.model.output_shape[1:])
 
 
-def weights_fingerprint(weights: str, seed: int = 0) -> str:
-    """A short stable id for the weights, without loading TensorFlow."""
-    if weights in ("imagenet", "none"):
-        return weights if weights == "imagenet" else f"none-seed{seed}"
-    path = Path(weights)
+def weights_fingerprint(weights: str, seed: int = 0, backbone: str | None = None) -> str:
+    """A short stable id for the weights' content (so the feature cache never mixes two sets of
+    weights), without loading TensorFlow unless `imagenet` must first be downloaded.
+
+    `imagenet` is the content of the backbone's file in Keras's cache, so it is the same id
+    as that file given by path: the same weights share their cached features.
+    """
+    if weights == "none":
+        return f"none-seed{seed}"
+    path = imagenet_weights_file(resolve_spec(backbone)) if weights == "imagenet" else Path(weights)
     if not path.is_file():
         raise UserError(f"{weights}: weights file not found (give a .h5/.keras path, 'imagenet' or 'none')")
     h = hashlib.sha256()
@@ -86,6 +106,45 @@ def weights_fingerprint(weights: str, seed: int = 0) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return "sha256-" + h.hexdigest()
+
+
+def keras_cache_dir() -> Path:
+    """Keras's download cache: `$KERAS_HOME`, else `~/.keras` (Keras 3's rule; tf_keras reads
+    KERAS_HOME only for its config, so the folder is passed to its get_file explicitly)."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+
+
+def imagenet_weights_file(spec: BackboneSpec) -> Path:
+    """The backbone's ImageNet weights in Keras's cache (`<cache>/models/<file>`), downloaded
+    there by Keras's own get_file the first time; a cached file is used offline as it is."""
+    url = IMAGENET_URL + spec.imagenet_file
+    cached = keras_cache_dir() / "models" / Path(spec.imagenet_file).name
+    if cached.is_file():  # the usual case: no TensorFlow import just to fingerprint it
+        return cached
+    from tf_keras.utils import get_file
+
+    with contextlib.suppress(OSError):  # else get_file would fall back to /tmp/.keras
+        cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # urllib waits forever on a stalled connection; a bound turns that into the error below
+        with _socket_timeout(60):
+            return Path(get_file(cached.name, url, cache_subdir="models", cache_dir=str(cached.parent.parent),
+                                 file_hash=spec.imagenet_md5))
+    except Exception as e:  # get_file raises a bare Exception("URL fetch failure on URL: errno -- reason")
+        reason = str(e).rsplit(" -- ", 1)[-1] or type(e).__name__
+        raise UserError(f"could not download the ImageNet weights for {spec.name} from {url} into {cached} "
+                        f"({reason}); without internet, copy that file there, or give a local weights "
+                        f"file instead: --weights PATH (a Keras .h5 of {spec.name})") from None
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def resolve_spec(name: str | None) -> BackboneSpec:
@@ -107,7 +166,14 @@ def load_backbone(name: str | None, weights: str, cut: str | None = None, *, fit
     keras.utils.set_random_seed(seed)
     input_shape = (spec.preprocessing.height, spec.preprocessing.width, 3)
     if weights == "imagenet":
-        full = spec.builder("imagenet", input_shape)
+        # the builder loads the file as Keras's own weights="imagenet" would, from the cache path
+        path = imagenet_weights_file(spec)
+        try:
+            full = spec.builder(str(path), input_shape)
+        except Exception as e:
+            detail = (str(e).splitlines() or [""])[0][:200]
+            raise UserError(f"{path}: not a readable ImageNet weights file for {spec.name} "
+                            f"({type(e).__name__}: {detail}); delete it to download it again") from None
     elif weights == "none":
         full = spec.builder(None, input_shape)
     else:
@@ -123,7 +189,7 @@ def load_backbone(name: str | None, weights: str, cut: str | None = None, *, fit
     h, w = (int(d) for d in full.input_shape[1:3])
     prep = spec.preprocessing
     prep = preprocess.Preprocessing(h, w, prep.channel_order, prep.mean, prep.scale, prep.offset, fit)
-    return Backbone(spec, full, model, cut, weights_id or weights_fingerprint(weights, seed), prep)
+    return Backbone(spec, full, model, cut, weights_id or weights_fingerprint(weights, seed, spec.name), prep)
 
 
 def _load_file(spec: BackboneSpec, path: Path, input_shape) -> object:

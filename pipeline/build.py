@@ -97,7 +97,7 @@ def build(cfg: BuildConfig) -> dict:
         f"{', '.join(ds.labels)}", cfg)
     for s in ds.skipped:
         print(f"warning: skipping {s.path}: {s.reason}", file=sys.stderr)
-    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed)
+    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed, cfg.backbone)
     if cfg.init_from:
         weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
     fingerprint = cfg.fingerprint(ds, weights_id)

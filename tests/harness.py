@@ -1,9 +1,9 @@
-"""What the tests and the bench both need to drive the site: the shared data's paths,
-Debian's Chromium launched with one set of flags, a WSGI app served on a loopback port,
-and the wait for the page to settle.
+"""What the tests and the bench both need to drive the site: the shared data's and the
+examples' paths, Debian's Chromium launched with one set of flags, a WSGI app served on a
+loopback port, and the wait for the page to settle.
 
 Kept free of pytest so that bench/ can import it (`from tests.harness import ...` with the
-repository root on sys.path); it is not part of the shipped `pipeline` package.
+repository root on sys.path); it is not part of the shipped `tfjs_transfer` package.
 """
 
 from __future__ import annotations
@@ -23,6 +23,14 @@ BRAND_TRAIN = SHARED / "brand" / "train"
 BRAND_TEST = SHARED / "brand" / "test"
 SIGN_DIGITS = SHARED / "sign-digits"
 MOBILENET_H5 = SHARED / "mobilenet" / "mobilenet_0.25_224_imagenet.h5"
+# The same MobileNet as Keras's ImageNet download names it in its cache (`<KERAS_HOME>/models/`):
+# a cache pre-seeded with MOBILENET_H5 under this name stands in for the download.
+KERAS_MOBILENET_NAME = "mobilenet_2_5_224_tf.h5"
+
+# The example logos shipped in the repository (examples/README.md), the embedded default
+# where the shared data is absent: copies of BRAND_TRAIN and BRAND_TEST.
+EXAMPLE_TRAIN = ROOT / "examples" / "logos" / "train"
+EXAMPLE_TEST = ROOT / "examples" / "logos" / "test"
 
 # Debian's Chromium, never a browser downloaded by Playwright (nothing downloads at run time).
 CHROMIUM = "/usr/bin/chromium"

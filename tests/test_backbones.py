@@ -1,16 +1,28 @@
-"""The backbone registry, weights by layer name, and ImageNet predictions. Nothing is
-downloaded: architectures are built with weights=none or read from the shared file."""
+"""The backbone registry, weights by layer name, `imagenet` weights through Keras's cache,
+and ImageNet predictions. Nothing is downloaded: architectures are built with weights=none
+or read from the shared file, and a Keras cache pre-seeded with that file stands in for the
+download, with the network shut behind a refusing proxy."""
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from tfjs_transfer import backbones, cli, convert
+from tfjs_transfer.dataset import load_rgb
 from tfjs_transfer.errors import UserError
+from tfjs_transfer.inference import predict_batches
 from tfjs_transfer.predict import imagenet_labels
+from tfjs_transfer.preprocess import prepare
 
-from .conftest import BRAND_TEST, MOBILENET_H5
+from .conftest import BRAND_TEST, MOBILENET_H5, ROOT
+from .harness import EXAMPLE_TRAIN, KERAS_MOBILENET_NAME
 
 
 @pytest.mark.parametrize("name,cut,shape,prep", [
@@ -67,3 +79,65 @@ def test_predict_imagenet_with_the_shared_mobilenet_top(capsys):
     result = json.loads(capsys.readouterr().out)[0]
     assert len(result["top"]) == 5 and result["top"][0]["label"] in imagenet_labels()
     assert sum(t["probability"] for t in result["top"]) <= 1.0 + 1e-6
+
+
+@pytest.fixture
+def refusing_proxy():
+    """An HTTP(S) proxy address on a bound port that does not listen: any download through it
+    is refused at once, so a test can neither reach the internet nor wait for it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        proxy = f"http://127.0.0.1:{s.getsockname()[1]}"
+        yield {"HTTPS_PROXY": proxy, "https_proxy": proxy, "HTTP_PROXY": proxy, "http_proxy": proxy,
+               "NO_PROXY": "", "no_proxy": ""}
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch, refusing_proxy):
+    """A Keras cache pre-seeded with the shared MobileNet under the name Keras downloads it as."""
+    home = tmp_path / "keras"
+    (home / "models").mkdir(parents=True)
+    shutil.copyfile(MOBILENET_H5, home / "models" / KERAS_MOBILENET_NAME)
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    for name, value in refusing_proxy.items():
+        monkeypatch.setenv(name, value)
+    return home
+
+
+def test_imagenet_loads_from_the_keras_cache_with_the_shared_files_features(keras_home):
+    shared = backbones.load_backbone(None, str(MOBILENET_H5))
+    cached = backbones.load_backbone(None, "imagenet")
+    assert cached.full.name == "mobilenet_0.25_224"
+    x = np.stack([prepare(load_rgb(p), shared.preprocessing) for p in sorted(BRAND_TEST.iterdir())])
+    np.testing.assert_array_equal(predict_batches(cached.model, x, 4), predict_batches(shared.model, x, 4))
+    np.testing.assert_array_equal(predict_batches(cached.full, x, 4), predict_batches(shared.full, x, 4))
+
+
+def test_imagenet_fingerprint_is_the_cached_files_content(keras_home):
+    fingerprint = backbones.weights_fingerprint("imagenet")
+    # the same content as the shared file: the same id, so the two share cached features
+    assert fingerprint == backbones.weights_fingerprint(str(MOBILENET_H5)) == backbones.load_backbone(
+        "mobilenet_v1_0.25", "imagenet").weights_id
+    assert fingerprint.startswith("sha256-6f6d625ca80290d7")
+    (keras_home / "models" / KERAS_MOBILENET_NAME).write_bytes(b"other weights under the same name")
+    assert backbones.weights_fingerprint("imagenet") not in (fingerprint, "imagenet")
+    with pytest.raises(UserError, match=f"{KERAS_MOBILENET_NAME}: not a readable ImageNet weights file for "
+                                        "mobilenet_v1_0.25 .*delete it to download it again"):
+        backbones.load_backbone(None, "imagenet")
+
+
+def test_imagenet_without_a_cached_file_or_network_is_one_clear_error(tmp_path, refusing_proxy):
+    empty = tmp_path / "keras"
+    env = {**os.environ, **refusing_proxy, "KERAS_HOME": str(empty)}
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "tfjs_transfer.cli", "build", "--data", str(EXAMPLE_TRAIN),
+                        "--weights", "imagenet", "--out", str(tmp_path / "site"), "--no-cache"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    url = backbones.IMAGENET_URL + "mobilenet/" + KERAS_MOBILENET_NAME
+    assert r.stderr.strip().splitlines()[-1].startswith(
+        f"error: could not download the ImageNet weights for mobilenet_v1_0.25 from {url} "
+        f"into {empty / 'models' / KERAS_MOBILENET_NAME} (")
+    assert "--weights PATH" in r.stderr
+    assert time.perf_counter() - t < 60  # refused at once: no retries, no waiting on a timeout
+    assert not list((empty / "models").iterdir()) and not (tmp_path / "site").exists()
