@@ -1,15 +1,17 @@
 """The embedded default: the example logos shipped in examples/, and the Makefile's choice
 between them (with Keras's ImageNet download) and ../shared/data beside the checkout."""
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tfjs_transfer import dataset
+from tfjs_transfer import cli, dataset
 
 from .harness import BRAND_TEST, BRAND_TRAIN, EXAMPLE_TEST, EXAMPLE_TRAIN, ROOT
+from .test_backbones import keras_home, refusing_proxy  # noqa: F401 (fixtures: a seeded Keras cache)
 
 SHARED_TRAIN = "../shared/data/brand/train"
 SHARED_WEIGHTS = "../shared/data/mobilenet/mobilenet_0.25_224_imagenet.h5"
@@ -63,3 +65,20 @@ def test_make_build_defaults_follow_whether_shared_data_is_beside_the_checkout(
 def test_make_build_arguments_override_the_defaults(tmp_path):
     command = make_build_command(tmp_path, True, True, "DATA=mine", "WEIGHTS=none")
     assert command == ".venv/bin/tfjs-transfer build --data mine --weights none --out site"
+
+
+@pytest.mark.slow
+def test_the_default_elsewhere_builds_the_examples_with_keras_imagenet_weights(tmp_path, keras_home, feature_cache,
+                                                                               capsys):
+    """What `make build` runs without ../shared (the download stood in for by a seeded cache),
+    then the README's prediction of the 4 example test images."""
+    site = tmp_path / "site"
+    assert cli.main(["build", "--data", str(EXAMPLE_TRAIN), "--weights", "imagenet", "--out", str(site),
+                     "--cache", str(feature_cache), "--quiet"]) == 0
+    built = json.loads((site / "manifest.json").read_text())
+    assert built["backbone"]["weights"] == "imagenet" and built["labels"] == ["android", "apple", "windows"]
+    capsys.readouterr()
+    assert cli.main(["predict", str(site), *sorted(map(str, EXAMPLE_TEST.iterdir())), "--json"]) == 0
+    top = {Path(r["image"]).name: r["top"][0]["label"] for r in json.loads(capsys.readouterr().out)}
+    assert top == {"android.jpg": "android", "apple-reverse.jpg": "apple", "apple8.0.jpeg": "apple",
+                   "windows.png": "windows"}
