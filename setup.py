@@ -42,18 +42,16 @@ def _npm(*args: str) -> None:
 
 
 def build_page() -> Path:
-    """web/dist, (re)built when missing or older than its sources; as is without sources (an sdist)."""
-    if not (WEB / "package.json").is_file():
-        if not (DIST / "index.html").is_file():
-            raise SystemExit(f"error: {DIST}: no built page and no web/ sources to build it from")
-        return DIST
-    lock = WEB / "package-lock.json"
-    installed = WEB / "node_modules" / ".package-lock.json"  # npm writes it on every install
-    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        _npm("ci", "--no-audit", "--no-fund", "--loglevel=error")
+    """web/dist, (re)built only when missing or older than its sources (an sdist ships it built)."""
     built = DIST / "index.html"
-    if not built.is_file() or built.stat().st_mtime < _newest(WEB / s for s in SOURCES):
-        _npm("run", "--silent", "build")
+    if built.is_file() and built.stat().st_mtime >= _newest(WEB / s for s in SOURCES):
+        return DIST
+    if not (WEB / "package.json").is_file():
+        raise SystemExit(f"error: {DIST}: no built page and no web/ sources to build it from")
+    installed = WEB / "node_modules" / ".package-lock.json"  # npm writes it on every install
+    if not installed.is_file() or installed.stat().st_mtime < (WEB / "package-lock.json").stat().st_mtime:
+        _npm("ci", "--no-audit", "--no-fund", "--loglevel=error")
+    _npm("run", "--silent", "build")
     return DIST
 
 
