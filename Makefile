@@ -17,14 +17,15 @@ STAMP := $(VENV)/.installed
 WEB_SOURCES := $(wildcard web/src/*.js web/src/wasm/*.js web/src/wasm/*.wat) web/tools/wat.mjs \
                web/index.html web/style.css web/build.mjs web/package-lock.json
 
-.PHONY: all setup web build serve test test-fast bench clean
+.PHONY: all setup check-python web build wheel serve test test-fast bench clean
 all: build
 
 setup: $(STAMP) web/node_modules/.installed
 
 # The Python side: a venv with the pinned working set (requirements.lock) and this package.
+# A new venv is checked first: TensorFlow 2.19 has wheels for Python 3.10-3.12 only.
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || { $(MAKE) --no-print-directory check-python && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
 	touch $@
 
@@ -37,6 +38,25 @@ web/dist/index.html: web/node_modules/.installed $(WEB_SOURCES)
 	cd web && npm run --silent build
 
 web: web/dist/index.html
+
+# Stops with how to get a Python TensorFlow 2.19 runs on (current Debian, Ubuntu and Homebrew ship 3.13).
+check-python:
+	@v=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) || v=; \
+	case "$$v" in 3.10|3.11|3.12) ;; *) \
+	  echo "error: $(PYTHON) is Python $${v:-(not found)}; tfjs-transfer needs Python 3.10, 3.11 or 3.12 (TensorFlow 2.19 has no wheels for others)." >&2; \
+	  echo "Get a Python 3.12 and name it with PYTHON=, then run make again:" >&2; \
+	  echo "  any system:    uv python install 3.12 && make setup PYTHON=\"\$$(uv python find 3.12)\"" >&2; \
+	  echo "  Ubuntu:        sudo add-apt-repository ppa:deadsnakes/ppa && sudo apt install python3.12-venv && make setup PYTHON=python3.12" >&2; \
+	  echo "  macOS:         brew install python@3.12 && make setup PYTHON=python3.12" >&2; \
+	  echo "  pyenv:         pyenv install 3.12 && make setup PYTHON=\"\$$(pyenv root)/versions/\$$(pyenv latest 3.12)/bin/python\"" >&2; \
+	  exit 2;; esac
+
+# dist/*.whl: the package with the built page inside (setup.py bundles web/ if stale; needs
+# Node to build, not to install). build/ is cleared so no deleted module lingers in it.
+wheel: $(STAMP) web
+	rm -rf build dist/tfjs_transfer-*.whl
+	$(BIN)/pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir dist .
+	@ls -l dist/tfjs_transfer-*.whl
 
 build: $(STAMP) web
 	$(BIN)/tfjs-transfer build --data $(DATA) --weights $(WEIGHTS) --out $(OUT) $(ARGS)
@@ -57,4 +77,4 @@ bench: $(STAMP) web
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(OUT) web/dist .pytest_cache
+	rm -rf $(OUT) web/dist .pytest_cache build dist

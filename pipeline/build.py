@@ -15,11 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, backbones, convert, dataset, features, heads, manifest, serving, site, training
+from . import __version__, backbones, convert, dataset, features, heads, manifest, page, serving, site, training
 from .errors import UserError
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEB_DIST = ROOT / "web" / "dist"
 
 
 @dataclass
@@ -41,7 +38,7 @@ class BuildConfig:
     strict: bool = False
     seed: int = 0
     verbose: int = 1
-    web_dist: Path = DEFAULT_WEB_DIST
+    web_dist: Path | None = None   # None: the checkout's web/dist, else the packaged page (page.py)
     force: bool = False
 
     def fingerprint(self, ds: dataset.Dataset, weights_id: str) -> str:
@@ -54,7 +51,7 @@ class BuildConfig:
             "images": [(str(s.path.relative_to(ds.root)), s.label, s.split, features.file_digest(s.path))
                        for s in ds.samples],
             "weights": weights_id,
-            "web": sorted((p.name, features.file_digest(p)) for p in Path(self.web_dist).glob("*") if p.is_file()),
+            "web": sorted((name, features.file_digest(p)) for name, p in page.files(page.find_web_dist(self.web_dist))),
             "version": __version__,
             "code": manifest.code_version(),
         }
@@ -164,7 +161,7 @@ def build(cfg: BuildConfig) -> dict:
     # 5 + 6. convert and assemble, atomically
     t = time.perf_counter()
     with site.staging(cfg.out) as tmp:
-        web_files = site.copy_web(Path(cfg.web_dist), tmp)
+        web_files = site.copy_web(page.find_web_dist(cfg.web_dist), tmp)
         if trainer.trains_backbone:  # fold (or equalize) the tuned weights
             served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
         if served.describe():

@@ -96,17 +96,37 @@ def _serve(args) -> int:
     return 0
 
 
+# Each subcommand's --help ends with an example: a command line (a test parses it), then a note.
+EXAMPLES = {
+    "build": "tfjs-transfer build --data my_images --weights imagenet --out site\n"
+             "  (my_images/<class>/*.jpg; 'imagenet' downloads MobileNet into ~/.keras/models once)",
+    "predict": "tfjs-transfer predict site photo1.jpg photo2.jpg --top-k 3",
+    "evaluate": "tfjs-transfer evaluate site my_images/test --report reports/eval",
+    "compare": "tfjs-transfer compare my_images --weights imagenet --folds 5 --out reports/compare",
+    "serve": "tfjs-transfer serve site --port 8000\n  (then open http://127.0.0.1:8000/)",
+}
+
+
+def _subcommand(sub, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subparser whose --help ends with EXAMPLES[name], kept as written."""
+    return sub.add_parser(name, help=summary, epilog="example:\n  " + EXAMPLES[name],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def parser() -> argparse.ArgumentParser:
     from . import __version__
     from .backbones import REGISTRY
     from .heads import overridable_fields
 
     p = argparse.ArgumentParser(prog="tfjs-transfer", description=(
-        "Turn a folder of labelled images into a transfer-learning classifier served as a static TF.js site."))
+        "Turn a folder of labelled images into a transfer-learning classifier served as a static TF.js site."),
+        epilog="example:\n  " + EXAMPLES["build"].split("\n")[0] + " && tfjs-transfer serve site\n"
+               "each command's --help ends with its own example",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="dataset -> features -> head -> TF.js site")
+    b = _subcommand(sub, "build", "dataset -> features -> head -> TF.js site")
     b.add_argument("--data", required=True, help="folder per class, label-N.ext files, or train/valid/test")
     b.add_argument("--weights", required=True, help="a Keras .h5/.keras file, 'imagenet' (download) or 'none'")
     b.add_argument("--out", default="site", help="site folder to (re)place atomically (default: site)")
@@ -126,12 +146,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--no-cache", action="store_true", help="compute every feature afresh")
     b.add_argument("--strict", action="store_true", help="refuse the build on any undecodable image")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--web-dist", help="the built web bundle (default: web/dist of this checkout)")
+    b.add_argument("--web-dist", help="the built page bundle (default: web/dist in a checkout, "
+                                      "else the page installed with the package)")
     b.add_argument("--force", action="store_true", help="rebuild even if the site is up to date")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_build)
 
-    pr = sub.add_parser("predict", help="classify images with a built site's models")
+    pr = _subcommand(sub, "predict", "classify images with a built site's models")
     pr.add_argument("site", help="a built site, or with --imagenet the backbone weights (path or 'imagenet')")
     pr.add_argument("images", nargs="+")
     pr.add_argument("--imagenet", action="store_true", help="ImageNet classes from the backbone's own top")
@@ -140,25 +161,25 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help='print [{"image", "top": [{"label", "probability"}]}]')
     pr.set_defaults(func=_predict)
 
-    ev = sub.add_parser("evaluate", help="accuracy, per-class precision/recall, confusion matrix")
+    ev = _subcommand(sub, "evaluate", "accuracy, per-class precision/recall, confusion matrix")
     ev.add_argument("site")
     ev.add_argument("data")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--report", help="folder for confusion_matrix.png, training_curves.png, report.json")
     ev.set_defaults(func=_evaluate)
 
-    cp = sub.add_parser("compare", help="the same data with and without transfer (ImageNet vs random weights)")
+    cp = _subcommand(sub, "compare", "the same data with and without transfer (ImageNet vs random weights)")
     cp.add_argument("data")
     cp.add_argument("--weights", required=True, help="the pretrained weights (path or 'imagenet')")
     cp.add_argument("--backbone", choices=sorted(REGISTRY))
     cp.add_argument("--recipe", default="default")
     cp.add_argument("--folds", type=int, default=5)
     cp.add_argument("--out", default="reports/compare", help="folder for the two sites, curves and compare.json")
-    cp.add_argument("--web-dist")
+    cp.add_argument("--web-dist", help="as for build")
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=_compare)
 
-    sv = sub.add_parser("serve", help="serve a site with Flask + CORS under waitress")
+    sv = _subcommand(sub, "serve", "serve a site with Flask + CORS under waitress")
     sv.add_argument("site", nargs="?", default="site")
     sv.add_argument("--host", default="127.0.0.1")
     sv.add_argument("--port", type=int, default=8000)

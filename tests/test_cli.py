@@ -43,3 +43,30 @@ def test_without_flags_the_recipe_is_untouched():
 
 def test_fine_tune_from_help_states_the_default():
     assert "default 0" in _flags(cli.parser())["--fine-tune-from"].help
+
+
+def _subparsers(parser):
+    return parser._subparsers._group_actions[0].choices
+
+
+def test_each_subcommand_has_an_example():
+    assert set(_subparsers(cli.parser())) == set(cli.EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(cli.EXAMPLES))
+def test_help_ends_with_an_example_of_that_subcommand_that_parses(name):
+    """The example is the last thing --help prints, and it is a valid command line for that subcommand."""
+    import shlex
+
+    text = _subparsers(cli.parser())[name].format_help()
+    head, _, example = text.rpartition("\nexample:\n")
+    assert head and example.strip(), text
+    assert "--help" not in example and example.rstrip("\n") == "  " + cli.EXAMPLES[name]
+    argv = shlex.split(example.splitlines()[0])
+    assert argv[:2] == ["tfjs-transfer", name]
+    assert cli.parser().parse_args(argv[1:]).command == name
+
+
+def test_main_help_shows_an_example_and_says_each_command_has_one():
+    text = cli.parser().format_help()
+    assert "\nexample:\n  tfjs-transfer build " in text and "--help ends with its own example" in text
