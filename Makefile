@@ -54,4 +54,4 @@ bench: $(STAMP) web
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(OUT) web/dist .pytest_cache
+	rm -rf $(OUT) $(OUT).python web/dist .pytest_cache
