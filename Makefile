@@ -77,4 +77,4 @@ bench: $(STAMP) web
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(OUT) web/dist .pytest_cache build dist
+	rm -rf $(OUT) $(OUT).python web/dist .pytest_cache build dist

@@ -306,8 +306,9 @@ def quant(args) -> dict:
     tests = json.loads(Path(args.test_list).read_text())  # [[path, label], ...]
     paths = [p for p, _ in tests]
     results = {}
-    backbone = keras.models.load_model(site / "keras" / "backbone.h5", compile=False)  # folded, as served
-    head = keras.models.load_model(site / "keras" / "head.h5", compile=False)
+    site_manifest = json.loads((site / "manifest.json").read_text())  # the Keras copies live beside the site
+    backbone = keras.models.load_model(site / site_manifest["backbone"]["keras_path"], compile=False)  # folded
+    head = keras.models.load_model(site / site_manifest["head"]["keras_path"], compile=False)
     # uint8 is served from the unfolded backbone with equalized channel ranges, as `build
     # --quantize uint8` does (per-tensor uint8 of folded kernels would lose most accuracy)
     from tfjs_transfer import backbones, quantize

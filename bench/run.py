@@ -121,8 +121,9 @@ def phase_build(tmp: Path, repeat: int) -> dict:
         row["warm"] = py.run_build(data, str(MOBILENET_H5), out, cache)
         row["force"] = py.run_build(data, str(MOBILENET_H5), out, cache, "--force")
         if site is None:
-            site = tmp / "site-logos"
+            site = tmp / "logos" / out.name  # with its Python-side models beside it, as the manifest says
             shutil.copytree(out, site)
+            shutil.copytree(out.parent / f"{out.name}.python", site.parent / f"{out.name}.python")
         add_one_image(data)
         row["incremental"] = py.run_build(data, str(MOBILENET_H5), out, cache)
         log(f"  build round {r + 1}/{repeat}: " + ", ".join(f"{k} {v['wall_s']:.1f}s ({_what(v)})" for k, v in row.items()))

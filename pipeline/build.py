@@ -78,11 +78,18 @@ def quiet_tensorflow() -> None:
 
 
 def build(cfg: BuildConfig) -> dict:
-    """Build the site at cfg.out; returns the manifest. Raises UserError on bad input."""
-    t0 = time.perf_counter()
-    timings = {}
+    """Build the site at cfg.out (and its Python-side models beside it); returns the manifest.
+    Raises UserError on bad input. A second build of the same OUT waits for the first, then
+    finds its site up to date or replaces it whole: never a mix of the two."""
     cfg.out, cfg.data = Path(cfg.out), Path(cfg.data)
     site.check_output(cfg.out)
+    with site.exclusive(cfg.out):
+        return _build(cfg)
+
+
+def _build(cfg: BuildConfig) -> dict:
+    t0 = time.perf_counter()
+    timings = {}
     if cfg.quantize not in (None, *convert.QUANTIZATIONS):
         raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
     recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
@@ -99,7 +106,8 @@ def build(cfg: BuildConfig) -> dict:
         weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
     fingerprint = cfg.fingerprint(ds, weights_id)
     previous = manifest.read(cfg.out)
-    if not cfg.force and previous and previous.get("fingerprint") == fingerprint:
+    python = manifest.read_python(site.python_dir(cfg.out)) or {}
+    if not cfg.force and previous and previous.get("fingerprint") == fingerprint == python.get("fingerprint"):
         log(f"site: {cfg.out} is up to date (same images, weights, settings and page; --force rebuilds)", cfg)
         return previous
     quiet_tensorflow()
@@ -160,15 +168,19 @@ def build(cfg: BuildConfig) -> dict:
 
     # 5 + 6. convert and assemble, atomically
     t = time.perf_counter()
-    with site.staging(cfg.out) as tmp:
+    with site.staging(cfg.out) as staged:
+        tmp = staged.site
         web_files = site.copy_web(page.find_web_dist(cfg.web_dist), tmp)
         if trainer.trains_backbone:  # fold (or equalize) the tuned weights
             served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
         if served.describe():
             log(f"served backbone: {served.describe()}", cfg)
-        (tmp / "keras").mkdir()
-        served.model.save(tmp / "keras" / "backbone.h5")
-        result.model.save(tmp / "keras" / "head.h5")
+        # for predict/evaluate only, so beside the site; the optimizer's state (Adam's two
+        # moments: twice the weights) is for resuming training, which nothing here does
+        python_path = site.python_path_from_site(cfg.out)
+        served.model.save(staged.python / "backbone.h5", include_optimizer=False)
+        result.model.save(staged.python / "head.h5", include_optimizer=False)
+        manifest.write_python(staged.python, fingerprint, ["backbone.h5", "head.h5"])
         bb_info = convert.to_tfjs(served.model, tmp / "models" / "backbone", cfg.quantize)
         head_info = convert.to_tfjs(result.model, tmp / "models" / "head", cfg.quantize)
         head_info["roundtrip_max_abs_error"] = convert.roundtrip_error(result.model, tmp / "models/head/model.json",
@@ -180,14 +192,17 @@ def build(cfg: BuildConfig) -> dict:
         timings["total_s"] = time.perf_counter() - t0
         written = manifest.compose(
             fingerprint=fingerprint, labels=ds.labels, preprocessing=bb.preprocessing,
-            backbone=manifest.backbone_section(bb, cfg.weights, weights_id, init_report, served, bb_info),
-            head=manifest.head_section(recipe, heads.head_layers(recipe, len(ds.labels)), result.model, head_info),
+            backbone=manifest.backbone_section(bb, cfg.weights, weights_id, init_report, served, bb_info,
+                                               keras_path=f"{python_path}/backbone.h5"),
+            head=manifest.head_section(recipe, heads.head_layers(recipe, len(ds.labels)), result.model, head_info,
+                                       keras_path=f"{python_path}/head.h5"),
             training=manifest.training_section(recipe, result, cross_validation, augmentation),
             dataset=manifest.dataset_section(cfg.data, ds, len(feats.samples), split_of),
             images_count=len(images["images"]), web_files=web_files, timings=timings)
         manifest.write(tmp, written)
     log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, head {head_info['bytes'] / 1e6:.2f} MB, "
-        f"{len(images['images'])} images) in {time.perf_counter() - t0:.1f}s", cfg)
+        f"{len(images['images'])} images) in {time.perf_counter() - t0:.1f}s; Python-side models in "
+        f"{site.python_dir(cfg.out)}", cfg)
     return written
 
 

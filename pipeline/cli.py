@@ -44,7 +44,7 @@ def _predict(args) -> int:
     if args.imagenet:
         results = imagenet_predict(args.site, args.images, top_k=args.top_k or 5, backbone=args.backbone)
     else:
-        predictor = Predictor(args.site)
+        predictor = Predictor(args.site, source="auto")
         results = predictor.predict(args.images, top_k=args.top_k or min(3, len(predictor.labels)))
     if args.json:
         print(json.dumps(results, indent=2))

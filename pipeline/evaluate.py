@@ -35,8 +35,9 @@ def metrics_from(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> d
             "confusion_matrix": cm.tolist()}
 
 
-def evaluate(site_dir: str | Path, data: str | Path, worst: int = 10) -> dict:
-    predictor = Predictor(site_dir)
+def evaluate(site_dir: str | Path, data: str | Path, worst: int = 10, source: str = "auto") -> dict:
+    """The report on `data`; `source` as Predictor's (auto: the Keras copies if present)."""
+    predictor = Predictor(site_dir, source)
     ds = dataset.scan(data)
     samples = ds.split("test") or ds.samples
     unknown = sorted({s.label for s in samples} - set(predictor.labels))
@@ -56,6 +57,7 @@ def evaluate(site_dir: str | Path, data: str | Path, worst: int = 10) -> dict:
                        "probability_of_label": probs[s.label]})
     report = metrics_from(np.array(y_true, int), np.array(y_pred, int), predictor.labels)
     report["split"] = "test" if ds.split("test") else "all"
+    report["models"] = predictor.source
     report["worst"] = sorted(scored, key=lambda d: d["probability_of_label"])[:worst]
     report["skipped"] = skipped + [{"path": str(s.path), "reason": s.reason} for s in ds.skipped]
     report["training"] = predictor.manifest.get("training", {}).get("metrics", {})

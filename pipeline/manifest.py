@@ -3,6 +3,8 @@
 The build writes it last, into the staging folder; `predict`, `evaluate`, `serve` and
 the site's up-to-date check read it back through this module, so there is one place
 that knows its file name, its format tag, its sections and what a broken one looks like.
+It also knows models.json, the small file in the Python-side folder beside the site that
+names the build (its fingerprint) the Keras models there came from.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from .errors import UserError
 
 FORMAT = "tfjs-transfer/1"
 FILENAME = "manifest.json"
+PYTHON_FORMAT = "tfjs-transfer-python/1"
+PYTHON_FILENAME = "models.json"
 
 
 class ManifestError(UserError):
@@ -66,6 +70,20 @@ def write(site: Path, manifest: dict) -> None:
     write_json(Path(site) / FILENAME, {"format": FORMAT, **manifest})
 
 
+def write_python(folder: Path, fingerprint: str, files: list[str]) -> None:
+    """The Python-side folder's models.json: which build's fingerprint its `files` belong to."""
+    write_json(Path(folder) / PYTHON_FILENAME, {"format": PYTHON_FORMAT, "fingerprint": fingerprint, "files": files})
+
+
+def read_python(folder: Path) -> dict | None:
+    """A Python-side folder's models.json, or None (missing, corrupt, another format)."""
+    try:
+        obj = parse(Path(folder) / PYTHON_FILENAME)
+    except ManifestError:
+        return None
+    return obj if obj.get("format") == PYTHON_FORMAT else None
+
+
 def write_json(path: Path, obj) -> None:
     """The site's JSON files: indented, UTF-8, a final newline."""
     Path(path).write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -94,20 +112,22 @@ def compose(*, fingerprint: str, labels: list[str], preprocessing, backbone: dic
     }
 
 
-def backbone_section(bb, weights: str, weights_id: str, init_report: dict | None, served, converted: dict) -> dict:
+def backbone_section(bb, weights: str, weights_id: str, init_report: dict | None, served, converted: dict,
+                     keras_path: str) -> dict:
     """The served backbone: what it was cut from, how it was rewritten (serving.ServedBackbone)
-    and what the converter wrote (convert.to_tfjs's report)."""
+    and what the converter wrote (convert.to_tfjs's report). `keras_path` is relative to the
+    site folder (the Python-side models live beside it)."""
     return {"name": bb.spec.name, "cut_layer": bb.cut, "path": "models/backbone/model.json",
-            "keras_path": "keras/backbone.h5", "output_shape": list(bb.feature_shape),
+            "keras_path": keras_path, "output_shape": list(bb.feature_shape),
             "weights": weights if weights in ("imagenet", "none") else Path(weights).name,
             "weights_id": weights_id, "init_from": init_report, "parameters": int(served.model.count_params()),
             "folded": served.folded.to_manifest() if served.folded else None,
             "equalized": served.equalized.to_manifest() if served.equalized else None, **converted}
 
 
-def head_section(recipe, layers: list[dict], model, converted: dict) -> dict:
+def head_section(recipe, layers: list[dict], model, converted: dict, keras_path: str) -> dict:
     """The head: its layer specs (the page builds a fresh head from them) and the converted files."""
-    return {"path": "models/head/model.json", "keras_path": "keras/head.h5", "recipe": recipe.name,
+    return {"path": "models/head/model.json", "keras_path": keras_path, "recipe": recipe.name,
             "layers": layers, "parameters": int(model.count_params()), **converted}
 
 

@@ -1,14 +1,17 @@
 """Python's view of a built site: the same models and preprocessing the page uses.
 
-`Predictor(site)` reads manifest.json and the Keras copies of the two models, so
-`predict`, `evaluate` and the parity tests run exactly what was converted.
-`Predictor(site, source="tfjs")` reads the converted TF.js models instead (weights
-dequantized when the site was built with --quantize): what the page actually runs.
+`Predictor(site)` reads manifest.json and the Keras copies of the two models (in the
+Python-side folder beside the site, where the manifest's `keras_path`s point), so the
+parity tests run exactly what was converted. `Predictor(site, source="tfjs")` reads the
+converted TF.js models instead (weights dequantized when the site was built with
+--quantize): what the page actually runs. `source="auto"` (predict, evaluate) uses the
+Keras copies when they are there and the TF.js models when the site was copied alone.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +27,14 @@ class Predictor:
     def __init__(self, site_dir: str | Path, source: str = "keras"):
         import tf_keras as keras
 
-        if source not in ("keras", "tfjs"):
-            raise ValueError(f"source must be 'keras' or 'tfjs', got {source!r}")
+        if source not in ("auto", "keras", "tfjs"):
+            raise ValueError(f"source must be 'auto', 'keras' or 'tfjs', got {source!r}")
         self.site = Path(site_dir)
         self.manifest = manifest.load(self.site)
         self.labels: list[str] = self.manifest["labels"]
         self.preprocessing = Preprocessing.from_manifest(self.manifest["preprocessing"])
+        if source != "tfjs":
+            source = self._check_python_models(source)
         self.source = source
         try:
             if source == "tfjs":
@@ -42,6 +47,24 @@ class Predictor:
                 self.head = keras.models.load_model(self.site / self.manifest["head"]["keras_path"], compile=False)
         except (OSError, ValueError) as e:
             raise UserError(f"{self.site}: cannot load the site's {source} models ({e})") from None
+
+    def _check_python_models(self, source: str) -> str:
+        """'keras' when the Python-side models are there and from this site's build; when they
+        are missing, 'tfjs' with a note for source="auto", an error for source="keras"."""
+        paths = [self.site / self.manifest[part]["keras_path"] for part in ("backbone", "head")]
+        folder = paths[0].parent.resolve()
+        written = manifest.read_python(folder)
+        if written is None or not all(p.is_file() for p in paths):
+            if source == "keras":
+                raise UserError(f"{folder}: the site's Python-side models are missing (rebuild the site)")
+            print(f"note: {folder} (the site's Python-side models) not found; using its TF.js models",
+                  file=sys.stderr)
+            return "tfjs"
+        if written.get("fingerprint") != self.manifest.get("fingerprint"):
+            raise UserError(f"{folder}: the Python-side models come from another build than "
+                            f"{self.site / manifest.FILENAME} (their fingerprints differ); rebuild the site, "
+                            "or copy the site and this folder from the same build")
+        return "keras"
 
     def pixels(self, paths) -> np.ndarray:
         return np.stack([prepare(load_rgb(p), self.preprocessing) for p in paths])

@@ -1,8 +1,10 @@
 """The whole build on small generated data: the site it writes, and every refusal."""
 
 import json
+import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -40,14 +42,24 @@ def test_build_writes_a_complete_site(tmp_path, feature_cache, web_dist):
     for part in ("backbone", "head"):
         model_json = json.loads((out / m[part]["path"]).read_text())
         assert model_json["format"] == "layers-model" and "TensorFlow.js Converter" in model_json["convertedBy"]
-        assert (out / m[part]["keras_path"]).is_file()
+    # the Python-side models beside the site, not in it, saved without optimizer state
+    assert m["backbone"]["keras_path"] == "../site.python/backbone.h5" and m["head"]["keras_path"] == "../site.python/head.h5"
+    python = tmp_path / "site.python"
+    assert sorted(p.name for p in python.iterdir()) == ["backbone.h5", "head.h5", "models.json"]
+    assert json.loads((python / "models.json").read_text())["fingerprint"] == m["fingerprint"]
+    import h5py
+
+    for name in ("backbone.h5", "head.h5"):
+        with h5py.File(python / name) as f:
+            assert "model_weights" in f and "optimizer_weights" not in f, name
+    assert not list(out.rglob("*.h5")) and not (out / "keras").exists()
     assert m["head"]["roundtrip_max_abs_error"] < 1e-5
     assert m["training"]["metrics"]["train_accuracy"] > 0.9
     assert "val_accuracy" in m["training"]["metrics"]  # 6 per class allow a hold-out
     images = json.loads((out / "images.json").read_text())
     assert len(images["images"]) == 18 and all((out / e["path"]).is_file() for e in images["images"])
     assert (out / "index.html").is_file() and m["versions"]["tensorflowjs"] == "4.22.0"
-    assert not list(tmp_path.glob(".site.*")), "staging folders left behind"
+    assert not list(tmp_path.glob(".site.*")), "staging folders or the lock left behind"
     # features come from the backbone as served (folded), cached under their own key
     assert m["backbone"]["folded"]["batch_norms_folded"] == 27
     keys = [json.loads(k.read_text()) for k in feature_cache.glob("*/key.json")]
@@ -108,7 +120,13 @@ def _previous_site(tmp_path, feature_cache, web_dist):
     out = tmp_path / "site"
     assert run_build(make_folders(tmp_path / "good", labels=("red", "green"), per_class=3), out,
                      feature_cache, web_dist) == 0
-    return out, (out / "manifest.json").read_text()
+    return out, _pair_state(out)
+
+
+def _pair_state(out):
+    """The site's manifest and every file of its Python-side folder, to compare before and after."""
+    python = out.parent / f"{out.name}.python"
+    return (out / "manifest.json").read_text(), {p.name: p.read_bytes() for p in sorted(python.iterdir())}
 
 
 @pytest.mark.parametrize("case,message", [
@@ -150,7 +168,7 @@ def test_refusals_are_one_clear_line_and_keep_the_previous_site(tmp_path, featur
     err = capsys.readouterr().err
     assert code == 2
     assert f"error: " in err and message in err and "Traceback" not in err
-    assert (out / "manifest.json").read_text() == before
+    assert _pair_state(out) == before
     assert not list(tmp_path.glob(".site.*"))
 
 
@@ -180,7 +198,7 @@ def test_a_failure_mid_build_leaves_the_previous_site(tmp_path, feature_cache, w
     with pytest.raises(RuntimeError):
         build(BuildConfig(data=make_flat(tmp_path / "d"), weights=str(MOBILENET_H5), out=out,
                           cache_dir=feature_cache, web_dist=web_dist, verbose=0))
-    assert (out / "manifest.json").read_text() == before
+    assert _pair_state(out) == before
     assert not list(tmp_path.glob(".site.*"))
 
 
@@ -201,6 +219,9 @@ def test_an_unchanged_rebuild_is_a_no_op_and_a_change_rebuilds(tmp_path, feature
     assert cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(out),
                      "--cache", str(feature_cache), "--web-dist", str(web_dist)]) == 0
     assert "up to date" in capsys.readouterr().out and (out / "manifest.json").read_text() == first
+    shutil.rmtree(tmp_path / "site.python")  # the site alone is not up to date: Python's half is gone
+    assert run_build(data, out, feature_cache, web_dist) == 0
+    assert (tmp_path / "site.python" / "head.h5").is_file()
     from .helpers import shape_image
 
     shape_image("red", 50).save(data / "red" / "extra.png")
@@ -209,3 +230,32 @@ def test_an_unchanged_rebuild_is_a_no_op_and_a_change_rebuilds(tmp_path, feature
     assert m["dataset"]["count"] == 7 and m["fingerprint"] != json.loads(first)["fingerprint"]
     assert run_build(data, out, feature_cache, web_dist, "--epochs", "3") == 0  # a setting changed
     assert json.loads((out / "manifest.json").read_text())["training"]["epochs_run"] == 3
+
+
+def test_two_builds_into_one_out_take_turns(tmp_path, feature_cache, web_dist):
+    """Two real processes: the second starts while the first holds the lock, says whom it
+    waits for, then builds; the result is the second's site and Python folder, whole."""
+    out = tmp_path / "site"
+    first_data = make_folders(tmp_path / "a", labels=("red", "green"), per_class=3)
+    second_data = make_folders(tmp_path / "b", labels=("red", "green", "blue"), per_class=3)
+
+    def start(data, log):
+        args = ["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(out), "--cache",
+                str(feature_cache), "--web-dist", str(web_dist), "--quiet", "--recipe", "pooled", "--epochs", "2"]
+        return subprocess.Popen([sys.executable, "-m", "tfjs_transfer.cli", *args], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+
+    first = start(first_data, tmp_path / "first.log")
+    lock = tmp_path / ".site.lock"
+    deadline = time.monotonic() + 120
+    while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+        assert first.poll() is None and time.monotonic() < deadline, "the first build never took the lock"
+        time.sleep(0.02)
+    second = start(second_data, tmp_path / "second.log")
+    assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()
+    assert f"waiting for the build of {out} running as pid {first.pid}" in (tmp_path / "second.log").read_text()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["labels"] == ["blue", "green", "red"] and m["dataset"]["source"] == str(second_data)
+    assert json.loads((tmp_path / "site.python" / "models.json").read_text())["fingerprint"] == m["fingerprint"]
+    assert not list(tmp_path.glob(".site.*"))

@@ -59,3 +59,15 @@ def test_dataset_section_counts_each_folder():
 
     d = manifest.dataset_section("data", Ds(), 3, np.array(["train", "valid", "test"]))
     assert d["per_split"] == {"train": 1, "valid": 1, "test": 1} and d["count"] == 3 and d["source"] == "data"
+
+
+def test_python_folder_marker_round_trip_and_refusals(tmp_path):
+    """models.json names the build (fingerprint) the Python-side models came from."""
+    manifest.write_python(tmp_path, "abc", ["backbone.h5", "head.h5"])
+    assert manifest.read_python(tmp_path) == {"format": manifest.PYTHON_FORMAT, "fingerprint": "abc",
+                                             "files": ["backbone.h5", "head.h5"]}
+    (tmp_path / manifest.PYTHON_FILENAME).write_text("{broken")
+    assert manifest.read_python(tmp_path) is None
+    (tmp_path / manifest.PYTHON_FILENAME).write_text(json.dumps({"format": manifest.FORMAT, "fingerprint": "abc"}))
+    assert manifest.read_python(tmp_path) is None  # a site's manifest is not a Python folder's marker
+    assert manifest.read_python(tmp_path / "missing") is None

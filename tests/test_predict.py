@@ -1,6 +1,7 @@
 """`predict` and `evaluate` on a built site, through the CLI, as scripts use them."""
 
 import json
+import shutil
 
 import pytest
 
@@ -43,6 +44,7 @@ def test_predict_on_a_folder_that_is_no_site(tmp_path, capsys):
 def test_evaluate_json_and_report(built_site, tmp_path, capsys):
     assert cli.main(["evaluate", str(built_site), str(BRAND_TRAIN), "--json", "--report", str(tmp_path / "r")]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["models"] == "keras"
     assert report["count"] == 90 and report["accuracy"] > 0.95
     assert set(report["per_class"]) == {"android", "apple", "windows"}
     assert sum(map(sum, report["confusion_matrix"])) == 90
@@ -56,3 +58,48 @@ def test_metrics_from_known_confusions():
     assert m["accuracy"] == 0.75 and m["confusion_matrix"] == [[1, 1], [0, 2]]
     assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
     assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+
+
+def test_the_python_side_models_live_beside_the_site_and_are_found_through_the_manifest(built_site):
+    from tfjs_transfer.predict import Predictor
+
+    p = Predictor(built_site)
+    assert p.source == "keras"
+    python = built_site.parent / "site.python"
+    assert (built_site / p.manifest["head"]["keras_path"]).resolve() == (python / "head.h5").resolve()
+    assert not (built_site / "keras").exists()
+
+
+def test_a_site_copied_alone_predicts_with_its_tfjs_models(built_site, tmp_path, capsys):
+    """A static host's copy: no Python folder beside it. predict and evaluate say so in one
+    line and use the TF.js models; the strict Keras source refuses."""
+    from tfjs_transfer.errors import UserError
+    from tfjs_transfer.predict import Predictor
+
+    alone = tmp_path / "copy" / "site"
+    shutil.copytree(built_site, alone)
+    paths = sorted(str(p) for p in BRAND_TEST.iterdir())
+    assert cli.main(["predict", str(alone), *paths, "--json"]) == 0
+    captured = capsys.readouterr()
+    note = f"note: {tmp_path / 'copy' / 'site.python'} (the site's Python-side models) not found; using its TF.js models\n"
+    assert captured.err == note
+    results = json.loads(captured.out)
+    assert sum(r["top"][0]["label"] == EXPECTED[r["image"].rsplit("/", 1)[1]] for r in results) >= 3
+    assert Predictor(alone, source="auto").source == "tfjs"
+    capsys.readouterr()
+    with pytest.raises(UserError, match="Python-side models are missing"):
+        Predictor(alone, source="keras")
+    assert cli.main(["evaluate", str(alone), str(BRAND_TRAIN), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["models"] == "tfjs" and captured.err == note
+
+
+def test_python_models_of_another_build_are_refused_by_name(built_site, tmp_path, capsys):
+    site, python = tmp_path / "site", tmp_path / "site.python"
+    shutil.copytree(built_site, site)
+    shutil.copytree(built_site.parent / "site.python", python)
+    marker = json.loads((python / "models.json").read_text())
+    (python / "models.json").write_text(json.dumps({**marker, "fingerprint": "another build"}))
+    assert cli.main(["predict", str(site), str(BRAND_TEST / "windows.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {python}: the Python-side models come from another build") and "Traceback" not in err

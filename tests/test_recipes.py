@@ -54,7 +54,7 @@ def test_finetune_trains_the_last_layers_and_keeps_batch_norm(data, web_dist, fe
     m = json.loads((out / "manifest.json").read_text())
     ft = m["training"]["fine_tune_history"]
     assert ft["first_trainable_layer"] == "conv_dw_13" and len(ft["loss"]) >= 1
-    tuned = keras.models.load_model(out / "keras" / "backbone.h5", compile=False)
+    tuned = keras.models.load_model(out / m["backbone"]["keras_path"], compile=False)
     original = backbones.load_backbone(None, str(MOBILENET_H5)).model
     same = lambda name: all(np.array_equal(a, b) for a, b in zip(tuned.get_layer(name).get_weights(),
                                                                   original.get_layer(name).get_weights()))

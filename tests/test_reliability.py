@@ -243,6 +243,8 @@ def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 300) ->
 
 def assert_previous_site_intact(out: Path, before: bytes, image: Path) -> None:
     assert (out / "manifest.json").read_bytes() == before
+    assert json.loads((out.parent / f"{out.name}.python" / "models.json").read_text())["fingerprint"] == \
+        manifest(out)["fingerprint"]
     probs = Predictor(out).probabilities([image])
     assert probs.shape == (1, 2) and abs(probs.sum() - 1) < 1e-4
 
@@ -267,9 +269,9 @@ def test_killed_builds_leave_the_previous_site_and_the_next_build_reuses_their_w
     assert staging() == []  # staging only starts after training
     assert_previous_site_intact(out, before, small / "red" / "red0.png")
 
-    # (b) killed mid-conversion: its staging folder holds models/ already
+    # (b) killed mid-conversion: its staging folder holds the site's models/ already
     proc = spawn_build(args, tmp_path / "b.log")
-    kill_when(proc, lambda: any(p.is_dir() for p in tmp_path.glob(".site.building-*/models")), "mid-conversion")
+    kill_when(proc, lambda: any(p.is_dir() for p in tmp_path.glob(".site.building-*/site/models")), "mid-conversion")
     log_b = (tmp_path / "b.log").read_text(errors="replace")
     computed, cached = map(int, FEATURES_LOG.search(log_b).groups())
     assert cached == done_a and computed == 400 - done_a, log_b
@@ -281,27 +283,9 @@ def test_killed_builds_leave_the_previous_site_and_the_next_build_reuses_their_w
     code, stdout, err = run_build(big, out, cache, web_dist, *FAST)
     assert code == 0, err
     assert FEATURES_LOG.search(stdout).groups() == ("0", "400")
-    assert staging() == [] and not list(tmp_path.glob(".site.old-*"))
+    assert staging() == [] and not list(tmp_path.glob(".site.*"))  # nor moved-aside folders, nor the lock
     assert manifest(out)["dataset"]["count"] == 400
     assert Predictor(out).probabilities([big / "red" / "0.png"]).shape == (1, 2)
-
-
-def test_stale_leftovers_of_dead_builds_are_cleared_and_live_ones_kept(tmp_path):
-    from tfjs_transfer import site
-
-    out = tmp_path / "site"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (tmp_path / f".site.building-{dead.pid}-x1y2" / "models").mkdir(parents=True)
-    (tmp_path / f".site.old-{dead.pid}-123").mkdir()  # died mid-swap: the previous site, moved aside
-    (tmp_path / f".site.old-{dead.pid}-123" / "manifest.json").write_text("{}")
-    live = tmp_path / f".site.building-{os.getpid()}-abcd"
-    live.mkdir()
-    other = tmp_path / f".docs.building-{dead.pid}-abcd"
-    other.mkdir()
-    site.remove_stale(out)
-    assert (out / "manifest.json").read_text() == "{}"  # put back where it was
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "site"])
 
 
 # --- 4. a corrupt cache entry --------------------------------------------------------------
@@ -341,21 +325,25 @@ def test_the_same_inputs_and_seed_build_the_same_site(tmp_path, web_dist):
     data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=5)
     extra = ("--epochs", "4", "--augment-copies", "1", "--seed", "3", "--quiet")
     # one build in a fresh process, one here; neither uses a cache, so features are computed twice
-    r = subprocess.run([sys.executable, "-m", "tfjs_transfer.cli", *build_args(data, tmp_path / "a", None, web_dist, *extra)],
+    # the same OUT name in two folders: the manifest names the Python folder beside the site by it
+    site_a, site_b = tmp_path / "a" / "site", tmp_path / "b" / "site"
+    site_a.parent.mkdir()
+    site_b.parent.mkdir()
+    r = subprocess.run([sys.executable, "-m", "tfjs_transfer.cli", *build_args(data, site_a, None, web_dist, *extra)],
                        cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     from tfjs_transfer import heads
 
     heads.build_head([{"type": "dense", "units": 2}], (4,))  # as if this process had built a head before
-    code, _, err = run_build(data, tmp_path / "b", None, web_dist, *extra)
+    code, _, err = run_build(data, site_b, None, web_dist, *extra)
     assert code == 0, err
-    a, b = manifest(tmp_path / "a"), manifest(tmp_path / "b")
+    a, b = manifest(site_a), manifest(site_b)
     for k in VOLATILE:
         a.pop(k), b.pop(k)
     assert a == b
     for rel in ("models/backbone", "models/head", "images"):
-        files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a" / rel).rglob("*") if p.is_file())
-        assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files), rel
+        files = sorted(p.relative_to(site_a) for p in (site_a / rel).rglob("*") if p.is_file())
+        assert files and all((site_a / f).read_bytes() == (site_b / f).read_bytes() for f in files), rel
     images = sorted(data.rglob("*.png"))
-    np.testing.assert_allclose(Predictor(tmp_path / "a").probabilities(images),
-                               Predictor(tmp_path / "b").probabilities(images), atol=1e-6)
+    np.testing.assert_allclose(Predictor(site_a).probabilities(images), Predictor(site_b).probabilities(images),
+                               atol=1e-6)
