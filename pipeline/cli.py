@@ -11,6 +11,70 @@ from .errors import UserError
 from .tfquiet import import_tensorflow_quietly
 
 
+def _int_at_least(low: int, *, or_zero: bool = False):
+    """An argparse type: an int >= low (or exactly 0 when `or_zero`), else argparse's usage + error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low and not (or_zero and value == 0):
+            raise argparse.ArgumentTypeError(f"must be {'0 or ' if or_zero else ''}at least {low}, got {value}")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {value}")
+    return value
+
+
+def _number_in(low: float, high: float | None = None):
+    """An argparse type: a float in [low, high) (high None: no upper bound)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (value >= low and (high is None or value < high)):
+            bounds = f"at least {low:g}" + (f" and below {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+    return parse
+
+
+def _recipe_flag_type(f):
+    """A Recipe setting's flag type: its declared type, never negative (a batch of 0 or a hold-out
+    of all the data is not a setting either)."""
+    if f.metadata["cli_type"] is int:
+        return _int_at_least(1 if f.name == "batch_size" else 0)
+    if f.metadata["cli_type"] is float:
+        return _number_in(0.0, 1.0 if f.name == "validation_split" else None)
+    return f.metadata["cli_type"]
+
+
+def _check_inputs(args) -> None:
+    """Paths that must exist, checked before TensorFlow's import makes a typo cost seconds."""
+    def need(path: str, what: str) -> None:
+        if not Path(path).exists():
+            raise UserError(f"{path}: no such {what}")
+
+    if args.command == "predict":
+        if not args.imagenet:
+            need(args.site, "site folder")
+        elif args.site not in ("imagenet", "none"):
+            need(args.site, "weights file")
+        for image in args.images:
+            need(image, "image")
+    elif args.command == "evaluate":
+        need(args.site, "site folder")
+        need(args.data, "folder")
+    elif args.command == "compare":
+        need(args.data, "folder")
+
+
 def build_config(args):
     """The BuildConfig for parsed `build` arguments."""
     from .build import BuildConfig
@@ -134,10 +198,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cut", help="layer to cut the backbone at (default: the backbone's, e.g. conv_pw_13_relu)")
     b.add_argument("--recipe", default="default", help="head recipe: default, pooled, tutorial, finetune")
     for f in overridable_fields():  # every overridable Recipe setting, declared once in heads.Recipe
-        b.add_argument("--" + f.name.replace("_", "-"), type=f.metadata["cli_type"], help=f.metadata["help"])
+        b.add_argument("--" + f.name.replace("_", "-"), type=_recipe_flag_type(f), help=f.metadata["help"])
     b.add_argument("--init-from", help="copy weights by layer name from a related task's .h5/.keras")
     b.add_argument("--flip", action="store_true", help="let augmentation flip images left-right")
-    b.add_argument("--folds", type=int, default=0, help="also report K-fold cross-validated accuracy")
+    b.add_argument("--folds", type=_int_at_least(2, or_zero=True), default=0,
+                   help="also report K-fold cross-validated accuracy")
     b.add_argument("--quantize", choices=["float16", "uint8"], help="quantize the TF.js weights")
     b.add_argument("--no-fold", action="store_true",
                    help="serve the backbone as trained, without folding batch-norms and paddings into convs")
@@ -157,7 +222,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+")
     pr.add_argument("--imagenet", action="store_true", help="ImageNet classes from the backbone's own top")
     pr.add_argument("--backbone", choices=sorted(REGISTRY), help="with --imagenet: the architecture")
-    pr.add_argument("--top-k", type=int)
+    pr.add_argument("--top-k", type=_int_at_least(1))
     pr.add_argument("--json", action="store_true", help='print [{"image", "top": [{"label", "probability"}]}]')
     pr.set_defaults(func=_predict)
 
@@ -173,7 +238,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--weights", required=True, help="the pretrained weights (path or 'imagenet')")
     cp.add_argument("--backbone", choices=sorted(REGISTRY))
     cp.add_argument("--recipe", default="default")
-    cp.add_argument("--folds", type=int, default=5)
+    cp.add_argument("--folds", type=_int_at_least(2), default=5)
     cp.add_argument("--out", default="reports/compare", help="folder for the two sites, curves and compare.json")
     cp.add_argument("--web-dist", help="as for build")
     cp.add_argument("--json", action="store_true")
@@ -182,16 +247,19 @@ def parser() -> argparse.ArgumentParser:
     sv = _subcommand(sub, "serve", "serve a site with Flask + CORS under waitress")
     sv.add_argument("site", nargs="?", default="site")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=_port, default=8000, help="0 picks a free port (default: 8000)")
     sv.set_defaults(func=_serve)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, run, and turn every UserError into one `error:` line and exit code 2 (argparse
+    does the same for what it refuses itself, after its usage block)."""
     args = parser().parse_args(argv)
-    if args.command not in ("serve", "build"):  # build imports it only when the site is out of date
-        import_tensorflow_quietly()
     try:
+        _check_inputs(args)
+        if args.command not in ("serve", "build"):  # build imports it only when the site is out of date
+            import_tensorflow_quietly()
         return args.func(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

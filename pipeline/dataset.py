@@ -6,8 +6,10 @@ Three layouts are understood, checked in this order:
   flat     files named `label-N.ext` (the original tutorial's layout)
 Decoding goes through Pillow: EXIF orientation is applied, palette, greyscale, CMYK and
 16-bit images become 8-bit RGB, alpha is composited over white (as the page does on a
-white canvas). A file that cannot be decoded is reported with its path and skipped, or
-refused with `strict`.
+white canvas). Large images are
+reduced while decoding (see `load_rgb`); only a decompression bomb is refused (see
+`check_decoding_cost`). A file that cannot be decoded is reported with its path and
+skipped, or refused with `strict`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,23 @@ from .errors import UserError
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 SPLIT_NAMES = {"train": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
 FLAT_NAME = re.compile(r"^(?P<label>.+?)[-_ ]\d+$")
-# Browsers refuse images this large too; Pillow's own bomb check is 2x its default.
-MAX_PIXELS = 50_000_000
+# What a decode may cost. Real photos compress to 1-5 pixels per byte (phone JPEGs, the
+# shared logos and sign digits: 0.9-80), flat graphics to 300-3000 (PNG's deflate tops out
+# near 1000:1), so the ratio alone cannot tell a flat 8000x8000 PNG from a bomb: up to
+# FREE_PIXELS anything decodes; beyond, the file must hold a byte per MAX_PIXELS_PER_BYTE
+# pixels (20x the most compressible real photo measured), and nothing decodes beyond MAX_PIXELS.
+FREE_PIXELS = 64_000_000
+MAX_PIXELS_PER_BYTE = 100
+MAX_PIXELS = 1_000_000_000
+# Pillow warns above its limit and raises above twice it; ours is checked first with the
+# file's numbers, Pillow's stays as the backstop for other code paths.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Large images are decoded at 1/2, 1/4 or 1/8 scale (JPEG: DCT scaling during the decode;
+# others: a box-filter reduce after it), never below this short side: twice the largest
+# backbone input (299), so the resize to the input still averages and no detail the model
+# can see is lost. The build's images/ PNGs come from here too, so the page trains on
+# the same pixels as Python.
+MIN_SIDE = 600
 
 
 @dataclass(frozen=True)
@@ -123,21 +140,29 @@ def scan(root: str | os.PathLike) -> Dataset:
 
 
 def load_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode any image Pillow reads into an HxWx3 uint8 RGB array, or raise UserError."""
+    """Decode any image Pillow reads into an HxWx3 uint8 RGB array, or raise UserError.
+
+    An image whose short side is at least 2 * MIN_SIDE comes back reduced by an integer
+    factor, its short side between MIN_SIDE and 2 * MIN_SIDE (a JPEG up to 1/8 during the
+    decode, so a 200-megapixel photo never exists in memory at full size).
+    """
     path = Path(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # check_decoding_cost applies the same limit with the file's numbers
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise UserError(f"{path}: {w}x{h} is too large (over {MAX_PIXELS // 1_000_000} megapixels)")
+                check_decoding_cost(path, im.size, path.stat().st_size)
                 im.seek(0)  # first frame of an animation
-                im = ImageOps.exif_transpose(im)
-                return _to_rgb(im)
+                im.draft("RGB", (MIN_SIDE, MIN_SIDE))  # JPEG only; a no-op for other formats
+                im = _to_rgb(ImageOps.exif_transpose(im))
+        factor = min(im.size) // MIN_SIDE
+        if factor >= 2:
+            im = im.reduce(factor)
+        return _to_array(im)
     except UserError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise UserError(f"{path}: refused as a decompression bomb ({e})") from None
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
@@ -145,7 +170,21 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"{path}: cannot decode image ({e or type(e).__name__})") from None
 
 
-def _to_rgb(im: Image.Image) -> np.ndarray:
+def check_decoding_cost(path: Path, size: tuple[int, int], file_bytes: int) -> None:
+    """Refuse what would cost far more to decode than the file it came in (a decompression
+    bomb), naming the file and the numbers; see FREE_PIXELS for the rule."""
+    w, h = size
+    pixels = w * h
+    if pixels > MAX_PIXELS:
+        raise UserError(f"{path}: {w}x{h} is {pixels / 1e6:.0f} megapixels, over the "
+                        f"{MAX_PIXELS // 1_000_000}-megapixel limit")
+    if pixels > FREE_PIXELS and pixels > file_bytes * MAX_PIXELS_PER_BYTE:
+        raise UserError(f"{path}: refused as a decompression bomb: {w}x{h} ({pixels / 1e6:.0f} megapixels) "
+                        f"from {file_bytes:,} bytes is {pixels / max(file_bytes, 1):.0f} pixels per byte; "
+                        f"above {FREE_PIXELS // 1_000_000} megapixels the limit is {MAX_PIXELS_PER_BYTE}")
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
@@ -156,7 +195,11 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         im = im.convert("RGBA")
         white = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(white, im)
-    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    return im.convert("RGB")
+
+
+def _to_array(im: Image.Image) -> np.ndarray:
+    rgb = np.asarray(im, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError(f"decoded to an unusable shape {rgb.shape}")
     return rgb

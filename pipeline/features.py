@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import Sample, Skipped, load_rgb
+from .dataset import MIN_SIDE, Sample, Skipped, load_rgb
 from .errors import UserError
 from .augment import Augmentation
 from .augment import apply as augment_image
@@ -122,7 +122,8 @@ def backbone_cache_key(backbone, model_tag: str = "") -> dict:
     model other than backbone.model (e.g. the folded copy the site serves), whose features
     differ in the last digits."""
     key = {"backbone": backbone.spec.name, "weights": backbone.weights_id, "cut": backbone.cut,
-           "preprocessing": backbone.preprocessing.to_manifest()}
+           "preprocessing": backbone.preprocessing.to_manifest(),
+           "decode": {"min_side": MIN_SIDE}}  # large images are decoded reduced (dataset.load_rgb)
     if model_tag:
         key["model"] = model_tag
     return key

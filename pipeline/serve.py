@@ -16,6 +16,7 @@ byte ranges, are ``sitefiles.SiteFiles``.  ``run`` puts the app behind waitress.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request
@@ -24,6 +25,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from . import manifest
+from .errors import UserError
 from .sitefiles import SiteFiles
 
 __all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "SiteError", "create_app", "run"]
@@ -175,15 +177,31 @@ def site_file(subpath: str) -> Response:
     return files.response(static, request)
 
 def run(site_dir, host: str = "127.0.0.1", port: int = 8000, threads: int = 8) -> None:
-    """Serve ``site_dir`` with waitress until interrupted (port 0 picks a free port)."""
+    """Serve ``site_dir`` with waitress until interrupted (port 0 picks a free port).
+
+    A folder that is not a built site, or an address it cannot listen on, is a UserError
+    naming it (the CLI's `error:` line), never a traceback.
+    """
     import waitress
 
-    app = create_app(site_dir)
-    server = waitress.create_server(
-        app, host=host, port=port, threads=threads,
-        ident="tfjs-transfer",             # Server: header without a version
-        max_request_body_size=64 * 1024,   # nothing here accepts a body
-    )
+    hint = f"to build one: tfjs-transfer build --data DATA --weights WEIGHTS --out {site_dir}"
+    try:
+        app = create_app(site_dir)
+    except SiteError as e:
+        raise UserError(str(e) if "build" in str(e) else f"{e}; {hint}") from None
+    if not (Path(site_dir) / manifest.FILENAME).is_file():
+        raise UserError(f"site folder {str(site_dir)!r} has no {manifest.FILENAME} (is it a built site?); {hint}")
+    try:
+        server = waitress.create_server(
+            app, host=host, port=port, threads=threads,
+            ident="tfjs-transfer",             # Server: header without a version
+            max_request_body_size=64 * 1024,   # nothing here accepts a body
+        )
+    except OSError as e:  # address in use, no permission for the port, unknown host
+        why = e.strerror or str(e)
+        if e.errno == errno.EADDRINUSE:
+            why += " (another server is listening there: stop it, or pass another --port; --port 0 picks a free one)"
+        raise UserError(f"cannot serve on {host}:{port}: {why}") from None
     shown = f"[{host}]" if ":" in host else host
     shown_dir = str(site_dir).rstrip("/\\") + "/"
     print(f"Serving {shown_dir} at http://{shown}:{server.effective_port}/ (Ctrl+C to stop)", flush=True)

@@ -21,7 +21,17 @@ def test_each_overridable_recipe_field_is_a_build_flag_with_its_type_and_help():
     assert sorted("--" + f.name.replace("_", "-") for f in fields) == sorted(FLAGS)
     for f in fields:
         action = flags["--" + f.name.replace("_", "-")]
-        assert action.type is f.metadata["cli_type"] and action.help == f.metadata["help"] and action.default is None
+        sample = {int: "7", float: "0.25", str: "conv_dw_13"}[f.metadata["cli_type"]]
+        assert type(action.type(sample)) is f.metadata["cli_type"]  # the declared type, range-checked (see below)
+        assert action.help == f.metadata["help"] and action.default is None
+
+
+@pytest.mark.parametrize("flag,value", [("--epochs", "-1"), ("--batch-size", "0"), ("--learning-rate", "-0.001"),
+                                        ("--validation-split", "1.0"), ("--augment-copies", "-2")])
+def test_a_recipe_value_out_of_range_is_refused_by_argparse(flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.parser().parse_args([*BASE, flag, value])
+    assert e.value.code == 2 and f"argument {flag}: must be" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("field", [f.name for f in heads.overridable_fields()])

@@ -8,9 +8,11 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -75,8 +77,8 @@ BAD = {
     "blue/text.jpg": "cannot decode image (cannot identify image file",
     # ': ' in a name once leaked half the name into the reason
     "blue/broken: not an image.jpg": "cannot decode image (cannot identify image file",
-    "red/bomb.png": "refused as a decompression bomb",  # 12000x12000, 144 MP > Pillow's bomb limit
-    "red/huge.png": "8000x8000 is too large (over 50 megapixels)",  # under Pillow's limit, over ours
+    "red/bomb.png": "refused as a decompression bomb",  # 12000x12000 in 18 KB: 144 MP at ~8000 pixels per byte
+    "red/huge.png": "40000x30000 is 1200 megapixels, over the 1000-megapixel limit",  # a bare header
     "green/link-outside.png": "symlink pointing outside the dataset",
     "red/notes.txt": "not an image file extension",
 }
@@ -97,7 +99,11 @@ def make_corpus(tmp: Path) -> Path:
     (data / "blue" / "text.jpg").write_text("a text file, not a JPEG")
     (data / "blue" / "broken: not an image.jpg").write_text("another text file")
     Image.new("1", (12000, 12000)).save(data / "red" / "bomb.png")
-    Image.new("1", (8000, 8000)).save(data / "red" / "huge.png")
+    Image.new("1", (30, 40)).save(data / "red" / "huge.png")
+    png = bytearray((data / "red" / "huge.png").read_bytes())  # its header made to claim 40000x30000
+    png[16:24] = struct.pack(">II", 40000, 30000)
+    png[29:33] = struct.pack(">I", zlib.crc32(png[12:29]))
+    (data / "red" / "huge.png").write_bytes(png)
     shape_image("red", 40).save(tmp / "outside.png")
     (data / "green" / "link-outside.png").symlink_to(tmp / "outside.png")
     (data / "red" / "notes.txt").write_text("not an image")
