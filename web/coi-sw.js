@@ -2,7 +2,7 @@
 // this service worker re-serves the site's own responses with those headers, so after
 // one reload the page is cross-origin isolated and the wasm backend gets its threads.
 // The approach of the coi-serviceworker project, in our own few lines. Registered by
-// src/isolation.js only where the page is not isolated already; ?coi=0 turns it off.
+// src/isolation.js when the page is opened with ?coi=1; ?coi=0 removes it.
 // Only same-origin requests are touched: the site fetches nothing from elsewhere.
 
 const HEADERS = {

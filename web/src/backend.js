@@ -78,8 +78,8 @@ async function tryWasm(tf, threads) {
 
 // The backends not in the first download, imported when one is first tried.
 const LATER = {
-  webgl: () => import('@tensorflow/tfjs-backend-webgl'),
-  cpu: () => import('@tensorflow/tfjs-backend-cpu'),
+  webgl: () => import('./backend-webgl.js'),
+  cpu: () => import('./backend-cpu.js'),
 };
 
 async function tryBackend(tf, name) {
