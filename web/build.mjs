@@ -1,5 +1,5 @@
-// Builds dist/: index.html, style.css, favicon.svg, coi-sw.js, the page's ES modules and the
-// wasm backend binaries. The modules are split (esbuild's splitting): app.js (src/boot.js)
+// Builds dist/: index.html, style.css, favicon.svg, coi-sw.js, _headers, the page's ES modules
+// and the wasm backend binaries. The modules are split (esbuild's splitting): app.js (src/boot.js)
 // imports main-*.js, what prediction needs, preloaded by index.html; training-*.js
 // (tfjs-vis, the training loop) and backend-webgl-*.js, backend-cpu-*.js when needed;
 // chunk-*.js are code they share. All files sit flat in dist/, as the site copies them.
@@ -46,6 +46,14 @@ const options = {
   plugins: [oneTfjsCore, watPlugin],
 };
 
+// Netlify's (and Cloudflare Pages') header file: cross-origin isolation, so the wasm backend
+// gets its threads there. Other hosts serve it as an ordinary file or ignore it.
+const HEADERS_FILE = `/*
+  Cross-Origin-Opener-Policy: same-origin
+  Cross-Origin-Embedder-Policy: require-corp
+  Cross-Origin-Resource-Policy: same-origin
+`;
+
 const PRELOAD = '<!-- modulepreload -->';
 
 /** index.html with a modulepreload for main-*.js and the chunks it imports (none in watch mode):
@@ -70,6 +78,7 @@ async function writeIndex(metafile) {
 
 async function copyStatic() {
   await copyFile(join(here, 'coi-sw.js'), join(dist, 'coi-sw.js'));
+  await writeFile(join(dist, '_headers'), HEADERS_FILE);
   await copyFile(join(here, 'style.css'), join(dist, 'style.css'));
   await writeFile(join(dist, 'favicon.svg'), FAVICON);
   for (const file of WASM) await copyFile(join(wasmDir, file), join(dist, file));

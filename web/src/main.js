@@ -254,11 +254,14 @@ async function start() {
   ui.bind({ onImage, onTrain, onTrainIntent, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
+  // manifest.json downloads while the backend fetches and compiles its .wasm
+  const manifestRequest = fetchJson(new URL('manifest.json', PAGE).href, 'manifest.json');
+  manifestRequest.catch(() => {}); // awaited (and reported) below
   const asked = requestedBackend(location.search);
   const backend = await activateBackend(tf, asked, PAGE, pageKernels(location.search));
   ui.showBackend(backend.name, backend.details, backend.fellBack ? `${asked} failed, fell back` : '');
   ui.setStatus('loading', 'Loading manifest.json…');
-  const manifest = await fetchJson(new URL('manifest.json', PAGE).href, 'manifest.json');
+  const manifest = await manifestRequest;
   if (typeof manifest.format !== 'string' || !manifest.format.startsWith('tfjs-transfer/')) {
     throw new Error(`manifest.json has format ${JSON.stringify(manifest.format)}, expected "tfjs-transfer/1"`);
   }
