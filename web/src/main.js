@@ -223,9 +223,12 @@ function expose() {
     probabilitiesUrl: async (url) => probabilities(tf, app.manifest, app.backbone, app.heads.active, await canvasOf(url)),
     // The page's own steps, for `make bench` to time the product's code rather than a copy.
     // extractFeatures and trainHead import the training chunk on their first call.
-    steps: { extractFeatures: async (opts) => (await loadTraining()).extractFeatures(opts),
-      trainHead: async (opts) => (await loadTraining()).trainHead(opts), loadTraining, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
-      trainSet: () => (app.project ? app.project.trainingSet() : null) },
+    steps: {
+      extractFeatures: async (opts) => (await loadTraining()).extractFeatures(opts),
+      trainHead: async (opts) => (await loadTraining()).trainHead(opts),
+      loadTraining, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
+      trainSet: () => (app.project ? app.project.trainingSet() : null),
+    },
     featuresUrl: async (url) => {
       const canvas = await canvasOf(url);
       const out = tf.tidy(() => features(tf, app.backbone, preprocess(tf, pixelsOf(tf, canvas, app.manifest), app.manifest)));

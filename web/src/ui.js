@@ -1,5 +1,6 @@
-// The page's DOM: reads inputs, writes status, gallery, predictions, progress and the
-// curves, and listens to its own controls, handing what the user did to main.js (bind).
+// The page's DOM: reads inputs, writes status, gallery, predictions and progress (the
+// training curves are charts.js'), and listens to its own controls, handing what the user
+// did to main.js (bind).
 import { firstFile } from './data.js';
 
 const $ = (id) => document.getElementById(id);
