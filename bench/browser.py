@@ -53,7 +53,9 @@ ISOLATION_HEADERS = ("Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy
 # name -> (query backend, served with COOP/COEP?, navigator.hardwareConcurrency to report or None)
 BACKENDS = {
     "wasm": ("wasm", True, None),          # SIMD + threads (cross-origin isolated), the page's default
-    "wasm_1thread": ("wasm", False, None),  # SIMD, no SharedArrayBuffer -> the single-threaded build
+    # SIMD, no SharedArrayBuffer -> the single-threaded build (coi=0: without the page's
+    # isolation service worker, web/coi-sw.js, which would otherwise add the headers)
+    "wasm_1thread": ("wasm&coi=0", False, None),
     # the pool TF.js would size by itself on this machine (hardwareConcurrency / 2 = 1 on 2 vCPUs):
     # the "before" of wasmThreads() in web/src/backend.js (reporting 1 core gives a pool of 1)
     "wasm_pool1": ("wasm", True, 1),

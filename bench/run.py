@@ -19,6 +19,9 @@ measured side by side in the same round):
            sign digits), scored with the dequantized TF.js weights.
   browser  headless Chromium: wasm as shipped (threaded build), wasm single-threaded build,
            wasm with TF.js' own 1-thread pool, webgl (SwiftShader), cpu (bench/browser.py).
+  first_visit  a cold first visit over a throttled connection (10 Mbit/s, 40 ms): bytes and
+           time to the first prediction, the page against the tutorial's way; the page's speed
+           on a host without COOP/COEP, with and without its service worker (bench/first_visit.py).
   serve    bench/serve_load.run_load with and without compression.
 
 Everything is built in a temporary folder with a temporary feature cache; the only file
@@ -45,10 +48,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import browser as browser_bench  # noqa: E402
+from bench import first_visit  # noqa: E402
 from bench import python as py  # noqa: E402
 from tests.harness import BRAND_TRAIN, MOBILENET_H5, SIGN_DIGITS  # noqa: E402
 
-PHASES = ("build", "python", "quant", "browser", "serve")
+PHASES = ("build", "python", "quant", "browser", "first_visit", "serve")
 
 # Python worker configurations: the default, and the levers tried against it.
 LEVERS = {
@@ -299,6 +303,14 @@ def phase_browser(site: Path, repeat: int, quick: bool) -> dict:
                              cpu_epochs=2 if quick else 5, log=log)
 
 
+def phase_first_visit(site: Path, repeat: int) -> dict:
+    why = browser_bench.available()
+    if why:
+        log(f"  first_visit: skipped ({why})")
+        return {"skipped": why}
+    return first_visit.run(site, repeat=repeat)
+
+
 def phase_serve(site: Path, repeat: int, quick: bool) -> dict:
     from bench.serve_load import run_load
 
@@ -332,6 +344,10 @@ def headline(res: dict) -> dict:
     h = {}
     b, p, q, br, s = (res.get(k) or {} for k in ("build", "python", "quant", "browser", "serve"))
     wasm = br.get("wasm") if isinstance(br.get("wasm"), dict) else None
+    fv = (res.get("first_visit") or {}).get("pages") or {}
+    for name, page in fv.items():
+        h[f"first_visit_{name}_bytes"] = page["bytes"]
+        h[f"first_visit_{name}_ms"] = page["ms"]
     if "end_to_end" in br:
         h["browser_speedup_vs_tutorial"] = br["end_to_end"]["speedup"]
         h["browser_speedup_vs_tutorial_own_head"] = br["end_to_end"].get("speedup_vs_tutorial_own_head")
@@ -665,7 +681,7 @@ def main(argv=None) -> int:
         for phase in PHASES:
             if phase in args.skip:
                 continue
-            if phase in ("browser", "serve") and site is None:
+            if phase in ("browser", "first_visit", "serve") and site is None:
                 # the build phase was skipped: build one site for the browser and the server
                 site = tmp / "site-logos"
                 log("bench: building the logos site")
@@ -680,6 +696,8 @@ def main(argv=None) -> int:
                 res["quant"] = phase_quant(tmp, args.quick, site)
             elif phase == "browser":
                 res["browser"] = phase_browser(site, repeat, args.quick)
+            elif phase == "first_visit":
+                res["first_visit"] = phase_first_visit(site, repeat)
             elif phase == "serve":
                 res["serve"] = phase_serve(site, repeat, args.quick)
             res["machine"][phase] = {"before": before, "after": machine_load(),
@@ -694,6 +712,8 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     print_table(res)
+    if res.get("first_visit") and "skipped" not in res["first_visit"]:
+        first_visit.print_report(res["first_visit"])
     log(f"wrote {args.json} ({res['config']['seconds']:.0f} s)")
     return 0
 

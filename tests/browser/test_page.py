@@ -401,12 +401,47 @@ def test_wasm_failure_falls_back(watched, site_url, test_paths):
 # ---------------------------------------------------------------- hosting and errors
 
 
-def test_works_from_a_sub_path_on_a_plain_static_server(page, static_site_url, test_paths):
+def test_plain_static_server_says_one_thread(page, static_site_url, test_paths):
+    # No COOP/COEP from this server (as on GitHub Pages): single-threaded wasm, and the page says why.
     open_app(page, static_site_url)
+    assert page.evaluate("crossOriginIsolated") is False
+    assert page.evaluate("navigator.serviceWorker.controller") is None
+    info = page.inner_text("[data-testid=backend-info]")
+    assert "1 thread: this host does not send cross-origin isolation headers (COOP/COEP); see README Deploy" in info
     assert page.evaluate("window.tfjsTransfer.backend()") == "wasm"
-    assert page.evaluate("crossOriginIsolated") is False  # no COOP/COEP here: single-threaded wasm
     assert upload(page, test_paths[-1])[0]["label"] == "windows"
     assert page.locator("[data-testid=gallery] img").count() > 0
+
+
+def test_plain_static_server_isolated_by_the_opt_in_service_worker(page, static_site_url, test_paths):
+    # ?coi=1: web/coi-sw.js adds COOP/COEP to the site's responses; the page reloads once.
+    open_app(page, static_site_url + "?coi=1")
+    assert page.evaluate("crossOriginIsolated") is True
+    assert page.evaluate("navigator.serviceWorker.controller.scriptURL").endswith("/some/sub/path/coi-sw.js")
+    assert "threads (" in page.inner_text("[data-testid=backend-info]")
+    assert upload(page, test_paths[-1])[0]["label"] == "windows"
+    # later visits stay isolated through the worker; ?coi=0 removes it
+    open_app(page, static_site_url)
+    assert page.evaluate("crossOriginIsolated") is True
+    open_app(page, static_site_url + "?coi=0")
+    assert page.evaluate("navigator.serviceWorker.getRegistration().then((r) => r === undefined)") is True
+    open_app(page, static_site_url)
+    assert page.evaluate("crossOriginIsolated") is False
+
+
+def test_training_code_loads_only_when_training_starts(page, site_url, test_paths):
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url.rsplit("/", 1)[-1].split("?")[0]))
+    open_app(page, site_url)
+    assert upload(page, test_paths[0])[0]["label"] == "android"
+    js = [f for f in fetched if f.endswith(".js")]
+    assert "app.js" in js and any(f.startswith("main-") for f in js), js
+    assert not any(f.startswith("training-") for f in js), js  # tfjs-vis and the training loop
+    assert not any(f.startswith("backend-") for f in js), js  # the webgl and cpu backends
+    assert page.evaluate("typeof window.tfvis") == "undefined"
+    assert train(page, 1).startswith("Trained 1 epochs")
+    assert any(f.startswith("training-") for f in fetched), fetched
+    assert page.locator("[data-testid=charts] canvas, [data-testid=charts] svg").count() > 0
 
 
 def test_missing_head_model_is_an_error_naming_the_file(watched, broken_site):

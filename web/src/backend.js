@@ -1,5 +1,6 @@
 // Backend choice: wasm (SIMD, threads when cross-origin isolated) by default,
-// webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails.
+// webgl and cpu on request, falling back wasm -> webgl -> cpu when one fails. Only wasm
+// comes with the page; webgl and cpu are imported (their own chunks) when first tried.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import ADAM_WASM from './wasm/adam.wat';
 import TRANSPOSE_WASM from './wasm/transpose.wat';
@@ -75,8 +76,15 @@ async function tryWasm(tf, threads) {
   }
 }
 
+// The backends not in the first download, imported when one is first tried.
+const LATER = {
+  webgl: () => import('./backend-webgl.js'),
+  cpu: () => import('./backend-cpu.js'),
+};
+
 async function tryBackend(tf, name) {
   try {
+    if (LATER[name] && !tf.findBackendFactory(name)) await LATER[name]();
     if (!(await tf.setBackend(name))) return false;
     await tf.ready();
     // A tiny op proves the backend can run kernels, not only initialise.
@@ -108,12 +116,17 @@ export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
   throw new Error(`no TensorFlow.js backend could start (tried ${failed.join(', ')})`);
 }
 
+/** Why the wasm backend runs one thread, as the backend line says it. */
+export function singleThread(isolated = globalThis.crossOriginIsolated) {
+  if (isolated) return '1 thread';
+  return '1 thread: this host does not send cross-origin isolation headers (COOP/COEP); see README Deploy';
+}
+
 async function describe(tf, name) {
   if (name === 'wasm') {
     const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
     const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT');
-    const parts = [simd ? 'SIMD' : 'no SIMD', threads ? `threads (${getThreadsCount()} in the pool)` : 'single thread'];
-    return parts.join(', ');
+    return [simd ? 'SIMD' : 'no SIMD', threads ? `threads (${getThreadsCount()} in the pool)` : singleThread()].join(', ');
   }
   if (name === 'webgl') return `WebGL ${tf.env().get('WEBGL_VERSION')}`;
   return 'plain JavaScript';

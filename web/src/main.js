@@ -1,6 +1,8 @@
 // The app: holds its state (manifest, backbone, project, heads) and wires the page's
 // controls (ui.bind) to what they do: predict, train, download, load, switch backend.
-import * as tf from '@tensorflow/tfjs';
+// What prediction needs is imported here; the training code (training.js, with tfjs-vis)
+// is a chunk of its own, imported when Train is first pressed (or pointed at).
+import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
 import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, srcToCanvas } from './data.js';
@@ -8,9 +10,7 @@ import { Heads } from './heads.js';
 import { buildHead, checkModels, features, loadFromFiles, loadModel, mergeModels, warmUp } from './models.js';
 import { pixelsOf, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
-import { projectFromSite } from './project.js';
-import { extractFeatures, trainHead } from './train.js';
-import { trainProjectHead, trainSummary } from './trainer.js';
+import { projectFromSite, trainSummary } from './project.js';
 import * as ui from './ui.js';
 
 const PAGE = document.baseURI;
@@ -81,6 +81,24 @@ async function repredict() {
 
 // ---------- training ----------
 
+let trainingCode = null;
+
+/** The training chunk (training.js), imported once; a failed import is tried again next time. */
+function loadTraining() {
+  if (!trainingCode) {
+    trainingCode = import('./training.js').catch((e) => {
+      trainingCode = null;
+      throw new Error(`could not load the training code: ${e.message}`);
+    });
+  }
+  return trainingCode;
+}
+
+/** The user is about to train (pointer on, or focus in, the Train button): start fetching. */
+function onTrainIntent() {
+  loadTraining().catch(() => {}); // onTrain reports a failure
+}
+
 async function onTrain(hp) {
   if (app.training || !app.ready) return;
   if (!app.project || app.project.withRole('train').length === 0) {
@@ -94,6 +112,8 @@ async function onTrain(hp) {
   refreshControls();
   ui.showMessage('');
   try {
+    if (!trainingCode) ui.setStatus('training', 'Loading the training code…');
+    const { trainProjectHead } = await loadTraining();
     const result = await trainProjectHead({ tf, manifest: app.manifest, backbone: app.backbone, project: app.project,
       hyper, loadPixels, ui, stop: app.stop, timings: app.timings });
     if (!result) {
@@ -202,8 +222,13 @@ function expose() {
     },
     probabilitiesUrl: async (url) => probabilities(tf, app.manifest, app.backbone, app.heads.active, await canvasOf(url)),
     // The page's own steps, for `make bench` to time the product's code rather than a copy.
-    steps: { extractFeatures, trainHead, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
-      trainSet: () => (app.project ? app.project.trainingSet() : null) },
+    // extractFeatures and trainHead import the training chunk on their first call.
+    steps: {
+      extractFeatures: async (opts) => (await loadTraining()).extractFeatures(opts),
+      trainHead: async (opts) => (await loadTraining()).trainHead(opts),
+      loadTraining, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
+      trainSet: () => (app.project ? app.project.trainingSet() : null),
+    },
     featuresUrl: async (url) => {
       const canvas = await canvasOf(url);
       const out = tf.tidy(() => features(tf, app.backbone, preprocess(tf, pixelsOf(tf, canvas, app.manifest), app.manifest)));
@@ -229,14 +254,17 @@ async function loadProject(manifest) {
 }
 
 async function start() {
-  ui.bind({ onImage, onTrain, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
+  ui.bind({ onImage, onTrain, onTrainIntent, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
+  // manifest.json downloads while the backend fetches and compiles its .wasm
+  const manifestRequest = fetchJson(new URL('manifest.json', PAGE).href, 'manifest.json');
+  manifestRequest.catch(() => {}); // awaited (and reported) below
   const asked = requestedBackend(location.search);
   const backend = await activateBackend(tf, asked, PAGE, pageKernels(location.search));
   ui.showBackend(backend.name, backend.details, backend.fellBack ? `${asked} failed, fell back` : '');
   ui.setStatus('loading', 'Loading manifest.json…');
-  const manifest = await fetchJson(new URL('manifest.json', PAGE).href, 'manifest.json');
+  const manifest = await manifestRequest;
   if (typeof manifest.format !== 'string' || !manifest.format.startsWith('tfjs-transfer/')) {
     throw new Error(`manifest.json has format ${JSON.stringify(manifest.format)}, expected "tfjs-transfer/1"`);
   }

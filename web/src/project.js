@@ -126,3 +126,16 @@ export function projectFromSite(classes, images, pageUrl, file = 'images.json') 
     })),
   });
 }
+
+/** The train summary: how many examples train and validate, per class, and how they were split. */
+export function trainSummary(project, hp) {
+  const train = project.withRole('train').length;
+  const valid = project.withRole('valid').length;
+  const test = project.withRole('test').length;
+  const counts = project.countsOf('train').map(([c, n]) => `${c} ${n}`).join(', ');
+  let note = 'no validation';
+  if (valid) note = project.rolesFromBuild ? "the Python build's hold-out" : 'valid/ images';
+  const unused = test ? `, ${test} test images not used` : '';
+  return `${train} training images (${counts}), ${valid} for validation (${note})${unused}; `
+    + `optimizer ${hp.optimizer}, loss ${hp.loss}.`;
+}

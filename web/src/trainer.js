@@ -1,6 +1,7 @@
 // The Train button's work: backbone features for the project's train and valid examples
 // that have none yet (computed once, kept in the project for every later run), then a
 // fresh head of the project's classes, with progress and live curves in the page.
+import { trainingCharts } from './charts.js';
 import { extractFeatures, trainHead } from './train.js';
 
 /**
@@ -31,7 +32,7 @@ export async function trainProjectHead({ tf, manifest, backbone, project, hyper,
   const result = await trainHead({
     tf, manifest, feats: project.featureRows(set.items), labelIndex: set.labelIndex, split: set.split, hyper,
     classes: labels.length,
-    charts: ui.trainingCharts(set.split.valid.length > 0),
+    charts: trainingCharts(ui.chartsPanel(), set.split.valid.length > 0),
     onModel: (model) => {
       stop.model = model;
       if (stop.requested) model.stopTraining = true;
@@ -44,17 +45,4 @@ export async function trainProjectHead({ tf, manifest, backbone, project, hyper,
   timings.trainMs = result.ms;
   timings.trainEpochs = result.epochs;
   return { ...result, labels };
-}
-
-/** The train summary: how many examples train and validate, per class, and how they were split. */
-export function trainSummary(project, hp) {
-  const train = project.withRole('train').length;
-  const valid = project.withRole('valid').length;
-  const test = project.withRole('test').length;
-  const counts = project.countsOf('train').map(([c, n]) => `${c} ${n}`).join(', ');
-  let note = 'no validation';
-  if (valid) note = project.rolesFromBuild ? "the Python build's hold-out" : 'valid/ images';
-  const unused = test ? `, ${test} test images not used` : '';
-  return `${train} training images (${counts}), ${valid} for validation (${note})${unused}; `
-    + `optimizer ${hp.optimizer}, loss ${hp.loss}.`;
 }

@@ -1,6 +1,6 @@
-// The page's DOM: reads inputs, writes status, gallery, predictions, progress and the
-// curves, and listens to its own controls, handing what the user did to main.js (bind).
-import * as tfvis from '@tensorflow/tfjs-vis';
+// The page's DOM: reads inputs, writes status, gallery, predictions and progress (the
+// training curves are charts.js'), and listens to its own controls, handing what the user
+// did to main.js (bind).
 import { firstFile } from './data.js';
 
 const $ = (id) => document.getElementById(id);
@@ -164,6 +164,11 @@ export function showPrediction(rows, head, headText, name, ms) {
   p.dataset.seq = String(Number(p.dataset.seq || 0) + 1);
 }
 
+/** The panel the training curves are drawn in (charts.js). */
+export function chartsPanel() {
+  return el.charts;
+}
+
 export function setProgress(value, max, text) {
   el.progress.max = max;
   el.progress.value = value;
@@ -194,48 +199,11 @@ export function setHeadChoice(value, browserText) {
   el.headSelect.value = value;
 }
 
-// A redraw of the curves (vega rebuilds the charts) costs about as much as an epoch of the
-// default head on wasm, so redrawing every epoch would double the Train button's time.
-// Redraws are spaced so they take at most a fifth of it, and at least CHART_MS apart.
-const CHART_MS = 250;
-const CHART_SHARE = 0.2;
-
-/**
- * Live tfjs-vis loss and accuracy curves in the charts panel, cleared for a new run:
- * every epoch's logs are kept, the curves redrawn when enough time has passed (above) and
- * once more when training ends, each redraw followed by a frame so the page paints it.
- * @returns {{onEpochEnd(epoch: number, logs: object): Promise<void>, onTrainEnd(): Promise<void>}}
- */
-export function trainingCharts(withValidation) {
-  el.charts.textContent = '';
-  const metrics = withValidation ? ['loss', 'val_loss', 'acc', 'val_acc'] : ['loss', 'acc'];
-  const history = [];
-  let next = 0; // performance.now() after which the next redraw may start
-  let behind = false;
-  const draw = async () => {
-    const started = performance.now();
-    behind = false;
-    await tfvis.show.history(el.charts, history, metrics, { height: 180, zoomToFit: true });
-    await new Promise((resolve) => requestAnimationFrame(resolve));
-    const took = performance.now() - started;
-    next = performance.now() + Math.max(CHART_MS, took * (1 / CHART_SHARE - 1));
-  };
-  return {
-    async onEpochEnd(epoch, logs) {
-      history.push({ ...logs });
-      behind = true;
-      if (performance.now() >= next) await draw();
-    },
-    async onTrainEnd() {
-      if (behind) await draw();
-    },
-  };
-}
-
 /**
  * Listens to the page's controls and calls the handlers with what the user did:
  * {onImage(file|null) (upload, drop, paste), onTrain({epochs, batchSize, learningRate})
- * (only when the form is valid), onStop(), onDownload(merged: boolean), onLoadModel(files),
+ * (only when the form is valid), onTrainIntent() (pointer or focus on Train), onStop(),
+ * onDownload(merged: boolean), onLoadModel(files),
  * onHeadChange('python'|'browser'), onBackendChange(name)}. Each may return a promise.
  */
 export function bind(handlers) {
@@ -268,6 +236,7 @@ export function bind(handlers) {
     const hyper = readHyperparameters();
     if (hyper) handlers.onTrain(hyper);
   });
+  for (const type of ['pointerenter', 'focus']) el.train.addEventListener(type, () => handlers.onTrainIntent());
   el.stop.addEventListener('click', () => handlers.onStop());
   el.download.addEventListener('click', () => handlers.onDownload(false));
   el.downloadMerged.addEventListener('click', () => handlers.onDownload(true));
