@@ -2,7 +2,8 @@
 and swap both in only when complete.
 
 Layout of a site (OUT, what a static host serves):
-  index.html, app.js, style.css, *.wasm   the page, bundled from web/
+  index.html, app.js, *.js chunks, *.wasm the page, bundled from web/ (ES modules, training code apart)
+  coi-sw.js, _headers                     opt-in isolation service worker; Netlify's headers
   manifest.json                           the contract with the page (see README)
   models/backbone/, models/head/          TF.js layers models (model.json + shards)
   images.json, images/<k>/<n>.png         the training images, decoded once by Pillow
