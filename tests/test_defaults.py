@@ -2,6 +2,7 @@
 between them (with Keras's ImageNet download) and ../shared/data beside the checkout."""
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -45,8 +46,12 @@ def make_build_command(tmp_path: Path, shared_data: bool, shared_weights: bool, 
     if shared_weights:
         (tmp_path / "shared/data/mobilenet").mkdir(parents=True)
         (tmp_path / SHARED_WEIGHTS[3:]).write_bytes(b"h5")
-    r = subprocess.run(["make", "-n", "-o", "web", "-o", ".venv/.installed", "build", *overrides],
-                       cwd=repo, capture_output=True, text=True, check=True, timeout=30)
+    # as a newcomer runs it: not as a sub-make of `make test`, whose MAKEFLAGS and variables
+    # would leak in (and make prints "Entering directory" lines for sub-makes)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "DATA", "WEIGHTS", "OUT", "ARGS")}
+    r = subprocess.run(["make", "--no-print-directory", "-n", "-o", "web", "-o", ".venv/.installed", "build",
+                        *overrides], cwd=repo, capture_output=True, text=True, check=True, timeout=30, env=env)
     return r.stdout.strip().splitlines()[-1]
 
 
