@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from tfjs_transfer.backbones import REGISTRY  # noqa: E402
 from tfjs_transfer.build import BuildConfig, build  # noqa: E402
-from tests.harness import BRAND_TRAIN, STATUS, launch_chromium, serve_wsgi, wait_settled  # noqa: E402
+from tests.harness import BRAND_TRAIN, launch_chromium, open_ready, serve_wsgi  # noqa: E402
 
 # VGG16 and InceptionV3 are large to fetch and slow to warm up in the page on a CPU.
 READY_TIMEOUT_MS = 300_000
@@ -45,11 +45,7 @@ def browser_latency(site: Path, predicts: int = 15) -> dict:
         browser = launch_chromium(p)
         try:
             page = browser.new_page()
-            t = time.perf_counter()
-            page.goto(url)
-            if wait_settled(page, READY_TIMEOUT_MS) != "ready":
-                raise RuntimeError(f"{site}: the page did not get ready: {page.inner_text(STATUS)}")
-            load_ms = (time.perf_counter() - t) * 1000
+            load_ms = open_ready(page, url, READY_TIMEOUT_MS)
             times = page.evaluate("""async ([url, n]) => {
                 const out = [];
                 await window.tfjsTransfer.predictUrl(url);  // warm-up

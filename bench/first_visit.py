@@ -46,7 +46,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.browser import PAGE_BENCH_JS  # noqa: E402
-from tests.harness import MOBILENET_H5, chromium_missing, launch_chromium, serve_wsgi, wait_settled  # noqa: E402
+from tests.harness import MOBILENET_H5, chromium_missing, launch_chromium, open_ready, serve_wsgi  # noqa: E402
 
 TF_MIN_JS = ROOT / "web" / "node_modules" / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
 THROTTLE = {"offline": False, "latency": 40, "downloadThroughput": 10e6 / 8, "uploadThroughput": 5e6 / 8}
@@ -197,11 +197,7 @@ def isolation_speed(browser, url: str) -> dict:
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     try:
         page = context.new_page()
-        start = time.time()
-        page.goto(url)
-        if wait_settled(page, TIMEOUT_MS) != "ready":
-            raise RuntimeError(f"{url}: page did not get ready")
-        ready_ms = (time.time() - start) * 1000
+        ready_ms = open_ready(page, url, TIMEOUT_MS)
         page.evaluate(PAGE_BENCH_JS.read_text())
         extract = page.evaluate("window.__bench.pageExtract(16)")
         train = page.evaluate("window.__bench.pageTrain(20)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -82,3 +83,13 @@ def wait_settled(page, timeout_ms: float) -> str:
     page.wait_for_function(
         f"['ready', 'error'].includes(document.querySelector('{STATUS}')?.dataset.state)", timeout=timeout_ms)
     return page.get_attribute(STATUS, "data-state")
+
+
+def open_ready(page, url: str, timeout_ms: float) -> float:
+    """Opens the page and waits until it is ready; returns the milliseconds that took.
+    A page that settles in 'error' raises RuntimeError with its status text."""
+    start = time.perf_counter()
+    page.goto(url)
+    if wait_settled(page, timeout_ms) != "ready":
+        raise RuntimeError(f"{url}: the page did not get ready: {page.inner_text(STATUS)}")
+    return (time.perf_counter() - start) * 1000
