@@ -180,11 +180,16 @@ def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: 
     agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
     result = {"consumer": check["consumer"], "path": check["path"], "images": len(x),
               "max_abs_diff": diff, "tolerance": check["tolerance"], "top1_agreement": agreement,
+              "min_top1_agreement": check.get("min_top1_agreement", 1.0),
               "load_seconds": round(info["load_seconds"], 3)}
     if not diff <= check["tolerance"]:
         raise UserError(f"{check['consumer']}: the exported {check['path']} differs from the site's models by "
                         f"{diff:.3g} in probability on {len(x)} of the site's images (tolerance "
                         f"{check['tolerance']:g}); nothing written")
+    least = check.get("min_top1_agreement", 1.0)
+    if agreement < least:
+        raise UserError(f"{check['consumer']}: the exported {check['path']} names {agreement:.0%} of {len(x)} of the "
+                        f"site's images as the site does (at least {least:.0%} expected); nothing written")
     return result
 
 
@@ -201,8 +206,8 @@ def readme(report: dict, usage: str) -> str:
     labels = "\n".join(f"{i}. {l}" for i, l in enumerate(report["labels"]))
     files = "\n".join(f"- `{name}` ({size / 1e6:.2f} MB)" for name, size in report["files"].items())
     checks = "\n".join(f"- {c['consumer']}: max |difference| of probabilities {c['max_abs_diff']:.2g} "
-                       f"(tolerance {c['tolerance']:g}) on {c['images']} of the site's images"
-                       for c in report["checks"])
+                       f"(tolerance {c['tolerance']:g}), the same top-1 class for {c['top1_agreement']:.0%} "
+                       f"of {c['images']} of the site's images" for c in report["checks"])
     return f"""# {report['format']} export of a tfjs-transfer site ({report['quantize']})
 
 {files}

@@ -11,9 +11,13 @@ import json
 import warnings
 from pathlib import Path
 
-# Float32 formats run the same arithmetic as the site's Keras models (the order of a few sums
-# may differ); float16 rounds every weight to 11 bits; int8 quantizes weights and activations.
-TOLERANCE = {"float32": 1e-4, "float16": 1e-2, "int8": 0.25}
+# The export's own check, on probabilities against the site's Keras models. Float32 formats run
+# the same arithmetic (the order of a few sums may differ); float16 rounds every weight to 11
+# bits. int8 quantizes weights and activations: an uncertain image's probabilities can move by
+# more than half (README, Exports), so int8 is held to its top-1 class instead: a broken
+# conversion agrees with the site about as often as chance.
+TOLERANCE = {"float32": 1e-4, "float16": 0.05, "int8": 1.0}
+MIN_TOP1_AGREEMENT = {"float32": 1.0, "float16": 1.0, "int8": 0.75}
 
 KERAS3_FILE = "model.keras"
 TF_KERAS_FILE = "model.h5"
@@ -135,7 +139,7 @@ def write_tflite(models, out: Path, options: dict) -> dict:
                  "runner = tf.lite.Interpreter('model.tflite').get_signature_runner()\n"
                  "probabilities = runner(images=image[None].astype(np.float32))['probabilities']  # image: H x W x 3",
         "check": [{"consumer": f"tf.lite.Interpreter ({quantize})", "path": "model.tflite",
-                   "tolerance": TOLERANCE[quantize],
+                   "tolerance": TOLERANCE[quantize], "min_top1_agreement": MIN_TOP1_AGREEMENT[quantize],
                    "import": "import tensorflow as tf",
                    "load": "runner = tf.lite.Interpreter(model_path=path).get_signature_runner()",
                    "run": run}],

@@ -61,7 +61,9 @@ def test_each_format_loads_in_its_consumer_and_predicts_as_the_site(built_site, 
     assert "(N, 224, 224, 3)" in readme and "x / 127.5 - 1" in readme and "```python" in readme
     assert all(label in readme for label in labels)
     report = json.loads((out / "export.json").read_text())
-    assert report["quantize"] == (quantize or "float32") and all(c["max_abs_diff"] <= c["tolerance"] for c in report["checks"])
+    assert report["quantize"] == (quantize or "float32")
+    assert all(c["max_abs_diff"] <= c["tolerance"] and c["top1_agreement"] >= c["min_top1_agreement"]
+               for c in report["checks"])
     assert not list(tmp_path.glob(".export.*"))  # no staging folder left
 
     probs = _run_consumer(consumer, out / file, x, tmp_path)
@@ -116,9 +118,27 @@ def test_the_readme_states_input_preprocessing_labels_and_usage():
 
     report = {"format": "tflite", "quantize": "int8", "labels": ["a", "b"], "input": {"shape": [224, 224, 3]},
               "preprocessing": MOBILENET.to_manifest(), "files": {"model.tflite": 1_500_000},
-              "checks": [{"consumer": "c", "max_abs_diff": 0.01, "tolerance": 0.25, "images": 12}]}
+              "checks": [{"consumer": "c", "max_abs_diff": 0.01, "tolerance": 1.0, "top1_agreement": 1.0, "images": 12}]}
     text = readme(report, "line 1\nline 2\nline 3")
     assert "(N, 224, 224, 3)" in text and "`x * 0.007843137255 - 1 (= x / 127.5 - 1)`" in text
     assert "0. a\n1. b" in text and "```python\nline 1\nline 2\nline 3\n```" in text and "1.50 MB" in text
     caffe = readme({**report, "preprocessing": CAFFE.to_manifest()}, "u")
     assert "channels reordered to BGR, `(x - [103.939, 116.779, 123.68]) * 1 + 0`" in caffe
+
+
+def test_the_fresh_process_check_compares_probabilities_and_top1(tmp_path):
+    """The check's own machinery, with a numpy-only 'consumer': exact output passes with its numbers;
+    one that names the wrong class is refused even within the probability tolerance."""
+    from tfjs_transfer.errors import UserError
+    from tfjs_transfer.export import check_in_fresh_process
+
+    (tmp_path / "m.npy").write_bytes(b"")
+    x = np.array([[0.7, 0.3], [0.2, 0.8], [0.9, 0.1], [0.4, 0.6]], dtype=np.float32)
+    same = {"consumer": "numpy", "path": "m.npy", "tolerance": 1e-6, "import": "pass", "load": "pass", "run": "probs = x"}
+    result = check_in_fresh_process(same, tmp_path, x, x)
+    assert result["max_abs_diff"] == 0 and result["top1_agreement"] == 1 and result["images"] == 4
+    swapped = {**same, "tolerance": 1.0, "min_top1_agreement": 0.75, "run": "probs = x[:, ::-1]"}
+    with pytest.raises(UserError, match=r"names 0% of 4 of the site's images as the site does \(at least 75%"):
+        check_in_fresh_process(swapped, tmp_path, x, x)
+    with pytest.raises(UserError, match=r"(?s)numpy could not load the exported m.npy:\n.*ZeroDivisionError"):
+        check_in_fresh_process({**same, "load": "1 / 0"}, tmp_path, x, x)
