@@ -7,9 +7,15 @@ export.py registers them in FORMATS, stages, checks and places the folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+import tempfile
 import warnings
 from pathlib import Path
+
+from .errors import UserError
 
 # The export's own check, on probabilities against the site's Keras models. Float32 formats run
 # the same arithmetic (the order of a few sums may differ); float16 rounds every weight to 11
@@ -104,13 +110,27 @@ def write_savedmodel(models, out: Path, options: dict) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _stderr_captured():
+    """The TFLite converter logs its passes from C++ straight to fd 2 (`fully_quantize: 0, ...`);
+    keep them, for the error message if it fails, instead of printing them."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield capture
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+
+
 def write_tflite(models, out: Path, options: dict) -> dict:
     """model.tflite converted from a SavedModel of the merged model: float32, float16 weights
     (computed in float32 by the CPU interpreter), or int8 (`full integer`: every weight and
     activation in int8, calibrated on the site's training images, with float32 input and
     output so the model takes the same preprocessed images as the others)."""
-    import tempfile
-
     import tensorflow as tf
 
     from .export import REPRESENTATIVE_IMAGES
@@ -131,7 +151,12 @@ def write_tflite(models, out: Path, options: dict) -> dict:
             converter.inference_input_type = tf.float32
             converter.inference_output_type = tf.float32
             notes = {"representative_images": len(calibration)}
-        (out / "model.tflite").write_bytes(converter.convert())
+        with _stderr_captured() as log:
+            try:
+                flatbuffer = converter.convert()
+            except Exception as e:  # the converter's errors come as several classes; all are fatal here
+                raise UserError(f"TFLite conversion ({quantize}) failed: {e}\n{log.read()[-2000:]}") from None
+        (out / "model.tflite").write_bytes(flatbuffer)
     run = ("probs = np.concatenate([runner(images=x[i:i + 1])['probabilities'] for i in range(len(x))])")
     return {
         "files": ["model.tflite"],
