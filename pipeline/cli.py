@@ -73,6 +73,8 @@ def _check_inputs(args) -> None:
         need(args.data, "folder")
     elif args.command == "compare":
         need(args.data, "folder")
+    elif args.command == "export":
+        need(args.site, "site folder")
 
 
 def build_config(args):
@@ -153,6 +155,13 @@ def _compare(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .export import export
+
+    export(args.site, args.format, args.out, quantize=args.quantize)
+    return 0
+
+
 def _serve(args) -> int:
     from .serve import run
 
@@ -168,6 +177,8 @@ EXAMPLES = {
     "evaluate": "tfjs-transfer evaluate site my_images/test --report reports/eval",
     "compare": "tfjs-transfer compare my_images --weights imagenet --folds 5 --out reports/compare",
     "serve": "tfjs-transfer serve site --port 8000\n  (then open http://127.0.0.1:8000/)",
+    "export": "tfjs-transfer export site --format tflite --quantize int8 --out exports/tflite-int8\n"
+              "  (formats: keras = model.keras for Keras 3 + model.h5, savedmodel, tflite)",
 }
 
 
@@ -243,6 +254,16 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("--web-dist", help="as for build")
     cp.add_argument("--json", action="store_true")
     cp.set_defaults(func=_compare)
+
+    from .export import BROWSER_FORMATS, FORMATS, QUANTIZATIONS
+
+    ex = _subcommand(sub, "export", "the site's backbone + head as one model in another format, checked by loading it back")
+    ex.add_argument("site")
+    ex.add_argument("--format", required=True, choices=sorted(FORMATS | BROWSER_FORMATS))
+    ex.add_argument("--out", required=True, help="a new (or empty) folder for the model, labels.txt and README.md")
+    ex.add_argument("--quantize", choices=sorted({q for qs in QUANTIZATIONS.values() for q in qs}),
+                    help="tflite: float32 (default), float16 or int8 (calibrated on the site's training images)")
+    ex.set_defaults(func=_export)
 
     sv = _subcommand(sub, "serve", "serve a site with Flask + CORS under waitress")
     sv.add_argument("site", nargs="?", default="site")

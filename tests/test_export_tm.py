@@ -94,3 +94,17 @@ def test_the_export_is_one_float32_model_in_teachable_machines_layout(built_site
     images = sorted(BRAND_TEST.iterdir())
     exported = load_tfjs(out / "model.json").predict(predictor.pixels(images), verbose=0)
     assert np.abs(exported - predictor.probabilities(images)).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_the_export_command_writes_the_tm_format(built_site, tmp_path, capsys):
+    from tfjs_transfer import cli
+
+    out = tmp_path / "tm"
+    assert cli.main(["export", str(built_site), "--format", "tm", "--out", str(out)]) == 0
+    assert {"model.json", "weights.bin", "metadata.json", "labels.txt", "README.md"} <= {p.name for p in out.iterdir()}
+    assert "wrote" in capsys.readouterr().out
+    # TF.js 1.3.1 reads float32 only: a quantized tm export is refused before anything is written
+    assert cli.main(["export", str(built_site), "--format", "tm", "--quantize", "int8",
+                     "--out", str(tmp_path / "q")]) == 2
+    assert not (tmp_path / "q").exists()
