@@ -1,6 +1,6 @@
 """Score a built site on labelled images: accuracy, per-class P/R/F1, confusion matrix.
 
-`evaluate(site, data)` uses the data's test/ split when it has one, else every image.
+`evaluate(site, data)` (a site, or a Teachable Machine export folder) uses the data's test/ split when it has one, else every image.
 `write_report` adds the confusion matrix and training curves as PNG (matplotlib) and
 the worst-predicted images, beside a JSON copy of the figures.
 """
@@ -60,8 +60,9 @@ def evaluate(site_dir: str | Path, data: str | Path, worst: int = 10, source: st
     report["models"] = predictor.source
     report["worst"] = sorted(scored, key=lambda d: d["probability_of_label"])[:worst]
     report["skipped"] = skipped + [{"path": str(s.path), "reason": s.reason} for s in ds.skipped]
-    report["training"] = predictor.manifest.get("training", {}).get("metrics", {})
-    report["history"] = predictor.manifest.get("training", {}).get("history", {})
+    training = (predictor.manifest or {}).get("training", {})  # a TM export has no record of its training
+    report["training"] = training.get("metrics", {})
+    report["history"] = training.get("history", {})
     return report
 
 

@@ -6,6 +6,10 @@ parity tests run exactly what was converted. `Predictor(site, source="tfjs")` re
 converted TF.js models instead (weights dequantized when the site was built with
 --quantize): what the page actually runs. `source="auto"` (predict, evaluate) uses the
 Keras copies when they are there and the TF.js models when the site was copied alone.
+
+A folder with no manifest.json but Teachable Machine's files (model.json, metadata.json) is
+read as a TM export instead (tm_model.py): one model, TM's labels and preprocessing;
+`source` is then "tm" and `manifest` None.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import manifest
+from . import manifest, tm_model
 from .dataset import load_rgb
 from .errors import UserError
 from .inference import predict_batches
@@ -30,6 +34,12 @@ class Predictor:
         if source not in ("auto", "keras", "tfjs"):
             raise ValueError(f"source must be 'auto', 'keras' or 'tfjs', got {source!r}")
         self.site = Path(site_dir)
+        self.tm = None
+        if tm_model.is_tm_export(self.site):
+            self.tm = tm_model.TMExport(self.site)
+            self.manifest, self.labels, self.preprocessing = None, self.tm.labels, self.tm.preprocessing
+            self.source = "tm"
+            return
         self.manifest = manifest.load(self.site)
         self.labels: list[str] = self.manifest["labels"]
         self.preprocessing = Preprocessing.from_manifest(self.manifest["preprocessing"])
@@ -67,14 +77,23 @@ class Predictor:
         return "keras"
 
     def pixels(self, paths) -> np.ndarray:
+        if self.tm is not None:
+            return np.stack([self.tm.prepare(load_rgb(p)) for p in paths])
         return np.stack([prepare(load_rgb(p), self.preprocessing) for p in paths])
 
     def features(self, paths, batch_size: int = 32) -> np.ndarray:
+        if self.tm is not None:
+            raise ValueError("a Teachable Machine export is one model; it has no separate features")
         return predict_batches(self.backbone, self.pixels(paths), batch_size)
 
     def probabilities(self, paths, batch_size: int = 32) -> np.ndarray:
-        """(n, classes) in manifest label order."""
-        return predict_batches(self.head, self.features(paths, batch_size), 256)
+        """(n, classes) in label order."""
+        return self._classify(self.pixels(paths), batch_size)
+
+    def _classify(self, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        if self.tm is not None:
+            return predict_batches(self.tm.model, pixels, batch_size)
+        return predict_batches(self.head, predict_batches(self.backbone, pixels, batch_size), 256)
 
     def top(self, probabilities: np.ndarray, k: int) -> list[dict]:
         order = np.argsort(-probabilities, kind="stable")[:k]
@@ -91,7 +110,7 @@ class Predictor:
                 results.append({"image": str(p), "error": str(e)})
         if good:
             x = np.concatenate([results[i].pop("pixels") for i in good])
-            probs = predict_batches(self.head, predict_batches(self.backbone, x, 32), 256)
+            probs = self._classify(x)
             for i, pr in zip(good, probs):
                 results[i]["top"] = self.top(pr, top_k)
         return results
