@@ -7,8 +7,10 @@
  * @property {object} model a tf.LayersModel
  * @property {'head'|'merged'} kind takes backbone features, or images (backbone + head)
  * @property {string[]} labels one per output, in output order
- * @property {'python'|'trained'|'file'} source
+ * @property {'python'|'trained'|'file'|'tm'} source
  * @property {string} name
+ * @property {{input: object, preprocessing: object, text: string}} [input] how a model with its
+ *   own preprocessing (a Teachable Machine export) is fed, in manifest terms; else the manifest's
  */
 
 export class Heads {
@@ -46,6 +48,7 @@ export class Heads {
     const h = this.active;
     if (h.source === 'python') return 'trained in Python';
     if (h.source === 'trained') return 'trained in this page';
+    if (h.source === 'tm') return `Teachable Machine model from ${h.name} (${h.input.text})`;
     return `loaded from ${h.name}${h.kind === 'merged' ? ' (merged model)' : ''}`;
   }
 }

@@ -1,5 +1,6 @@
 // The app: holds its state (manifest, backbone, project, heads) and wires the page's
-// controls (ui.bind) to what they do: predict, train, download, load, switch backend.
+// controls (ui.bind) to what they do: predict, train, download (head, merged model,
+// Teachable Machine zip), load (a TF.js model or a Teachable Machine export), switch backend.
 // What prediction needs is imported here; the training code (training.js, with tfjs-vis)
 // is a chunk of its own, imported when Train is first pressed (or pointed at).
 import * as tf from './tf.js';
@@ -144,32 +145,84 @@ function onStop() {
 
 // ---------- download / load ----------
 
-async function onDownload(merged) {
+/** The merged model of the head in use (image in, probabilities out), sharing its layers. */
+function mergedInUse() {
   const head = app.heads.active;
-  try {
-    if (!merged && head.kind === 'merged') {
-      ui.showMessage('The model in use is a merged model: use "Download merged model".');
+  return head.kind === 'merged' ? head.model : mergeModels(tf, app.backbone, head.model);
+}
+
+/** Saves a Blob as a download, as model.save('downloads://') does. */
+function saveBlob(blob, fileName) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = fileName;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The Teachable Machine code (tm.js, with fflate), a chunk imported when first used. */
+const tmCode = () => import('./tm.js');
+
+/** Picked files that are a Teachable Machine export: a zip, or metadata.json among them. */
+function isTmExport(files) {
+  return files.some((f) => /\.zip$/i.test(f.name) || f.name === 'metadata.json');
+}
+
+/** The head in use as Teachable Machine's zip, refused for a site TM and ml5 cannot feed. */
+async function downloadTm() {
+  const head = app.heads.active;
+  const { metadata, notExpressible, tmZip } = await tmCode();
+  if (head.source !== 'tm') {
+    const why = notExpressible(app.manifest);
+    if (why) {
+      ui.showMessage(`${why}.`);
       return;
     }
-    if (merged) {
-      const model = head.kind === 'merged' ? head.model : mergeModels(tf, app.backbone, head.model);
-      await model.save('downloads://tfjs-transfer-merged');
-    } else {
-      await head.model.save('downloads://tfjs-transfer-head');
+  }
+  const zip = await tmZip(tf, mergedInUse(), metadata(app.manifest, head.labels, app.heads.describe()));
+  saveBlob(new Blob([zip], { type: 'application/zip' }), 'tfjs-transfer-tm.zip');
+}
+
+/** kind: 'head', 'merged' or 'tm' (the Teachable Machine / ml5 zip). */
+async function onDownload(kind) {
+  const head = app.heads.active;
+  try {
+    if (kind === 'head' && head.kind === 'merged') {
+      ui.showMessage('The model in use is a merged model: use "Merged model" or "Teachable Machine / ml5".');
+      return;
     }
+    if (kind === 'tm') await downloadTm();
+    else if (kind === 'merged') await mergedInUse().save('downloads://tfjs-transfer-merged');
+    else await head.model.save('downloads://tfjs-transfer-head');
   } catch (e) {
     ui.showMessage(`Download failed: ${e.message}`);
   }
 }
 
+/** A Teachable Machine export (files or zip): it predicts with its own labels and input. */
+async function loadTm(files) {
+  const { TM_INPUT, loadTmExport } = await tmCode();
+  const loaded = await loadTmExport(tf, files);
+  app.heads.setBrowser({ model: loaded.model, kind: 'merged', labels: loaded.labels, source: 'tm',
+    name: loaded.name, input: TM_INPUT });
+  ui.setHeadChoice('browser', `Teachable Machine model from ${loaded.name}`);
+  refreshControls();
+  ui.showMessage(`Loaded the Teachable Machine model ${loaded.name} (${loaded.labels.join(', ')}); predictions now use it.`, 'info');
+}
+
 async function onLoadModel(files) {
   if (!files || files.length === 0 || app.training) return;
   try {
-    const loaded = await loadFromFiles(tf, app.manifest, files);
-    app.heads.setBrowser({ ...loaded, labels: app.manifest.labels, source: 'file' });
-    ui.setHeadChoice('browser', `loaded from ${loaded.name}${loaded.kind === 'merged' ? ' (merged)' : ''}`);
-    refreshControls();
-    ui.showMessage(`Loaded ${loaded.name} as a ${loaded.kind === 'merged' ? 'merged model' : 'head'}; predictions now use it.`, 'info');
+    if (isTmExport(files)) {
+      await loadTm(files);
+    } else {
+      const loaded = await loadFromFiles(tf, app.manifest, files);
+      app.heads.setBrowser({ ...loaded, labels: app.manifest.labels, source: 'file' });
+      ui.setHeadChoice('browser', `loaded from ${loaded.name}${loaded.kind === 'merged' ? ' (merged)' : ''}`);
+      refreshControls();
+      ui.showMessage(`Loaded ${loaded.name} as a ${loaded.kind === 'merged' ? 'merged model' : 'head'}; predictions now use it.`, 'info');
+    }
     await repredict();
   } catch (e) {
     ui.showMessage(`Could not use that model: ${e.message}`);

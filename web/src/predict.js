@@ -8,9 +8,13 @@ export function pixelsOf(tf, canvas, manifest) {
   return canvasToPixels(tf, canvas, manifest.input.channels);
 }
 
-/** The head's probabilities for a decoded image canvas, in the order of head.labels. */
+/**
+ * The head's probabilities for a decoded image canvas, in the order of head.labels. A head
+ * with its own `input` (a Teachable Machine model) is fed as it says, not as the manifest does.
+ */
 export async function probabilities(tf, manifest, backbone, head, canvas) {
-  const out = tf.tidy(() => classify(tf, backbone, head, preprocess(tf, pixelsOf(tf, canvas, manifest), manifest)));
+  const spec = head.input || manifest;
+  const out = tf.tidy(() => classify(tf, backbone, head, preprocess(tf, pixelsOf(tf, canvas, spec), spec)));
   try {
     return Array.from(await out.data());
   } finally {

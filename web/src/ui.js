@@ -28,6 +28,7 @@ const el = {
   charts: $('charts'),
   download: $('download'),
   downloadMerged: $('download-merged'),
+  downloadTm: $('download-tm'),
   loadModel: $('load-model'),
   gallery: $('gallery'),
   about: $('about'),
@@ -186,6 +187,7 @@ export function setBusy({ ready, training, hasBrowserHead }) {
   el.backend.disabled = training || !ready;
   el.download.disabled = !ready;
   el.downloadMerged.disabled = !ready;
+  el.downloadTm.disabled = !ready;
   el.loadModel.disabled = !ready || training;
   el.epochs.disabled = training;
   el.learningRate.disabled = training;
@@ -203,7 +205,7 @@ export function setHeadChoice(value, browserText) {
  * Listens to the page's controls and calls the handlers with what the user did:
  * {onImage(file|null) (upload, drop, paste), onTrain({epochs, batchSize, learningRate})
  * (only when the form is valid), onTrainIntent() (pointer or focus on Train), onStop(),
- * onDownload(merged: boolean), onLoadModel(files),
+ * onDownload('head'|'merged'|'tm'), onLoadModel(files),
  * onHeadChange('python'|'browser'), onBackendChange(name)}. Each may return a promise.
  */
 export function bind(handlers) {
@@ -238,8 +240,9 @@ export function bind(handlers) {
   });
   for (const type of ['pointerenter', 'focus']) el.train.addEventListener(type, () => handlers.onTrainIntent());
   el.stop.addEventListener('click', () => handlers.onStop());
-  el.download.addEventListener('click', () => handlers.onDownload(false));
-  el.downloadMerged.addEventListener('click', () => handlers.onDownload(true));
+  el.download.addEventListener('click', () => handlers.onDownload('head'));
+  el.downloadMerged.addEventListener('click', () => handlers.onDownload('merged'));
+  el.downloadTm.addEventListener('click', () => handlers.onDownload('tm'));
   el.loadModel.addEventListener('change', async () => {
     await handlers.onLoadModel(Array.from(el.loadModel.files));
     el.loadModel.value = '';
