@@ -7,15 +7,13 @@ export.py registers them in FORMATS, stages, checks and places the folder.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 from .errors import UserError
+from .tfquiet import stderr_captured
 
 # The export's own check, on probabilities against the site's Keras models. Float32 formats run
 # the same arithmetic (the order of a few sums may differ); float16 rounds every weight to 11
@@ -110,22 +108,6 @@ def write_savedmodel(models, out: Path, options: dict) -> dict:
     }
 
 
-@contextlib.contextmanager
-def _stderr_captured():
-    """The TFLite converter logs its passes from C++ straight to fd 2 (`fully_quantize: 0, ...`);
-    keep them, for the error message if it fails, instead of printing them."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+") as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            yield capture
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-
-
 def write_tflite(models, out: Path, options: dict) -> dict:
     """model.tflite converted from a SavedModel of the merged model: float32, float16 weights
     (computed in float32 by the CPU interpreter), or int8 (`full integer`: every weight and
@@ -151,11 +133,13 @@ def write_tflite(models, out: Path, options: dict) -> dict:
             converter.inference_input_type = tf.float32
             converter.inference_output_type = tf.float32
             notes = {"representative_images": len(calibration)}
-        with _stderr_captured() as log:
+        # the converter logs its passes from C++ to fd 2 (`fully_quantize: 0, ...`): kept for
+        # the error message if it fails, instead of printed
+        with stderr_captured() as log:
             try:
                 flatbuffer = converter.convert()
             except Exception as e:  # the converter's errors come as several classes; all are fatal here
-                raise UserError(f"TFLite conversion ({quantize}) failed: {e}\n{log.read()[-2000:]}") from None
+                raise UserError(f"TFLite conversion ({quantize}) failed: {e}\n{log()[-2000:]}") from None
         (out / "model.tflite").write_bytes(flatbuffer)
     run = ("probs = np.concatenate([runner(images=x[i:i + 1])['probabilities'] for i in range(len(x))])")
     return {
