@@ -48,6 +48,7 @@ class BuildConfig:
         parts = {
             "settings": {k: str(v) for k, v in settings.items()},
             "recipe_overrides": {k: str(v) for k, v in overrides.items()},
+            "labels": ds.labels,  # a project's class order is its own
             "images": [(str(s.path.relative_to(ds.root)), s.label, s.split, features.file_digest(s.path))
                        for s in ds.samples],
             "weights": weights_id,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .archive import ZipMember
 from .errors import UserError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
@@ -95,12 +96,17 @@ class Dataset:
 
 
 def scan(root: str | os.PathLike) -> Dataset:
-    """List (path, label, split) under `root`, with the files passed over and why."""
+    """List (path, label, split) under `root`, with the files passed over and why. A zip, or
+    a folder with project.json, is a project made in the page (project.py)."""
+    from . import project
+
     root = Path(root)
     if not root.exists():
         raise UserError(f"{root}: no such folder")
+    if project.is_project(root):
+        return project.scan(root)
     if not root.is_dir():
-        raise UserError(f"{root}: is a file, expected a folder of labelled images")
+        raise UserError(f"{root}: is a file, expected a folder of labelled images or a zip of class folders")
     subdirs = _visible_dirs(root)
     skipped: list[Skipped] = []
     samples: list[Sample] = []
@@ -146,12 +152,12 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
     factor, its short side between MIN_SIDE and 2 * MIN_SIDE (a JPEG up to 1/8 during the
     decode, so a 200-megapixel photo never exists in memory at full size).
     """
-    path = Path(path)
+    path = as_source(path)
     try:
         with warnings.catch_warnings():
             # check_decoding_cost applies the same limit with the file's numbers
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with path.open("rb") as f, Image.open(f) as im:
                 check_decoding_cost(path, im.size, path.stat().st_size)
                 im.seek(0)  # first frame of an animation
                 im.draft("RGB", (MIN_SIDE, MIN_SIDE))  # JPEG only; a no-op for other formats
@@ -168,6 +174,11 @@ def load_rgb(path: str | os.PathLike) -> np.ndarray:
         raise UserError(f"{path}: no such file") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise UserError(f"{path}: cannot decode image ({e or type(e).__name__})") from None
+
+
+def as_source(path) -> Path | ZipMember:
+    """An image's file: a Path, or an entry of a zip read in place (both have open, stat, name)."""
+    return path if isinstance(path, ZipMember) else Path(path)
 
 
 def check_decoding_cost(path: Path, size: tuple[int, int], file_bytes: int) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import MIN_SIDE, Sample, Skipped, load_rgb
+from .dataset import MIN_SIDE, Sample, Skipped, as_source, load_rgb
 from .errors import UserError
 from .augment import Augmentation
 from .augment import apply as augment_image
@@ -43,9 +43,10 @@ def default_cache_dir() -> Path:
     return Path(base) / "tfjs-transfer" / "features"
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path) -> str:
+    """sha256 of a file's bytes (or a zip entry's: the same image shares its cache entries)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with as_source(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -205,7 +206,7 @@ def plan(samples: list[Sample], cache: ViewCache, *, strict: bool = False) -> Pl
         try:
             digest = file_digest(s.path)
         except OSError as e:
-            _skip(out.skipped, s.path, f"cannot read file ({e.strerror})", strict)
+            _skip(out.skipped, s.path, f"cannot read file ({e.strerror or e})", strict)
             continue
         out.digests[i] = digest
         if out.first.setdefault(digest, i) != i:
