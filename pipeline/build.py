@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, backbones, convert, dataset, features, heads, manifest, page, serving, site, training
+from . import __version__, backbones, convert, dataset, features, heads, manifest, page, preprocess, serving, site, training
 from .errors import UserError
 
 
 @dataclass
 class BuildConfig:
-    data: Path
+    data: Path | None              # None only with backbone_only
     weights: str
     out: Path
     backbone: str | None = None
@@ -40,17 +40,18 @@ class BuildConfig:
     verbose: int = 1
     web_dist: Path | None = None   # None: the checkout's web/dist, else the packaged page (page.py)
     force: bool = False
+    backbone_only: bool = False    # no data, no head: the site the page opens into an empty project
 
-    def fingerprint(self, ds: dataset.Dataset, weights_id: str) -> str:
+    def fingerprint(self, ds: dataset.Dataset | None, weights_id: str) -> str:
         """Everything the site depends on: settings, image bytes, weights, page bundle, our version."""
         settings = {k: v for k, v in vars(self).items() if k not in ("out", "cache_dir", "verbose", "force")}
         overrides = {k: v for k, v in settings.pop("recipe_overrides").items() if v is not None}
         parts = {
             "settings": {k: str(v) for k, v in settings.items()},
             "recipe_overrides": {k: str(v) for k, v in overrides.items()},
-            "labels": ds.labels,  # a project's class order is its own
+            "labels": ds.labels if ds else [],  # a project's class order is its own
             "images": [(str(s.path.relative_to(ds.root)), s.label, s.split, features.file_digest(s.path))
-                       for s in ds.samples],
+                       for s in (ds.samples if ds else [])],
             "weights": weights_id,
             "web": sorted((name, features.file_digest(p)) for name, p in page.files(page.find_web_dist(self.web_dist))),
             "version": __version__,
@@ -82,10 +83,18 @@ def build(cfg: BuildConfig) -> dict:
     """Build the site at cfg.out (and its Python-side models beside it); returns the manifest.
     Raises UserError on bad input. A second build of the same OUT waits for the first, then
     finds its site up to date or replaces it whole: never a mix of the two."""
-    cfg.out, cfg.data = Path(cfg.out), Path(cfg.data)
+    cfg.out = Path(cfg.out)
+    cfg.data = None if cfg.data is None else Path(cfg.data)
+    if cfg.backbone_only and cfg.data is not None:
+        raise UserError("--backbone-only builds a site without data or head; drop --data (or --backbone-only)")
+    if not cfg.backbone_only and cfg.data is None:
+        raise UserError("--data is required (a folder of labelled images or a project zip), "
+                        "unless --backbone-only")
+    if cfg.backbone_only and cfg.cv_folds:
+        raise UserError("--folds needs --data; a --backbone-only site has no images to cross-validate on")
     site.check_output(cfg.out)
     with site.exclusive(cfg.out):
-        return _build(cfg)
+        return _build_backbone_only(cfg) if cfg.backbone_only else _build(cfg)
 
 
 def _build(cfg: BuildConfig) -> dict:
@@ -204,6 +213,60 @@ def _build(cfg: BuildConfig) -> dict:
     log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, head {head_info['bytes'] / 1e6:.2f} MB, "
         f"{len(images['images'])} images) in {time.perf_counter() - t0:.1f}s; Python-side models in "
         f"{site.python_dir(cfg.out)}", cfg)
+    return written
+
+
+def _build_backbone_only(cfg: BuildConfig) -> dict:
+    """The page, the served backbone and a manifest with no labels and no head: the recipe's
+    head layer specs (output units null) and hyper-parameters, for the page to build a head
+    for the classes a person makes in it."""
+    t0 = time.perf_counter()
+    if cfg.quantize not in (None, *convert.QUANTIZATIONS):
+        raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
+    recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
+    augmentation = recipe.augmentation(cfg.flip)
+    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed, cfg.backbone)
+    if cfg.init_from:
+        weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
+    fingerprint = cfg.fingerprint(None, weights_id)
+    previous = manifest.read(cfg.out)
+    python = manifest.read_python(site.python_dir(cfg.out)) or {}
+    if not cfg.force and previous and previous.get("fingerprint") == fingerprint == python.get("fingerprint"):
+        log(f"site: {cfg.out} is up to date (same weights, settings and page; --force rebuilds)", cfg)
+        return previous
+    quiet_tensorflow()
+    t = time.perf_counter()
+    bb = backbones.load_backbone(cfg.backbone or _guess_backbone(cfg.weights), cfg.weights, cfg.cut,
+                                 fit=cfg.fit, seed=cfg.seed, weights_id=weights_id)
+    init_report = backbones.init_from(bb, cfg.init_from) if cfg.init_from else None
+    timings = {"backbone_load_s": time.perf_counter() - t}
+    log(f"backbone only: {bb.spec.name} cut at {bb.cut} -> features {bb.feature_shape}; no data, no head", cfg)
+    # no images to check the serving rewrite on: seeded noise exercises every channel as well
+    noise = np.random.default_rng(cfg.seed).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
+    check = np.stack([preprocess.prepare(img, bb.preprocessing) for img in noise])
+    served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
+    if served.describe():
+        log(f"served backbone: {served.describe()}", cfg)
+    t = time.perf_counter()
+    with site.staging(cfg.out) as staged:
+        tmp = staged.site
+        web_files = site.copy_web(page.find_web_dist(cfg.web_dist), tmp)
+        served.model.save(staged.python / "backbone.h5", include_optimizer=False)
+        manifest.write_python(staged.python, fingerprint, ["backbone.h5"])
+        bb_info = convert.to_tfjs(served.model, tmp / "models" / "backbone", cfg.quantize)
+        bb_info["roundtrip_max_abs_error"] = convert.roundtrip_error(served.model, tmp / "models/backbone/model.json",
+                                                                     check)
+        timings["convert_and_site_s"] = time.perf_counter() - t
+        timings["total_s"] = time.perf_counter() - t0
+        written = manifest.compose_backbone_only(
+            fingerprint=fingerprint, preprocessing=bb.preprocessing,
+            backbone=manifest.backbone_section(bb, cfg.weights, weights_id, init_report, served, bb_info,
+                                               keras_path=f"{site.python_path_from_site(cfg.out)}/backbone.h5"),
+            recipe=recipe, head_layers=heads.head_layers(recipe, None), augmentation=augmentation,
+            web_files=web_files, timings=timings)
+        manifest.write(tmp, written)
+    log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, no head: the page starts an empty "
+        f"project) in {time.perf_counter() - t0:.1f}s", cfg)
     return written
 
 

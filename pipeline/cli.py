@@ -84,14 +84,15 @@ def build_config(args):
     from .heads import overridable_fields
 
     cfg = BuildConfig(
-        data=Path(args.data), weights=args.weights, out=Path(args.out), backbone=args.backbone, cut=args.cut,
+        data=None if args.data is None else Path(args.data), weights=args.weights, out=Path(args.out), backbone=args.backbone, cut=args.cut,
         recipe=args.recipe,
         recipe_overrides={f.name: getattr(args, f.name) for f in overridable_fields()
                           if getattr(args, f.name) is not None},
         flip=args.flip, init_from=args.init_from, cv_folds=args.folds, quantize=args.quantize,
         fold_batch_norms=not args.no_fold, fit=args.fit,
         cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
-        strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force)
+        strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force,
+        backbone_only=args.backbone_only)
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
     return cfg
@@ -202,7 +203,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     b = _subcommand(sub, "build", "dataset -> features -> head -> TF.js site")
-    b.add_argument("--data", required=True, help="folder per class, label-N.ext files, or train/valid/test")
+    b.add_argument("--data", help="folder per class, label-N.ext files, train/valid/test, or a project zip "
+                                   "(or its folder) exported by the page")
+    b.add_argument("--backbone-only", action="store_true",
+                   help="no --data: a site with the backbone and no head, opening into an empty project")
     b.add_argument("--weights", required=True, help="a Keras .h5/.keras file, 'imagenet' (download) or 'none'")
     b.add_argument("--out", default="site", help="site folder to (re)place atomically (default: site)")
     b.add_argument("--backbone", choices=sorted(REGISTRY), help="default: read from the weights file, else mobilenet_v1_0.25")

@@ -88,11 +88,13 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def output_layer(n_classes: int) -> dict:
+def output_layer(n_classes: int | None) -> dict:
+    """The softmax over the classes; n_classes None: decided later (a backbone-only site's
+    page sizes it to the classes made there)."""
     return {"type": "dense", "units": n_classes, "activation": "softmax"}
 
 
-def head_layers(recipe: Recipe, n_classes: int) -> list[dict]:
+def head_layers(recipe: Recipe, n_classes: int | None) -> list[dict]:
     return [dict(l) for l in recipe.layers] + [output_layer(n_classes)]
 
 

@@ -112,6 +112,39 @@ def compose(*, fingerprint: str, labels: list[str], preprocessing, backbone: dic
     }
 
 
+def compose_backbone_only(*, fingerprint: str, preprocessing, backbone: dict, recipe, head_layers: list[dict],
+                          augmentation, web_files: list[str], timings: dict) -> dict:
+    """A backbone-only site's manifest: no labels, no head model (its layer specs and the
+    recipe's hyper-parameters for the page to train one), no dataset, no images."""
+    return {
+        "format": FORMAT,
+        "fingerprint": fingerprint,
+        "labels": [],
+        "input": {"height": preprocessing.height, "width": preprocessing.width, "channels": 3},
+        "preprocessing": preprocessing.to_manifest(),
+        "backbone": backbone,
+        "head": {"path": None, "keras_path": None, "recipe": recipe.name, "layers": head_layers},
+        "training": {"recipe": recipe.name, "description": recipe.description,
+                     "hyperparameters": recipe.hyperparameters(),
+                     "augmentation": augmentation.key() if augmentation else None,
+                     "metrics": None, "history": None},
+        "dataset": None,
+        "images": None,
+        "web": web_files,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "versions": versions(),
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def require_head(site: Path, manifest: dict) -> None:
+    """Refuse, in words, a site that has no head to predict with (built with --backbone-only)."""
+    head = manifest.get("head")
+    if not isinstance(head, dict) or not head.get("path"):
+        raise UserError(f"{site} has no head: it was built with --backbone-only; train in the page "
+                        "or build with --data")
+
+
 def backbone_section(bb, weights: str, weights_id: str, init_report: dict | None, served, converted: dict,
                      keras_path: str) -> dict:
     """The served backbone: what it was cut from, how it was rewritten (serving.ServedBackbone)

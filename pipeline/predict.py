@@ -41,6 +41,7 @@ class Predictor:
             self.source = "tm"
             return
         self.manifest = manifest.load(self.site)
+        manifest.require_head(self.site, self.manifest)
         self.labels: list[str] = self.manifest["labels"]
         self.preprocessing = Preprocessing.from_manifest(self.manifest["preprocessing"])
         if source != "tfjs":
