@@ -151,12 +151,12 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 
 def validation_split(y: np.ndarray, split_of: np.ndarray, fraction: float, seed: int):
     """Indices (train, valid) among the non-test images, and a note saying how they were
-    chosen: a given valid/ folder wins; else a stratified hold-out of `fraction` when every
-    class can spare images (at least 5 each)."""
+    chosen: given valid images win (a valid/ folder, a project's "valid" role); else a
+    stratified hold-out of `fraction` when every class can spare images (at least 5 each)."""
     train = np.flatnonzero(split_of == "train")
     valid = np.flatnonzero(split_of == "valid")
     if len(valid):
-        return train, valid, " (valid/ folder)"
+        return train, valid, " (as given: valid/ folder or project roles)"
     if fraction <= 0:
         return train, valid, ""
     counts = np.bincount(y[train])

@@ -22,6 +22,16 @@ def test_data_and_backbone_only_go_one_without_the_other(tmp_path, capsys, argv,
     assert not (tmp_path / "site").exists()
 
 
+def test_a_manifest_without_a_head_is_refused_where_one_is_needed(tmp_path):
+    from tfjs_transfer import manifest
+    from tfjs_transfer.errors import UserError
+
+    manifest.require_head(tmp_path, {"head": {"path": "models/head/model.json"}})
+    for m in ({"head": {"path": None, "layers": []}}, {"head": None}, {}):
+        with pytest.raises(UserError, match=f"^{tmp_path} has no head: it was built with --backbone-only"):
+            manifest.require_head(tmp_path, m)
+
+
 @pytest.fixture(scope="module")
 def backbone_site(tmp_path_factory):
     root = tmp_path_factory.mktemp("backbone-only")
