@@ -66,8 +66,19 @@ def _zip_entries(root: Path, skipped: list[Skipped]) -> dict[str, object]:
         if problem:
             skipped.append(Skipped(member, problem))
             continue
-        out[info.filename[len(strip):]] = member
+        out[_utf8_name(info)[len(strip):]] = member
     return out
+
+
+def _utf8_name(info) -> str:
+    """The entry's name as project.json spells it: zips written without the UTF-8 flag hold
+    UTF-8 bytes that zipfile decoded as cp437 (the format's old default)."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
 
 
 def _wrapper(names: list[str]) -> str:

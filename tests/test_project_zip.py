@@ -88,6 +88,26 @@ def test_a_zip_without_project_file_is_class_folders_even_wrapped_in_one_folder(
     assert [s.reason for s in ds.skipped] == ["file outside any class folder ignored"]
 
 
+def test_utf8_names_match_project_json_with_or_without_the_zip_utf8_flag(tmp_path):
+    classes = [("Café ☕", "Café ☕"), ("thé", "thé")]
+    entries = {f"{f}/{i}.png": png_bytes("red" if n == "thé" else "blue", i) for n, f in classes for i in range(2)}
+    spec = project_spec(classes, [(p, "train") for p in entries])
+    zpath = write_zip(tmp_path / "u.zip", entries, spec)
+    assert dataset.scan(zpath).labels == ["Café ☕", "thé"]
+    raw = bytearray(zpath.read_bytes())
+    for sig, flags_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # clear the UTF-8 flag everywhere
+        at = raw.find(sig)
+        while at >= 0:
+            struct.pack_into("<H", raw, at + flags_at, struct.unpack_from("<H", raw, at + flags_at)[0] & ~0x800)
+            at = raw.find(sig, at + 4)
+    zpath.write_bytes(bytes(raw))
+    with zipfile.ZipFile(zpath) as zf:
+        assert "Café ☕/0.png" not in zf.namelist()  # zipfile now reads the names as cp437
+    ds = dataset.scan(zpath)
+    assert ds.labels == ["Café ☕", "thé"] and len(ds.samples) == 4
+    assert dataset.load_rgb(ds.samples[0].path).shape == (64, 64, 3)
+
+
 def test_an_entry_decodes_and_digests_exactly_like_the_same_file(tmp_path):
     """Same bytes, same pixels, same digest: the feature cache is shared with a folder."""
     src = sorted(BRAND_TRAIN.iterdir())[0]
