@@ -269,14 +269,15 @@ def test_build_from_a_project_zip_keeps_its_classes_order_and_roles(tmp_path, fe
         for i in range(30):
             path = f"{folder}/{stem}-{i}.jpg"
             entries[path] = (BRAND_TRAIN / f"{stem}-{i}.jpg").read_bytes()
-            examples.append((path, "valid" if i % 6 == 0 else "train"))
+            examples.append((path, "valid" if i % 6 == 0 else "test" if i % 10 == 9 else "train"))
     zpath = write_zip(tmp_path / "project.zip", entries, project_spec(LOGO_CLASSES, examples))
     out = tmp_path / "site"
     assert cli.main(["build", "--data", str(zpath), "--weights", str(MOBILENET_H5), "--out", str(out),
                      "--cache", str(feature_cache), "--web-dist", str(web), "--quiet"]) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["labels"] == [n for n, _ in LOGO_CLASSES]
-    assert m["dataset"]["layout"] == "project" and m["dataset"]["per_split"] == {"train": 75, "valid": 15, "test": 0}
+    assert m["dataset"]["layout"] == "project" and m["dataset"]["per_split"] == {"train": 66, "valid": 15, "test": 9}
+    assert m["training"]["metrics"]["val_count"] == 15 and m["training"]["metrics"]["test_count"] == 9
     images = json.loads((out / "images.json").read_text())
     role_of = dict(examples)
     folder_of = {n: f for n, f in LOGO_CLASSES}
@@ -287,3 +288,8 @@ def test_build_from_a_project_zip_keeps_its_classes_order_and_roles(tmp_path, fe
 
     predicted = Predictor(out).predict([BRAND_TEST / "android.jpg", BRAND_TEST / "windows.png"], top_k=1)
     assert [r["top"][0]["label"] for r in predicted] == ["android", "Windows (Microsoft)"]
+    # evaluate reads the same zip: its test-role images, under the project's class names
+    from tfjs_transfer.evaluate import evaluate
+
+    report = evaluate(out, zpath)
+    assert report["split"] == "test" and report["count"] == 9 and report["labels"] == m["labels"]
