@@ -118,6 +118,22 @@ def test_an_entry_decodes_and_digests_exactly_like_the_same_file(tmp_path):
     assert features.file_digest(member) == features.file_digest(src)
 
 
+def test_a_large_photo_in_a_zip_is_decoded_reduced_like_a_file(tmp_path):
+    buf = io.BytesIO()
+    shape_image("red", 0, size=2400).save(buf, "JPEG", quality=90)
+    zpath = write_zip(tmp_path / "big.zip", {"red/big.jpg": buf.getvalue()})
+    rgb = dataset.load_rgb(archive.ZipMember(zpath, "red/big.jpg"))
+    assert dataset.MIN_SIDE <= min(rgb.shape[:2]) < 2 * dataset.MIN_SIDE
+
+
+def test_a_class_without_enough_training_examples_is_named(tmp_path):
+    zpath, entries, examples = small_project(tmp_path)
+    spec = project_spec(CLASSES + [("empty one", "empty one")], examples)
+    write_zip(zpath, entries, spec)
+    with pytest.raises(UserError, match=r"at least 2 usable training images; 'empty one' has 0"):
+        dataset.scan(zpath).check_trainable()
+
+
 # ---------- hostile archives: the whole input refused, one line naming the zip and the entry ----------
 
 @pytest.mark.parametrize("name, problem", [
