@@ -45,7 +45,8 @@ class BuildConfig:
 
     def fingerprint(self, ds: dataset.Dataset, weights_id: str) -> str:
         """Everything the site depends on: settings, image bytes, weights, page bundle, our version."""
-        settings = {k: v for k, v in vars(self).items() if k not in ("out", "cache_dir", "verbose", "force", "runner", "beam_options")}
+        settings = {k: v for k, v in vars(self).items()
+                    if k not in ("out", "cache_dir", "verbose", "force", "runner", "beam_options")}
         overrides = {k: v for k, v in settings.pop("recipe_overrides").items() if v is not None}
         parts = {
             "settings": {k: str(v) for k, v in settings.items()},
