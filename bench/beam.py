@@ -3,6 +3,10 @@ with 1 and 2 worker processes, on N synthetic images (rotated, brightened copies
 logos, all distinct contents), one view an image, each run on an empty cache.
 
     python bench/beam.py [--images 2000] [--modes inprocess,beam1,beam2]
+    python bench/beam.py --images 20000 --modes train-memory,train-streamed   # head training
+
+The training modes fill a cache with N random feature entries (3 classes) and train the
+pooled head 2 epochs on them, from memory (heads.train_head) or streamed (streamed.train_head).
 
 Each run is a subprocess (`python bench/beam.py worker MODE ...`) printing one JSON line; this
 process samples the RSS of the worker's whole process tree (Beam's worker processes included)
@@ -68,6 +72,32 @@ def worker(mode: str, data: str, cache: str) -> dict:
     return {"mode": mode, "images": len(ds.samples), "computed": done, "seconds": seconds}
 
 
+def train(mode: str, n: int, cache: str) -> dict:
+    """The pooled head on n random cached entries, from memory or streamed from the cache."""
+    import numpy as np
+
+    from tfjs_transfer import features, heads, streamed
+    from tfjs_transfer.build import quiet_tensorflow
+
+    quiet_tensorflow()
+    shape = (7, 7, 256)
+    vc = features.ViewCache(Path(cache), {"bench": "random"}, None, shape)
+    rng = np.random.default_rng(0)
+    digests = [f"{i:064x}" for i in range(n)]
+    y = np.arange(n) % 3
+    for d, label in zip(digests, y):
+        vc.put(d, 0, rng.random(shape, np.float32) + label)
+    recipe = heads.resolve_recipe("pooled", epochs=2)
+    t = time.perf_counter()
+    if mode == "train-memory":
+        x = np.stack([vc.get(d, 0) for d in digests])
+        r = heads.train_head(recipe, x, y, 3, seed=0, verbose=0)
+    else:
+        r = streamed.train_head(recipe, vc, streamed.Index.of(digests, y), 3, seed=0)
+    return {"mode": mode, "images": n, "computed": n * recipe.epochs, "seconds": time.perf_counter() - t,
+            "train_accuracy": r.metrics["train_accuracy"]}
+
+
 def tree_rss(pid: int) -> int:
     import psutil
 
@@ -103,20 +133,24 @@ def measure(mode: str, data: Path, cache: Path) -> dict:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "worker":
-        print(json.dumps(worker(*sys.argv[2:5])))
+        mode = sys.argv[2]
+        print(json.dumps(train(mode, int(sys.argv[3]), sys.argv[4]) if mode.startswith("train")
+                         else worker(*sys.argv[2:5])))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--modes", default="inprocess,beam1,beam2")
     args = ap.parse_args()
+    modes = args.modes.split(",")
     with tempfile.TemporaryDirectory(prefix="bench-beam-") as tmp:
-        data = make_images(Path(tmp) / "data", args.images)
-        for mode in args.modes.split(","):
+        data = make_images(Path(tmp) / "data", args.images) if any(not m.startswith("train") for m in modes) else None
+        for mode in modes:
             cache = Path(tmp) / f"cache-{mode}"
-            r = measure(mode, data, cache)
+            r = measure(mode, args.images if mode.startswith("train") else data, cache)
             shutil.rmtree(cache, ignore_errors=True)
-            print(f"{mode:10s} {r['images']:7d} images  {r['images_per_s']:7.1f} images/s  "
-                  f"({r['seconds']:.1f}s extraction)  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            what = "training, 2 epochs" if mode.startswith("train") else "extraction"
+            print(f"{mode:14s} {r['images']:7d} images  {r['images_per_s']:7.1f} images/s  "
+                  f"({r['seconds']:.1f}s {what})  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
 
 
 if __name__ == "__main__":
