@@ -14,6 +14,7 @@ PYTEST_ARGS ?=
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BEAM_STAMP := $(VENV)/.installed-beam
 WEB_SOURCES := $(wildcard web/src/*.js web/src/wasm/*.js web/src/wasm/*.wat) web/tools/wat.mjs web/coi-sw.js \
                web/index.html web/style.css web/build.mjs web/package-lock.json
 
@@ -27,6 +28,13 @@ setup: $(STAMP) web/node_modules/.installed
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || { $(MAKE) --no-print-directory check-python && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test]'
+	touch $@
+
+# Apache Beam (the `beam` extra: `--runner beam`, `tfjs-transfer extract`) for the tests only, so CI
+# tests it; `make build` leaves it out, as a newcomer's one-machine build never imports it and
+# Beam brings a large set of its own (grpc, pyarrow, ...). Versions from requirements.lock too.
+$(BEAM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[test,beam]'
 	touch $@
 
 # The browser side: exact versions from web/package-lock.json.
@@ -65,11 +73,11 @@ serve: $(STAMP)
 	$(BIN)/tfjs-transfer serve $(OUT) --host $(HOST) --port $(PORT)
 
 # The page's wasm kernels first (node:test, web/test/), then pytest, whose summary CI reads last.
-test: $(STAMP) web/node_modules/.installed web
+test: $(BEAM_STAMP) web/node_modules/.installed web
 	cd web && npm test --silent
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: $(STAMP) web/node_modules/.installed
+test-fast: $(BEAM_STAMP) web/node_modules/.installed
 	cd web && npm test --silent
 	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
 

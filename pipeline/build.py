@@ -41,10 +41,13 @@ class BuildConfig:
     web_dist: Path | None = None   # None: the checkout's web/dist, else the packaged page (page.py)
     force: bool = False
     backbone_only: bool = False    # no data, no head: the site the page opens into an empty project
+    runner: str = "inprocess"      # "beam": extract features on Apache Beam (beam_extract.py), then as usual
+    beam_options: list[str] = field(default_factory=list)  # Beam pipeline options (e.g. --direct_num_workers 2)
 
     def fingerprint(self, ds: dataset.Dataset | None, weights_id: str) -> str:
         """Everything the site depends on: settings, image bytes, weights, page bundle, our version."""
-        settings = {k: v for k, v in vars(self).items() if k not in ("out", "cache_dir", "verbose", "force")}
+        settings = {k: v for k, v in vars(self).items()
+                    if k not in ("out", "cache_dir", "verbose", "force", "runner", "beam_options")}
         overrides = {k: v for k, v in settings.pop("recipe_overrides").items() if v is not None}
         parts = {
             "settings": {k: str(v) for k, v in settings.items()},
@@ -100,6 +103,10 @@ def build(cfg: BuildConfig) -> dict:
 def _build(cfg: BuildConfig) -> dict:
     t0 = time.perf_counter()
     timings = {}
+    if cfg.runner == "beam":
+        if cfg.cache_dir is None:
+            raise UserError("--runner beam fills the feature cache, which --no-cache turns off; drop one of them")
+        beam_extract_module()  # a missing apache-beam is reported now, not after the backbone loads
     if cfg.quantize not in (None, *convert.QUANTIZATIONS):
         raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
     recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
@@ -140,6 +147,11 @@ def _build(cfg: BuildConfig) -> dict:
     check = serving.check_pixels(ds.samples, bb.preprocessing)
     served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
     extractor, tag = served.feature_model(bb.model)
+    if cfg.runner == "beam":  # fills the cache, which the in-process step below then reads
+        beam = beam_extract_module()
+        counts = beam.run(bb, beam.local_patterns(s.path for s in ds.samples), Path(cfg.cache_dir), extractor, tag,
+                          augmentation, cfg.beam_options, report=False)  # extract below reports bad files
+        log(f"features on Beam: {beam.describe(counts)}", cfg)
     feats = features.extract(bb, ds.samples, None if cfg.cache_dir is None else Path(cfg.cache_dir),
                              augment=augmentation, strict=cfg.strict, verbose=cfg.verbose,
                              model=extractor, model_tag=tag)
@@ -268,6 +280,22 @@ def _build_backbone_only(cfg: BuildConfig) -> dict:
     log(f"site: {cfg.out} (backbone {bb_info['bytes'] / 1e6:.2f} MB, no head: the page starts an empty "
         f"project) in {time.perf_counter() - t0:.1f}s", cfg)
     return written
+
+
+def beam_extract_module():
+    """beam_extract, whose import needs the optional apache-beam: a UserError saying how to get it."""
+    import logging
+
+    logging.disable(logging.WARNING)  # Beam's import warns on the root logger about GCP clients it does not need
+    try:
+        from . import beam_extract
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "apache_beam":
+            raise
+        raise UserError("apache-beam is not installed; install the beam extra: pip install 'tfjs-transfer[beam]'") from None
+    finally:
+        logging.disable(logging.NOTSET)
+    return beam_extract
 
 
 def _guess_backbone(weights: str) -> str | None:

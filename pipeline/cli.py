@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -75,6 +76,8 @@ def _check_inputs(args) -> None:
         need(args.data, "folder")
     elif args.command == "export":
         need(args.site, "site folder")
+    elif args.command == "extract" and "://" not in args.data:
+        need(args.data, "folder")
 
 
 def build_config(args):
@@ -92,7 +95,8 @@ def build_config(args):
         fold_batch_norms=not args.no_fold, fit=args.fit,
         cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
         strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force,
-        backbone_only=args.backbone_only)
+        backbone_only=args.backbone_only,
+        runner=args.runner, beam_options=shlex.split(args.beam_options or ""))
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
     return cfg
@@ -102,6 +106,23 @@ def _build(args) -> int:
     from .build import build
 
     build(build_config(args))
+    return 0
+
+
+def _extract(args) -> int:
+    from .build import BuildConfig, beam_extract_module
+    from .heads import overridable_fields
+
+    beam = beam_extract_module()
+    cfg = BuildConfig(
+        data=Path(args.data), weights=args.weights, out=Path("."), backbone=args.backbone, cut=args.cut,
+        recipe=args.recipe, recipe_overrides={f.name: getattr(args, f.name) for f in overridable_fields()
+                                              if getattr(args, f.name) is not None},
+        flip=args.flip, init_from=args.init_from, quantize=args.quantize, fold_batch_norms=not args.no_fold,
+        fit=args.fit, cache_dir=Path(args.cache), seed=args.seed, verbose=0 if args.quiet else 1)
+    counts = beam.extract_command(cfg, args.data, shlex.split(args.beam_options or ""))
+    if not args.quiet:
+        print(f"cache {args.cache}: {beam.describe(counts)}")
     return 0
 
 
@@ -174,6 +195,9 @@ def _serve(args) -> int:
 EXAMPLES = {
     "build": "tfjs-transfer build --data my_images --weights imagenet --out site\n"
              "  (my_images/<class>/*.jpg; 'imagenet' downloads MobileNet into ~/.keras/models once)",
+    "extract": "tfjs-transfer extract --data my_images --cache features --weights imagenet "
+               "--beam-options '--direct_num_workers 2 --direct_running_mode multi_processing'\n"
+               "  (then: tfjs-transfer build --data my_images --weights imagenet --cache features)",
     "predict": "tfjs-transfer predict site photo1.jpg photo2.jpg --top-k 3",
     "evaluate": "tfjs-transfer evaluate site my_images/test --report reports/eval",
     "compare": "tfjs-transfer compare my_images --weights imagenet --folds 5 --out reports/compare",
@@ -230,7 +254,31 @@ def parser() -> argparse.ArgumentParser:
                                       "else the page installed with the package)")
     b.add_argument("--force", action="store_true", help="rebuild even if the site is up to date")
     b.add_argument("--quiet", action="store_true")
+    b.add_argument("--runner", choices=["inprocess", "beam"], default="inprocess",
+                   help="where features are extracted: in this process, or on Apache Beam (the beam extra)")
+    b.add_argument("--beam-options", metavar="OPTIONS",
+                   help="with --runner beam: Beam pipeline options, e.g. '--direct_num_workers 2 "
+                        "--direct_running_mode multi_processing' (default runner: FnApiRunner, in-process)")
     b.set_defaults(func=_build)
+
+    xt = _subcommand(sub, "extract", "fill the feature cache on Apache Beam (the build's extraction step only)")
+    xt.add_argument("--data", required=True, help="a dataset folder as for build, or a URL such as gs://bucket/images")
+    xt.add_argument("--cache", required=True, help="the feature cache folder builds read (build --cache)")
+    xt.add_argument("--weights", required=True, help="as for build")
+    xt.add_argument("--backbone", choices=sorted(REGISTRY))
+    xt.add_argument("--cut")
+    xt.add_argument("--recipe", default="default", help="as for build: its augmented views are extracted too")
+    for f in overridable_fields():
+        xt.add_argument("--" + f.name.replace("_", "-"), type=_recipe_flag_type(f), help=f.metadata["help"])
+    xt.add_argument("--init-from")
+    xt.add_argument("--flip", action="store_true")
+    xt.add_argument("--quantize", choices=["float16", "uint8"])
+    xt.add_argument("--no-fold", action="store_true")
+    xt.add_argument("--fit", choices=["stretch", "crop_or_pad"], default="stretch")
+    xt.add_argument("--seed", type=int, default=0)
+    xt.add_argument("--beam-options", metavar="OPTIONS", help="Beam pipeline options (default runner: FnApiRunner)")
+    xt.add_argument("--quiet", action="store_true")
+    xt.set_defaults(func=_extract)
 
     pr = _subcommand(sub, "predict", "classify images with a built site's models")
     pr.add_argument("site", help="a built site, or with --imagenet the backbone weights (path or 'imagenet')")
@@ -283,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         _check_inputs(args)
-        if args.command not in ("serve", "build"):  # build imports it only when the site is out of date
+        if args.command not in ("serve", "build", "extract"):  # build and extract import it only when the site is out of date
             import_tensorflow_quietly()
         return args.func(args)
     except UserError as e:
