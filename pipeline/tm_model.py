@@ -11,7 +11,6 @@ smoothing the browser chooses; that is the one place our pixels differ from TM's
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,26 +32,15 @@ def is_tm_export(folder: Path) -> bool:
             and ((folder / MODEL_FILE).is_file() or (folder / METADATA_FILE).is_file()))
 
 
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: missing; {LAYOUT}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read the {what} ({e})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path}: not a {what} (not a JSON object)")
-    return obj
-
-
 class TMExport:
     """The export's model, labels and preprocessing; UserError names the file at fault."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         model_json = self.folder / MODEL_FILE
-        topology = _read_json(model_json, "TF.js model")
-        self.metadata = _read_json(self.folder / METADATA_FILE, "Teachable Machine metadata")
+        topology = manifest.read_object(model_json, "TF.js model", f"{model_json}: missing; {LAYOUT}")
+        self.metadata = manifest.read_object(self.folder / METADATA_FILE, "Teachable Machine metadata",
+                                             f"{self.folder / METADATA_FILE}: missing; {LAYOUT}")
         labels = self.metadata.get("labels")
         if not isinstance(labels, list) or not labels or not all(isinstance(l, str) for l in labels):
             raise UserError(f"{self.folder / METADATA_FILE}: no `labels` list of class names")
