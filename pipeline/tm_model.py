@@ -46,7 +46,7 @@ class TMExport:
             raise UserError(f"{self.folder / METADATA_FILE}: no `labels` list of class names")
         self.labels: list[str] = labels
         self._check_weights(model_json, topology)
-        self.model = self._load(model_json)
+        self.model = self._load(model_json, topology)
         self.preprocessing = self._input_preprocessing()
         classes = self.model.outputs[0].shape[-1]
         if classes != len(labels):
@@ -62,11 +62,18 @@ class TMExport:
                     raise UserError(f"{self.folder / name}: missing, and {model_json} names it as a weights "
                                     f"file; {LAYOUT}")
 
-    def _load(self, model_json: Path):
+    def _load(self, model_json: Path, topology: dict):
+        """The layers model, read from a copy of model.json that Keras accepts (see
+        `_without_float_seeds`), its weights from the export's folder."""
+        import tempfile
+
         from .convert import load_tfjs
 
         try:
-            return load_tfjs(model_json)
+            with tempfile.TemporaryDirectory() as tmp:
+                readable = Path(tmp) / MODEL_FILE
+                manifest.write_json(readable, _without_float_seeds(topology))
+                return load_tfjs(readable, weights_folder=self.folder)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"{model_json}: cannot load the TF.js layers model ({type(e).__name__}: {e})") from None
 
@@ -85,6 +92,16 @@ class TMExport:
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 -> the model's input: centre square, resized, `x / 127 - 1`."""
         return prepare(centre_square(rgb), self.preprocessing)
+
+
+def _without_float_seeds(node):
+    """Teachable Machine's head is made with `varianceScaling({seed: 3.14})`, a seed TF.js
+    accepts and Keras refuses (an int); the weights are loaded anyway, so such a seed is dropped."""
+    if isinstance(node, dict):
+        return {k: (None if k == "seed" and isinstance(v, float) else _without_float_seeds(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_float_seeds(v) for v in node]
+    return node
 
 
 def centre_square(rgb: np.ndarray) -> np.ndarray:
