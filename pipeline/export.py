@@ -162,10 +162,10 @@ print(json.dumps({{"load_seconds": load_seconds}}))
 """
 
 
-def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: np.ndarray) -> dict:
+def run_in_fresh_process(check: dict, folder: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
     """Imports `check['import']`, loads `folder / check['path']` with `check['load']` and runs
     `check['run']` (Python code with `path`, `x` and the result `probs`) in a new interpreter;
-    compares with `reference`."""
+    returns the probabilities and the seconds the load took."""
     script = CHECK_SCRIPT.format(imports=check["import"], load=check["load"], run=check["run"])
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "x.npy", x)
@@ -176,13 +176,19 @@ def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: 
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
             raise UserError(f"{check['consumer']} could not load the exported {check['path']}:\n{tail}")
         probs = np.load(Path(tmp) / "y.npy")
-    info = json.loads(done.stdout.strip().splitlines()[-1])
+    return probs, json.loads(done.stdout.strip().splitlines()[-1])["load_seconds"]
+
+
+def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: np.ndarray) -> dict:
+    """The consumer's probabilities (run_in_fresh_process) compared with `reference`: UserError
+    beyond the check's tolerance or below its top-1 agreement."""
+    probs, load_seconds = run_in_fresh_process(check, folder, x)
     diff = float(np.abs(probs - reference).max())
     agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
     result = {"consumer": check["consumer"], "path": check["path"], "images": len(x),
               "max_abs_diff": diff, "tolerance": check["tolerance"], "top1_agreement": agreement,
               "min_top1_agreement": check.get("min_top1_agreement", 1.0),
-              "load_seconds": round(info["load_seconds"], 3)}
+              "load_seconds": round(load_seconds, 3)}
     if not diff <= check["tolerance"]:
         raise UserError(f"{check['consumer']}: the exported {check['path']} differs from the site's models by "
                         f"{diff:.3g} in probability on {len(x)} of the site's images (tolerance "
