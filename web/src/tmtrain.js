@@ -47,6 +47,24 @@ export function tmTrainingSet(project, labels) {
   return { items, labelIndex, split: { train, valid }, leftOut: [...leftOut] };
 }
 
+/**
+ * Makes the head output logits (its last layer's softmax taken off) until the returned
+ * function puts the softmax back. A trained head's probabilities saturate to 0 and 1 in
+ * float32, where TF.js' categoricalCrossentropy clips them and passes no gradient: a head
+ * that is confidently wrong would never move. Cross-entropy on the logits always does.
+ */
+function logitsWhileTraining(tf, head) {
+  const last = head.layers[head.layers.length - 1];
+  const softmax = last.activation;
+  if (!softmax || softmax.getClassName().toLowerCase() !== 'softmax') {
+    throw new Error(`the model's head ends with ${last.name}, not a softmax layer; the page trains softmax heads only`);
+  }
+  last.activation = tf.layers.activation({ activation: 'linear' }).activation;
+  return () => {
+    last.activation = softmax;
+  };
+}
+
 /** An independent copy of a layers model: its own weights, through its own save artifacts. */
 async function copyOf(tf, model) {
   let artifacts = null;
@@ -84,8 +102,10 @@ export async function continueTmHead({ tf, tmHead, project, hyper, loadPixels, s
       return null;
     }
     onStatus(`Continuing the head's training for ${hyper.epochs} epochs…`);
+    const restoreSoftmax = logitsWhileTraining(tf, head);
+    const onLogits = { ...hyper, loss: (labels, logits) => tf.losses.softmaxCrossEntropy(labels, logits) };
     const result = await trainHead({
-      tf, manifest: spec, feats, labelIndex: set.labelIndex, split: set.split, hyper, head, charts,
+      tf, manifest: spec, feats, labelIndex: set.labelIndex, split: set.split, hyper: onLogits, head, charts,
       onModel: (model) => {
         stop.model = model;
         if (stop.requested) model.stopTraining = true;
@@ -94,7 +114,7 @@ export async function continueTmHead({ tf, tmHead, project, hyper, loadPixels, s
         const acc = logs.acc != null ? `, accuracy ${logs.acc.toFixed(3)}` : '';
         onProgress(epoch, hyper.epochs, `epoch ${epoch}/${hyper.epochs}: loss ${logs.loss.toFixed(4)}${acc}`);
       },
-    });
+    }).finally(restoreSoftmax);
     return { ...result, model: copy, labels: [...tmHead.labels], leftOut: set.leftOut };
   } catch (e) {
     disposeModel(copy);

@@ -109,8 +109,9 @@ export function makeOptimizer(tf, name, learningRate) {
   return adam(tf, learningRate);
 }
 
-/** Keras' snake_case loss names (categorical_crossentropy) as TF.js spells them. */
+/** Keras' snake_case loss names (categorical_crossentropy) as TF.js spells them; a loss function as it is. */
 export function lossName(name) {
+  if (typeof name === 'function') return name;
   return (name || 'categorical_crossentropy').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 }
 

@@ -1,10 +1,14 @@
-// web/src/tmtrain.js in Node (cpu backend): a Teachable-Machine-shaped model (a backbone
+// web/src/tmtrain.js in Node: a Teachable-Machine-shaped model (a backbone
 // model then a head model, nested as TM saves one) has its head continued on a project's
 // examples: only the model's classes are used (the others named), fewer than 2 classes is
-// refused, the original model is left as it was, Stop works, and no tensor leaks.
+// refused, a head certain of the wrong labels is turned round, the original model is left
+// as it was, Stop works, and no tensor leaks; on cpu and on wasm with the page's kernels.
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { installWasmKernels } from '../src/wasm/kernels.js';
+import { compileKernels } from '../tools/wat.mjs';
 import { disposeModel } from '../src/models.js';
 import { Project } from '../src/project.js';
 import { continueTmHead, splitTmModel, tmTrainingSet } from '../src/tmtrain.js';
@@ -54,9 +58,11 @@ function probs(model, label) {
   return tf.tidy(() => Array.from(model.predict(tf.mul(tf.ones([1, 8, 8, 3]), tf.tensor1d(colour[label]).div(127).sub(1))).dataSync()));
 }
 
-describe('tmtrain', () => {
+for (const backend of ['cpu', 'wasm']) describe(`tmtrain on ${backend}`, () => {
   before(async () => {
-    await tf.setBackend('cpu');
+    await tf.setBackend(backend);
+    await tf.ready();
+    if (backend === 'wasm') installWasmKernels(tf, await compileKernels()); // as the page trains
   });
 
   test('splitTmModel finds the two nested models, and refuses a flat model', () => {
@@ -100,6 +106,26 @@ describe('tmtrain', () => {
     disposeModel(result.model);
     assert.equal(tf.memory().numTensors, before);
     disposeModel(model);
+  });
+
+  test('a head certain of the wrong labels (probabilities exactly 0 and 1) is turned round', async () => {
+    // hidden relu(x + 1) never dies on [-1, 1] features; logits of about +-94 saturate the softmax
+    // in float32, where a cross-entropy on probabilities would pass no gradient at all
+    const backbone = tf.sequential({ layers: [tf.layers.globalAveragePooling2d({ inputShape: [8, 8, 3] })] });
+    const head = tf.sequential({ layers: [
+      tf.layers.dense({ inputShape: [3], units: 3, activation: 'relu', weights: [tf.eye(3), tf.ones([3])] }),
+      tf.layers.dense({ units: 2, activation: 'softmax', useBias: false, weights: [tf.tensor2d([[50, -50], [-50, 50], [0, 0]])] }),
+    ] });
+    const model = tf.sequential();
+    model.add(backbone);
+    model.add(head);
+    const swapped = [...LABELS].reverse(); // the model calls red "green" and green "red"
+    assert.deepEqual(probs(model, 'red'), [1, 0]);
+    const turned = await continueTmHead({ tf, project: project(LABELS), hyper, loadPixels, stop: { requested: false, model: null },
+      tmHead: { model, labels: swapped, input: INPUT } });
+    assert.ok(probs(turned.model, 'red')[1] > 0.9, `red: ${probs(turned.model, 'red')}`);
+    assert.ok(probs(turned.model, 'green')[0] > 0.9, `green: ${probs(turned.model, 'green')}`);
+    [model, turned.model].forEach(disposeModel);
   });
 
   test('Stop before training gives null, during training ends it early; nothing leaks', async () => {
