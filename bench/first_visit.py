@@ -29,15 +29,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
-import http.server
 import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -46,7 +43,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.browser import PAGE_BENCH_JS  # noqa: E402
-from tests.harness import MOBILENET_H5, chromium_missing, launch_chromium, open_ready, serve_wsgi  # noqa: E402
+from tests.harness import (MOBILENET_H5, chromium_missing, launch_chromium, open_ready,  # noqa: E402
+                           serve_folder, serve_wsgi)
 
 TF_MIN_JS = ROOT / "web" / "node_modules" / "@tensorflow" / "tfjs" / "dist" / "tf.min.js"
 THROTTLE = {"offline": False, "latency": 40, "downloadThroughput": 10e6 / 8, "uploadThroughput": 5e6 / 8}
@@ -167,31 +165,6 @@ def _median(rows: list[dict]) -> dict:
             "top": rows[0]["top"], "largest": rows[0]["largest"], "rounds_ms": [round(r["ms"]) for r in rows]}
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address):
-        # a browser context closed mid-download (the visit was over): not worth a traceback
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-@contextlib.contextmanager
-def plain_server(folder: Path):
-    """http.server on `folder`: no COOP/COEP, like GitHub Pages."""
-    server = _QuietServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def isolation_speed(browser, url: str) -> dict:
     """The page's features per image and 20 training epochs, as that host serves it."""
     context = browser.new_context(viewport={"width": 1200, "height": 900})
@@ -235,7 +208,7 @@ def run(site: Path, *, before_web_dist: Path | None = None, repeat: int = 3, iso
                         f"{rows[name][-1]['bytes'] / 1e6:.2f} MB")
             out["pages"] = {name: _median(v) for name, v in rows.items()}
         if isolation:
-            with serve_wsgi(create_app(site)) as app_url, plain_server(site) as plain_url:
+            with serve_wsgi(create_app(site)) as app_url, serve_folder(site) as plain_url:
                 variants = {"headers (the app)": app_url, "no headers (1 thread)": plain_url,
                             "no headers, ?coi=1 (worker)": plain_url + "?coi=1"}
                 runs: dict[str, list] = {name: [] for name in variants}

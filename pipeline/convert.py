@@ -44,9 +44,11 @@ def to_tfjs(model, out_dir: Path, quantize: str | None = None, shard_bytes: int 
             "quantization": quantize}
 
 
-def load_tfjs(model_json: Path):
-    """The converted model, read back as a tf_keras model (Python's view of the site)."""
-    return _tfjs().converters.load_keras_model(str(model_json))
+def load_tfjs(model_json: Path, weights_folder: Path | None = None):
+    """The converted model, read back as a tf_keras model (Python's view of the site); its
+    weight files are beside model.json unless `weights_folder` says where."""
+    prefix = None if weights_folder is None else str(weights_folder)
+    return _tfjs().converters.load_keras_model(str(model_json), weights_path_prefix=prefix)
 
 
 def roundtrip_error(model, model_json: Path, sample: np.ndarray) -> float:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from .dataset import load_rgb
 from .errors import UserError
 from .export_formats import write_keras, write_savedmodel, write_tflite
 from .export_tm import export_tm
+from .outdir import check_new_or_empty, staged
 from .preprocess import Preprocessing, prepare
 
 # How many of the site's images the export's own check runs (a spread over the classes).
@@ -114,15 +114,10 @@ def export(site: str | Path, fmt: str, out: str | Path, *, quantize: str | None 
     quantize = quantize or "float32"
     if quantize not in allowed:
         raise UserError(f"--quantize {quantize}: the {fmt} format is written as {' or '.join(allowed)}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: exists and is not an empty folder; choose another --out or remove it")
+    check_new_or_empty(out)
     manifest_mod.load(site)  # an unbuilt site: one clear error before TensorFlow loads any model
     models = SiteModels.load(site)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.{os.getpid()}.staging"  # beside --out: the rename stays on one disk
-    shutil.rmtree(staging, ignore_errors=True)  # a killed export's, by a process that had this pid
-    staging.mkdir()
-    try:
+    with staged(out) as staging:
         written = FORMATS[fmt](models, staging, {"quantize": quantize})
         x = models.images(limit=CHECK_IMAGES)
         reference = models.merged()(x, training=False).numpy()
@@ -137,11 +132,6 @@ def export(site: str | Path, fmt: str, out: str | Path, *, quantize: str | None 
         (staging / "labels.txt").write_text("".join(l + "\n" for l in models.labels), encoding="utf-8")
         (staging / "README.md").write_text(readme(report, written["usage"]), encoding="utf-8")
         manifest_mod.write_json(staging / "export.json", report)
-        if out.exists():
-            out.rmdir()  # empty (checked above); rename() cannot replace a folder
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     if verbose:
         for c in report["checks"]:
             print(f"{c['consumer']}: max |diff| {c['max_abs_diff']:.2g} (tolerance {c['tolerance']:g}), "
@@ -172,10 +162,10 @@ print(json.dumps({{"load_seconds": load_seconds}}))
 """
 
 
-def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: np.ndarray) -> dict:
+def run_in_fresh_process(check: dict, folder: Path, x: np.ndarray) -> tuple[np.ndarray, float]:
     """Imports `check['import']`, loads `folder / check['path']` with `check['load']` and runs
     `check['run']` (Python code with `path`, `x` and the result `probs`) in a new interpreter;
-    compares with `reference`."""
+    returns the probabilities and the seconds the load took."""
     script = CHECK_SCRIPT.format(imports=check["import"], load=check["load"], run=check["run"])
     with tempfile.TemporaryDirectory() as tmp:
         np.save(Path(tmp) / "x.npy", x)
@@ -186,13 +176,19 @@ def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: 
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
             raise UserError(f"{check['consumer']} could not load the exported {check['path']}:\n{tail}")
         probs = np.load(Path(tmp) / "y.npy")
-    info = json.loads(done.stdout.strip().splitlines()[-1])
+    return probs, json.loads(done.stdout.strip().splitlines()[-1])["load_seconds"]
+
+
+def check_in_fresh_process(check: dict, folder: Path, x: np.ndarray, reference: np.ndarray) -> dict:
+    """The consumer's probabilities (run_in_fresh_process) compared with `reference`: UserError
+    beyond the check's tolerance or below its top-1 agreement."""
+    probs, load_seconds = run_in_fresh_process(check, folder, x)
     diff = float(np.abs(probs - reference).max())
     agreement = float(np.mean(probs.argmax(1) == reference.argmax(1)))
     result = {"consumer": check["consumer"], "path": check["path"], "images": len(x),
               "max_abs_diff": diff, "tolerance": check["tolerance"], "top1_agreement": agreement,
               "min_top1_agreement": check.get("min_top1_agreement", 1.0),
-              "load_seconds": round(info["load_seconds"], 3)}
+              "load_seconds": round(load_seconds, 3)}
     if not diff <= check["tolerance"]:
         raise UserError(f"{check['consumer']}: the exported {check['path']} differs from the site's models by "
                         f"{diff:.3g} in probability on {len(x)} of the site's images (tolerance "

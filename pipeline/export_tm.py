@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from . import __version__, manifest
 from .errors import UserError
+from .outdir import check_new_or_empty, staged
 
 IMAGE_SIZE = 224  # both libraries crop/resize every image to this square
 TFJS_VERSION = "1.3.1"  # the TF.js @teachablemachine/image pins (a peer dependency)
@@ -39,20 +39,11 @@ def export_tm(site: Path, out_dir: Path) -> dict:
     site, out_dir = Path(site), Path(out_dir)
     m = manifest.load(site)
     _check_expressible(site, m)
-    _check_out_dir(out_dir)
+    check_new_or_empty(out_dir)
     predictor = Predictor(site, source="auto")
     model = merged_model(predictor.backbone, predictor.head)
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with staged(out_dir) as staging:
         _write(model, m, site, staging)
-        if out_dir.exists():
-            out_dir.rmdir()  # checked empty above; a file appearing since then stops us here
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     files = {name: (out_dir / name).stat().st_size for name in FILES}
     return {"format": "tm", "out": str(out_dir), "files": files, "bytes": sum(files.values()),
             "labels": m["labels"], "source": predictor.source}
@@ -71,14 +62,6 @@ def _check_expressible(site: Path, m: dict) -> None:
         raise UserError(f"{where}: cannot export {name} as a Teachable Machine model: it expects "
                         f"{p['channel_order']} pixels scaled as (x - {list(p['mean'])}) * {p['scale']:.6g} "
                         f"+ {p['offset']:g}, and Teachable Machine and ml5 always feed RGB scaled to [-1, 1]")
-
-
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: exists and is not a folder; give a new or empty folder for the export")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise UserError(f"{out_dir}: the folder exists and is not empty; give a new or empty folder "
-                        "(nothing was written)")
 
 
 def merged_model(backbone, head):

@@ -29,22 +29,30 @@ class ManifestError(UserError):
     """A site folder without a readable manifest of ours."""
 
 
-def parse(path: Path) -> dict:
-    """The JSON object in `path`; ManifestError names the file and the problem."""
+def read_object(path: Path, what: str, missing: str) -> dict:
+    """The JSON object in `path`; ManifestError names the file and the problem (`missing`: the
+    whole message when the file does not exist)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ManifestError(f"{path.parent}: not a built site (no {FILENAME}); run `tfjs-transfer build` first") from None
+        raise ManifestError(missing) from None
     except OSError as e:
-        raise ManifestError(f"{path}: cannot read the manifest ({e.strerror})") from None
+        raise ManifestError(f"{path}: cannot read the {what} ({e.strerror})") from None
     try:
         obj = json.loads(text)
     except ValueError as e:
-        raise ManifestError(f"{path}: corrupt manifest ({e})") from None
+        raise ManifestError(f"{path}: corrupt {what} ({e})") from None
     if not isinstance(obj, dict):
-        raise ManifestError(f"{path}: corrupt manifest (not a JSON object)")
+        raise ManifestError(f"{path}: corrupt {what} (not a JSON object)")
     return obj
+
+
+def parse(path: Path) -> dict:
+    """The JSON object in `path`; ManifestError names the file and the problem."""
+    path = Path(path)
+    return read_object(path, "manifest",
+                       f"{path.parent}: not a built site (no {FILENAME}); run `tfjs-transfer build` first")
 
 
 def load(site: Path) -> dict:

@@ -11,7 +11,6 @@ smoothing the browser chooses; that is the one place our pixels differ from TM's
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -33,32 +32,21 @@ def is_tm_export(folder: Path) -> bool:
             and ((folder / MODEL_FILE).is_file() or (folder / METADATA_FILE).is_file()))
 
 
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: missing; {LAYOUT}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot read the {what} ({e})") from None
-    if not isinstance(obj, dict):
-        raise UserError(f"{path}: not a {what} (not a JSON object)")
-    return obj
-
-
 class TMExport:
     """The export's model, labels and preprocessing; UserError names the file at fault."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         model_json = self.folder / MODEL_FILE
-        topology = _read_json(model_json, "TF.js model")
-        self.metadata = _read_json(self.folder / METADATA_FILE, "Teachable Machine metadata")
+        topology = manifest.read_object(model_json, "TF.js model", f"{model_json}: missing; {LAYOUT}")
+        self.metadata = manifest.read_object(self.folder / METADATA_FILE, "Teachable Machine metadata",
+                                             f"{self.folder / METADATA_FILE}: missing; {LAYOUT}")
         labels = self.metadata.get("labels")
         if not isinstance(labels, list) or not labels or not all(isinstance(l, str) for l in labels):
             raise UserError(f"{self.folder / METADATA_FILE}: no `labels` list of class names")
         self.labels: list[str] = labels
         self._check_weights(model_json, topology)
-        self.model = self._load(model_json)
+        self.model = self._load(model_json, topology)
         self.preprocessing = self._input_preprocessing()
         classes = self.model.outputs[0].shape[-1]
         if classes != len(labels):
@@ -74,11 +62,18 @@ class TMExport:
                     raise UserError(f"{self.folder / name}: missing, and {model_json} names it as a weights "
                                     f"file; {LAYOUT}")
 
-    def _load(self, model_json: Path):
+    def _load(self, model_json: Path, topology: dict):
+        """The layers model, read from a copy of model.json that Keras accepts (see
+        `_without_float_seeds`), its weights from the export's folder."""
+        import tempfile
+
         from .convert import load_tfjs
 
         try:
-            return load_tfjs(model_json)
+            with tempfile.TemporaryDirectory() as tmp:
+                readable = Path(tmp) / MODEL_FILE
+                manifest.write_json(readable, _without_float_seeds(topology))
+                return load_tfjs(readable, weights_folder=self.folder)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"{model_json}: cannot load the TF.js layers model ({type(e).__name__}: {e})") from None
 
@@ -97,6 +92,16 @@ class TMExport:
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """HxWx3 uint8 -> the model's input: centre square, resized, `x / 127 - 1`."""
         return prepare(centre_square(rgb), self.preprocessing)
+
+
+def _without_float_seeds(node):
+    """Teachable Machine's head is made with `varianceScaling({seed: 3.14})`, a seed TF.js
+    accepts and Keras refuses (an int); the weights are loaded anyway, so such a seed is dropped."""
+    if isinstance(node, dict):
+        return {k: (None if k == "seed" and isinstance(v, float) else _without_float_seeds(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_float_seeds(v) for v in node]
+    return node
 
 
 def centre_square(rgb: np.ndarray) -> np.ndarray:

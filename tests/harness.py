@@ -1,6 +1,6 @@
 """What the tests and the bench both need to drive the site: the shared data's and the
-examples' paths, Debian's Chromium launched with one set of flags, a WSGI app served on a
-loopback port, and the wait for the page to settle.
+examples' paths, Debian's Chromium launched with one set of flags, a WSGI app or a plain
+folder served on a loopback port, and the wait for the page to settle.
 
 Kept free of pytest so that bench/ can import it (`from tests.harness import ...` with the
 repository root on sys.path); it is not part of the shipped `tfjs_transfer` package.
@@ -9,7 +9,10 @@ repository root on sys.path); it is not part of the shipped `tfjs_transfer` pack
 from __future__ import annotations
 
 import contextlib
+import functools
+import http.server
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -74,6 +77,33 @@ def serve_wsgi(app, threads: int = 8) -> Iterator[str]:
         # whatever file later reuses the closed descriptor.
         server.task_dispatcher.shutdown()
         server.close()
+        thread.join(timeout=10)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # a browser context closed mid-download: not worth a traceback
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A plain http.server on `folder` (no Flask, no COOP/COEP headers, like GitHub Pages) on
+    127.0.0.1, a free port, in a thread; yields its URL ending in /."""
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
         thread.join(timeout=10)
 
 

@@ -50,7 +50,7 @@ def test_an_out_folder_that_is_not_empty_is_refused_and_left_alone(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    with pytest.raises(UserError, match="out: the folder exists and is not empty"):
+    with pytest.raises(UserError, match="out: exists and is not an empty folder"):
         export_tm(site, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 

@@ -1,13 +1,16 @@
-"""tests/harness.py: the loopback server shuts down fully, and the shared-data paths follow
+"""tests/harness.py: the loopback servers (a WSGI app, a plain folder) shut down fully, and the shared-data paths follow
 TFJS_TRANSFER_SHARED (the bench relies on both)."""
 
 import os
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 
-from .harness import ROOT, serve_wsgi
+import pytest
+
+from .harness import ROOT, serve_folder, serve_wsgi
 
 
 def _hello(environ, start_response):
@@ -22,6 +25,19 @@ def test_serve_wsgi_serves_on_loopback_then_stops_its_threads():
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.read() == b"hello"
     # waitress's workers and the server thread are gone, not just the socket
+    assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
+
+
+def test_serve_folder_serves_files_then_stops(tmp_path):
+    (tmp_path / "a.txt").write_text("plain")
+    before = set(threading.enumerate())
+    with serve_folder(tmp_path) as url:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/")
+        with urllib.request.urlopen(url + "a.txt", timeout=10) as response:
+            assert response.read() == b"plain"
+            assert "Cross-Origin-Opener-Policy" not in response.headers
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(url + "missing.txt", timeout=10)
     assert [t for t in threading.enumerate() if t not in before and t.is_alive()] == []
 
 

@@ -71,3 +71,13 @@ def test_python_folder_marker_round_trip_and_refusals(tmp_path):
     (tmp_path / manifest.PYTHON_FILENAME).write_text(json.dumps({"format": manifest.FORMAT, "fingerprint": "abc"}))
     assert manifest.read_python(tmp_path) is None  # a site's manifest is not a Python folder's marker
     assert manifest.read_python(tmp_path / "missing") is None
+
+
+@pytest.mark.parametrize("text, problem", [("{", "corrupt TF.js model"), ("[1]", r"corrupt TF.js model \(not a JSON object\)")])
+def test_read_object_names_the_file_and_what_it_should_be(tmp_path, text, problem):
+    path = tmp_path / "model.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=f"{path}: {problem}"):
+        manifest.read_object(path, "TF.js model", "unused")
+    with pytest.raises(ManifestError, match="^no model here$"):
+        manifest.read_object(tmp_path / "absent.json", "TF.js model", "no model here")

@@ -5,17 +5,14 @@ or uncaught page error, and the built site served both by the project's Flask ap
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
-from ..harness import chromium_missing, launch_chromium, wait_settled
+from ..harness import chromium_missing, launch_chromium, serve_folder, wait_settled
 
 SUB_PATH = "some/sub/path/"
 READY_TIMEOUT_MS = 60_000
@@ -96,24 +93,14 @@ def site_url(served_site, built_site):
     return served_site
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def static_root(built_site, tmp_path_factory):
     """A plain http.server (no Flask, no special headers) on a folder holding copies of
     the site: the good one under some/sub/path/, broken ones beside it."""
     root = tmp_path_factory.mktemp("static")
     shutil.copytree(built_site, root / SUB_PATH)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as base:
+        yield root, base
 
 
 @pytest.fixture(scope="session")

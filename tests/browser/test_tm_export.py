@@ -21,20 +21,17 @@ same input and 1.4e-5 on the originals, ml5 (TF.js 4.22, webgl) by 5e-7 and 4.4e
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ..harness import BRAND_TEST, ROOT
+from ..harness import BRAND_TEST, ROOT, serve_folder
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -67,11 +64,6 @@ def _install_consumers() -> Path:
     assert done.returncode == 0, f"npm ci in {CONSUMERS} failed:\n{done.stderr[-3000:]}"
     stamp.write_text(digest + "\n")
     return CONSUMERS / "node_modules"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>{title}</title><link rel="icon" href="data:,">
@@ -124,12 +116,8 @@ def consumer_site(tm_export, built_site, tmp_path_factory):
                   '<script src="lib/teachablemachine-image.min.js"></script>')
     (root / "tm.html").write_text(PAGE.format(title="tm", scripts=tm_scripts))
     (root / "ml5.html").write_text(PAGE.format(title="ml5", scripts='<script src="lib/ml5.min.js"></script>'))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/", predictor
-    server.shutdown()
-    server.server_close()
+    with serve_folder(root) as base:
+        yield root, base, predictor
 
 
 @pytest.fixture(scope="session")

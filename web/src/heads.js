@@ -1,6 +1,7 @@
 // The heads the page can predict with: the Python-trained one it serves, and one trained
 // or loaded in the page; which one is in use. Each carries the class names of its
 // outputs, so a prediction is labelled by the head that made it.
+import { disposeModel } from './models.js';
 
 /**
  * @typedef {object} Head
@@ -38,7 +39,7 @@ export class Heads {
 
   /** Makes `head` the page's head and uses it; the one it replaces is disposed. */
   setBrowser(head) {
-    if (this.browser) this.browser.model.dispose();
+    if (this.browser) disposeModel(this.browser.model);
     this.browser = head;
     this.useBrowser = true;
   }

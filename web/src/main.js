@@ -102,6 +102,12 @@ function onTrainIntent() {
 
 async function onTrain(hp) {
   if (app.training || !app.ready) return;
+  // ---- n15: a loaded Teachable Machine model continues its own head (tmtrain.js) ----
+  if (app.heads.active.source === 'tm' && app.project) {
+    await continueTm(hp);
+    return;
+  }
+  // ---- end n15 ----
   if (!app.project || app.project.withRole('train').length === 0) {
     ui.showMessage('There are no served training images to train on.');
     return;
@@ -137,6 +143,47 @@ async function onTrain(hp) {
     refreshControls();
   }
 }
+
+// ---- n15: continuing a loaded Teachable Machine model's head on the project ----
+async function continueTm(hp) {
+  const defaults = app.manifest.training.hyperparameters;
+  const hyper = { ...hp, optimizer: defaults.optimizer, loss: defaults.loss };
+  const tmHead = app.heads.active;
+  app.training = true;
+  app.stop = { requested: false, model: null };
+  refreshControls();
+  ui.showMessage('');
+  try {
+    const { continueTmHead, trainingCharts } = await loadTraining();
+    const result = await continueTmHead({ tf, tmHead, project: app.project, hyper, loadPixels, stop: app.stop,
+      charts: trainingCharts(ui.chartsPanel(), app.project.withRole('valid').length > 0),
+      onStatus: (text) => ui.setStatus('training', text), onProgress: ui.setProgress });
+    if (!result) {
+      ui.setProgress(0, 1, 'stopped');
+      ui.setStatus('ready', 'Stopped before training started. ' + readyText());
+      return;
+    }
+    app.heads.setBrowser({ ...tmHead, model: result.model, name: `${tmHead.name}, head trained on in this page` });
+    ui.setHeadChoice('browser', `Teachable Machine model from ${tmHead.name}, head trained on in this page`);
+    const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
+    ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the Teachable Machine `
+      + "model with the head trained on here.");
+    if (result.leftOut.length) {
+      ui.showMessage(`Left out the examples of ${result.leftOut.join(', ')}: not among the model's classes `
+        + `(${result.labels.join(', ')}).`, 'info');
+    }
+    refreshControls();
+    await repredict();
+  } catch (e) {
+    ui.showMessage(`Training failed: ${e.message}`);
+    ui.setStatus('ready', readyText());
+  } finally {
+    app.training = false;
+    app.stop.model = null;
+    refreshControls();
+  }
+}
+// ---- end n15 ----
 
 function onStop() {
   app.stop.requested = true;

@@ -9,6 +9,17 @@ function shapeText(shape) {
   return `[${shape.map((d) => (d == null ? 'null' : d)).join(', ')}]`;
 }
 
+/**
+ * Disposes a model and every weight it holds. model.dispose() alone leaves the weights of a
+ * nested model (Teachable Machine's head, ours in a `tm` export): TF.js counts the nested
+ * model's own graph and its use in the outer one, and the outer dispose undoes only the latter.
+ */
+export function disposeModel(model) {
+  const weights = model.weights.map((w) => w.read());
+  model.dispose();
+  weights.forEach((t) => t.dispose()); // a tensor already disposed is left as it is
+}
+
 /** Loads a layers model; the error names the file and what it is for. */
 export async function loadModel(tf, path, pageUrl, what) {
   const url = new URL(path, pageUrl).href;

@@ -109,8 +109,9 @@ export function makeOptimizer(tf, name, learningRate) {
   return adam(tf, learningRate);
 }
 
-/** Keras' snake_case loss names (categorical_crossentropy) as TF.js spells them. */
+/** Keras' snake_case loss names (categorical_crossentropy) as TF.js spells them; a loss function as it is. */
 export function lossName(name) {
+  if (typeof name === 'function') return name;
   return (name || 'categorical_crossentropy').replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 }
 
@@ -134,12 +135,13 @@ async function evaluate(tf, model, x, y, batchSize) {
  *   split: {train: number[], valid: number[]} (feature rows), classes: the head's output size
  *   (default: the manifest head's output layer), hyper: {epochs, batchSize, learningRate, optimizer, loss}, charts ({onEpochEnd(epoch, logs),
  *   onTrainEnd()?} as ui.trainingCharts gives, or tfjs-vis fitCallbacks; null for none),
- *   onModel(model) (for Stop), onEpoch(epoch, logs), seed}
+ *   onModel(model) (for Stop), onEpoch(epoch, logs), seed, head: a head to continue training
+ *   from its own weights (owned by the caller) instead of a fresh one from the manifest}
  * @returns {Promise<{model: object, history: {epoch: number[], history: object}, epochs: number,
  *   stopped: boolean, ms: number}>}
  */
 export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper, classes, charts = null,
-  onModel = () => {}, onEpoch = () => {}, seed = 1 }) {
+  onModel = () => {}, onEpoch = () => {}, seed = 1, head = null }) {
   const shape = manifest.backbone.output_shape;
   const batchSize = Math.max(1, hyper.batchSize | 0);
   const optimizer = makeOptimizer(tf, hyper.optimizer, hyper.learningRate);
@@ -150,7 +152,7 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
   let validation = null;
   const started = performance.now();
   try {
-    model = buildHead(tf, manifest, { seed, classes });
+    model = head || buildHead(tf, manifest, { seed, classes });
     const outputs = model.outputs[0].shape[1];
     if (labelIndex.some((k) => !(k >= 0 && k < outputs))) throw new Error(`a label index is outside the head's ${outputs} classes`);
     if (split.valid.length) validation = batchTensors(tf, feats, split.valid, labelIndex, outputs, shape);
@@ -186,7 +188,7 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
     const epochs = history.epoch.length;
     return { model, history, epochs, stopped: epochs < hyper.epochs, ms: performance.now() - started };
   } catch (e) {
-    if (model) model.dispose();
+    if (model && !head) model.dispose();
     throw e;
   } finally {
     if (validation) validation.forEach((t) => t.dispose());
