@@ -5,8 +5,11 @@ import { addWithFeatures, skippedText } from './examples.js';
 import { Project, trainSummary } from './project.js';
 import * as view from './ui-project.js';
 
-/** Images per backbone call while adding: small, so that no main-thread task grows long. */
-export const ADD_BATCH = 2;
+/**
+ * Images per backbone call while adding: one, so that each main-thread task is one image's
+ * decode and backbone run (the backbone runs on the main thread; two images took twice as long).
+ */
+export const ADD_BATCH = 1;
 
 /** What predicting says before the project has a head. */
 export const NO_HEAD = 'No model yet: add at least 2 classes with examples, then press Train.';
