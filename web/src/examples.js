@@ -44,6 +44,7 @@ export async function addWithFeatures({ tf, manifest, backbone, project, label, 
       }
     }
     if (batch.length) {
+      await yieldToPage(); // the decode's drawing and the backbone run in separate tasks
       const out = tf.tidy(() => features(tf, backbone, tf.concat(
         batch.map(({ canvas }) => preprocess(tf, pixelsOf(tf, canvas, manifest), manifest)), 0)));
       let data;
