@@ -138,9 +138,17 @@ export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refr
     if (text) ui.showMessage(text);
   }
 
-  /** Runs an edit of the project; a refused one is shown, not thrown. */
-  function edit(fn, { gallery = false } = {}) {
+  /**
+   * Runs an edit of the project; a refused one is shown, not thrown. Edits of classes wait
+   * for images being added (they go to a class by name).
+   */
+  function edit(fn, { gallery = false, classes = true } = {}) {
     if (!app.project || app.training) return;
+    if (classes && adding) {
+      ui.showMessage('Images are still being added: edit the classes once they are in.');
+      view.showClasses(app.project);
+      return;
+    }
     try {
       fn(app.project);
     } catch (e) {
@@ -158,9 +166,9 @@ export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refr
     onAddClass: (name) => edit((p) => {
       const added = p.addClass(name);
       view.showClasses(p, added);
-      document.getElementById('new-class-name').value = '';
+      view.clearNewClassName();
       ui.showMessage('');
-    }),
+    }, { classes: false }),
     onSelectClass: (name) => view.showClasses(app.project, name),
     onRenameClass: (from, to) => edit((p) => {
       const wasSelected = view.selectedClass() === from;
@@ -168,10 +176,10 @@ export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refr
       view.showClasses(p, wasSelected ? renamed : view.selectedClass());
     }, { gallery: true }),
     onDeleteClass: (name) => edit((p) => p.deleteClass(name), { gallery: true }),
-    onRemoveExample: (id) => edit((p) => p.removeExample(id), { gallery: true }),
+    onRemoveExample: (id) => edit((p) => p.removeExample(id), { gallery: true, classes: false }),
     onClear: () => edit((p) => p.clear(), { gallery: true }),
     onStartEmpty: () => {
-      if (app.training) return;
+      if (app.training) return; // an add under way stops: its project is no longer the page's
       adopt(new Project({ backboneKey: key }));
       onChanged();
     },

@@ -131,6 +131,11 @@ export function showProject(project, name = selected) {
   showGallery(project);
 }
 
+/** Empties the new class name's input (the class was added). */
+export function clearNewClassName() {
+  el.newClassName.value = '';
+}
+
 /** What adding examples is doing ('' when idle). */
 export function setProjectProgress(text) {
   el.progress.textContent = text;
