@@ -11,8 +11,12 @@ import { Heads } from './heads.js';
 import { buildHead, checkModels, features, loadFromFiles, loadModel, mergeModels, warmUp } from './models.js';
 import { pixelsOf, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
-import { projectFromSite, trainSummary } from './project.js';
+import { Project, projectFromSite } from './project.js';
 import * as ui from './ui.js';
+// --- p14core: the project in the page ---
+import { NO_HEAD, createProjectApp } from './projectapp.js';
+import { bindProject, setProjectBusy } from './ui-project.js';
+// --- end p14core ---
 
 const PAGE = document.baseURI;
 
@@ -20,7 +24,7 @@ const app = {
   manifest: null,
   backbone: null,
   heads: null, // Heads: the Python head, the page's, which is in use
-  project: null, // Project: classes, examples and their features; null if images.json is unavailable
+  project: null, // Project: classes, examples and their features (the served dataset's, or made in the page)
   ready: false,
   training: false,
   stop: { requested: false, model: null }, // the Stop button's request and the model it stops
@@ -30,11 +34,31 @@ const app = {
 
 function refreshControls() {
   ui.setBusy({ ready: app.ready, training: app.training, hasBrowserHead: Boolean(app.heads && app.heads.browser) });
+  setProjectBusy({ ready: app.ready, training: app.training, hasSite: Boolean(app.manifest && app.manifest.head.path) });
 }
 
 function readyText() {
+  if (!app.heads.active) return `Ready: add classes and their images below, then train. ${NO_HEAD}`;
   return `Ready: drop, paste or choose an image to classify it as ${app.heads.active.labels.join(', ')}.`;
 }
+
+// --- p14core: the app hooks of the project (contract14.md) ---
+/** After any edit of the project (class list, summary; persistence hooks its autosave here). */
+function onProjectChanged() {
+  projectApp.refresh();
+}
+
+const projectApp = createProjectApp({
+  tf, app, ui, refreshControls, onChanged: () => onProjectChanged(),
+  loadSiteProject: () => siteProject(app.manifest),
+});
+
+/** Adds [{blob, name}] to class `label` with their features; resolves to {added, skipped}. */
+const addExamples = (label, items) => projectApp.addExamples(label, items);
+
+/** The class new examples go to (the class list's selection), or null. */
+const selectedClass = () => projectApp.selectedClass();
+// --- end p14core ---
 
 function fail(error) {
   app.ready = false;
@@ -63,6 +87,10 @@ async function predictAndShow(canvas, name) {
 
 async function onImage(file) {
   if (!app.ready) return;
+  if (!app.heads.active) {
+    ui.showMessage(NO_HEAD);
+    return;
+  }
   if (!file) {
     ui.showMessage('No file found in what was dropped or pasted.');
     return;
@@ -77,7 +105,7 @@ async function onImage(file) {
 }
 
 async function repredict() {
-  if (app.last) await predictAndShow(app.last.canvas, app.last.name);
+  if (app.last && app.heads.active) await predictAndShow(app.last.canvas, app.last.name);
 }
 
 // ---------- training ----------
@@ -103,13 +131,14 @@ function onTrainIntent() {
 async function onTrain(hp) {
   if (app.training || !app.ready) return;
   // ---- n15: a loaded Teachable Machine model continues its own head (tmtrain.js) ----
-  if (app.heads.active.source === 'tm' && app.project) {
+  if (app.heads.active && app.heads.active.source === 'tm') {
     await continueTm(hp);
     return;
   }
   // ---- end n15 ----
-  if (!app.project || app.project.withRole('train').length === 0) {
-    ui.showMessage('There are no served training images to train on.');
+  const problem = app.project ? app.project.trainingProblems() : 'There are no training images to train on.';
+  if (problem) {
+    ui.showMessage(problem);
     return;
   }
   const defaults = app.manifest.training.hyperparameters;
@@ -234,6 +263,10 @@ async function downloadTm() {
 /** kind: 'head', 'merged' or 'tm' (the Teachable Machine / ml5 zip). */
 async function onDownload(kind) {
   const head = app.heads.active;
+  if (!head) {
+    ui.showMessage(NO_HEAD);
+    return;
+  }
   try {
     if (kind === 'head' && head.kind === 'merged') {
       ui.showMessage('The model in use is a merged model: use "Merged model" or "Teachable Machine / ml5".');
@@ -290,7 +323,7 @@ async function onBackendChange(name) {
   ui.setStatus('loading', `Switching to ${name}…`);
   try {
     const backend = await activateBackend(tf, name, PAGE, pageKernels(location.search));
-    warmUp(tf, app.backbone, app.heads.python.model, app.manifest);
+    warmUp(tf, app.backbone, app.heads.python && app.heads.python.model, app.manifest);
     ui.showBackend(backend.name, backend.details, backend.fellBack ? `${name} failed` : '');
     const url = new URL(location.href);
     url.searchParams.set('backend', backend.name);
@@ -318,6 +351,7 @@ function expose() {
     head: () => app.heads.which,
     predictUrl: async (url) => {
       const head = app.heads.active;
+      if (!head) throw new Error(NO_HEAD);
       return topK(await probabilities(tf, app.manifest, app.backbone, head, await canvasOf(url)), head.labels, head.labels.length);
     },
     probabilitiesUrl: async (url) => probabilities(tf, app.manifest, app.backbone, app.heads.active, await canvasOf(url)),
@@ -338,23 +372,43 @@ function expose() {
         out.dispose();
       }
     },
+    // p14core: the project's hooks
+    addExamples,
+    selectedClass,
+    backboneKey: () => projectApp.backboneKey,
+    /** The head in use on an image Blob (an example's src): top classes, best first. */
+    predictBlob: async (blob) => {
+      const head = app.heads.active;
+      if (!head) throw new Error(NO_HEAD);
+      const probs = await probabilities(tf, app.manifest, app.backbone, head, await decodeToCanvas(blob));
+      return topK(probs, head.labels, head.labels.length);
+    },
   };
 }
 
+/** The served dataset as a project (images.json). */
+async function siteProject(manifest) {
+  const { file, images } = await fetchImageIndex(manifest, PAGE);
+  return projectFromSite(manifest.labels, images, PAGE, file);
+}
+
+/** The project the page starts with: the served dataset's, or an empty one for a backbone-only site. */
 async function loadProject(manifest) {
+  if (!manifest.head.path) {
+    projectApp.adopt(new Project());
+    return;
+  }
   try {
-    const { file, images } = await fetchImageIndex(manifest, PAGE);
-    app.project = projectFromSite(manifest.labels, images, PAGE, file);
-    ui.showGallery(app.project.byClass());
-    ui.setTrainSummary(trainSummary(app.project, manifest.training.hyperparameters));
+    projectApp.adopt(await siteProject(manifest));
   } catch (e) {
-    app.project = null;
-    ui.showMessage(`Training images unavailable (prediction still works): ${e.message}`);
+    projectApp.adopt(new Project());
+    ui.showMessage(`Training images unavailable (prediction still works; you can add your own): ${e.message}`);
   }
 }
 
 async function start() {
   ui.bind({ onImage, onTrain, onTrainIntent, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
+  bindProject(projectApp.handlers);
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
   // manifest.json downloads while the backend fetches and compiles its .wasm
@@ -373,18 +427,24 @@ async function start() {
   ui.showAbout(manifest);
   const hp = manifest.training.hyperparameters;
   ui.setHyperparameters({ epochs: hp.epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate });
-  ui.setStatus('loading', `Loading ${manifest.backbone.path} and ${manifest.head.path}…`);
+  const withHead = Boolean(manifest.head.path); // a backbone-only site has none: the page starts empty
+  ui.setStatus('loading', withHead ? `Loading ${manifest.backbone.path} and ${manifest.head.path}…` : `Loading ${manifest.backbone.path}…`);
   const started = performance.now();
   const [backbone, head] = await Promise.all([
     loadModel(tf, manifest.backbone.path, PAGE, 'backbone'),
-    loadModel(tf, manifest.head.path, PAGE, 'head'),
+    withHead ? loadModel(tf, manifest.head.path, PAGE, 'head') : null,
   ]);
   checkModels(manifest, backbone, head);
   warmUp(tf, backbone, head, manifest);
   app.timings.loadMs = performance.now() - started;
   ui.showLoadTime(app.timings.loadMs);
   app.backbone = backbone;
-  app.heads = new Heads({ model: head, kind: 'head', labels: manifest.labels, source: 'python', name: manifest.head.path });
+  app.heads = new Heads(head ? { model: head, kind: 'head', labels: manifest.labels, source: 'python', name: manifest.head.path } : null);
+  if (!head) { // a backbone-only site: no Python head to choose
+    ui.setHeadChoice('browser', 'trained in this page');
+    document.querySelector('#head-select option[value="python"]').disabled = true;
+  }
+  await projectApp.useBackbone(backbone, manifest);
   await loadProject(manifest);
   expose();
   app.ready = true;

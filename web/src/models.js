@@ -75,11 +75,12 @@ export function run(model, x) {
   return model.apply(x, { training: false });
 }
 
-/** Warms the kernels up once so the first real prediction is not the slow one. */
+/** Warms the kernels up once so the first real prediction is not the slow one (head: may be null). */
 export function warmUp(tf, backbone, head, manifest) {
   const { height, width, channels } = manifest.input;
   tf.tidy(() => {
-    const out = run(head, run(backbone, tf.zeros([1, height, width, channels])));
+    const feats = run(backbone, tf.zeros([1, height, width, channels]));
+    const out = head ? run(head, feats) : feats;
     out.dataSync();
   });
 }

@@ -1,10 +1,39 @@
 // The page's dataset: ordered classes, examples (where each one's pixels come from and
 // its role) and the backbone features computed for them, so that every training run
-// reuses them. Plain data, no DOM and no tensors: Node tests it, and the page can later
-// edit and persist it. Today it is made from the served dataset (projectFromSite).
+// reuses them. Plain data, no DOM and no tensors: Node tests it, the page edits it (classes
+// added, renamed, deleted; examples added and removed) and persists it. It starts from the
+// served dataset (projectFromSite) or empty.
 
 /** train: the head learns from it; valid: scored after each epoch; test: never trained on. */
 export const ROLES = ['train', 'valid', 'test'];
+
+/** The longest class name: a class name is also a folder name in an exported project. */
+export const MAX_CLASS_NAME = 100;
+
+/** The share of each class's page-added examples held out (role 'valid'). */
+export const HELD_OUT = 0.15;
+
+/**
+ * A class name as the project keeps it: trimmed, non-empty, at most MAX_CLASS_NAME characters.
+ * @throws {Error} naming what is wrong with it
+ */
+export function className(name) {
+  const trimmed = String(name == null ? '' : name).trim();
+  if (!trimmed) throw new Error('a class name cannot be empty');
+  if (trimmed.length > MAX_CLASS_NAME) {
+    throw new Error(`class name "${trimmed.slice(0, 20)}…" is ${trimmed.length} characters; at most ${MAX_CLASS_NAME}`);
+  }
+  return trimmed;
+}
+
+/**
+ * The role of the n-th example (0-based) added to a class in the page: about HELD_OUT of
+ * each class is held out, always the same ones, the first as soon as a class has 4 (so a
+ * class of 2 or 3 still trains on every example).
+ */
+export function heldOutRole(n) {
+  return Math.floor((n + 4) * HELD_OUT) > Math.floor((n + 3) * HELD_OUT) ? 'valid' : 'train';
+}
 
 /**
  * @typedef {object} Example
@@ -19,22 +48,145 @@ export class Project {
   /**
    * @param {{classes: string[], examples?: Example[], rolesFromBuild?: boolean}} init
    *   rolesFromBuild: the roles are the split the Python build trained with (else the folders')
+   *   backboneKey: the fingerprint of the backbone whose features the project keeps
    */
-  constructor({ classes, examples = [], rolesFromBuild = false }) {
+  constructor({ classes = [], examples = [], rolesFromBuild = false, backboneKey = null } = {}) {
     if (new Set(classes).size !== classes.length) throw new Error(`duplicate class names: ${classes.join(', ')}`);
     this.classes = [...classes];
     this.examples = [];
+    this.byId = new Map(); // example id -> example
     this.rolesFromBuild = rolesFromBuild;
+    this.heldOutInPage = false; // some examples were added in the page, held out by heldOutRole
     this.features = new Map(); // example id -> Float32Array, computed once
     this.featureSize = null;
+    this.backboneKey = backboneKey;
+    this.nextId = 1;
     for (const example of examples) this.addExample(example);
   }
 
   addExample(example) {
     if (!this.classes.includes(example.label)) throw new Error(`example ${example.id}: unknown class ${JSON.stringify(example.label)}`);
     if (!ROLES.includes(example.role)) throw new Error(`example ${example.id}: role ${JSON.stringify(example.role)}, expected ${ROLES.join(', ')}`);
-    if (this.examples.some((e) => e.id === example.id)) throw new Error(`example ${example.id} is already in the project`);
-    this.examples.push({ ...example });
+    if (this.byId.has(example.id)) throw new Error(`example ${example.id} is already in the project`);
+    const kept = { ...example };
+    this.examples.push(kept);
+    this.byId.set(kept.id, kept);
+    return kept;
+  }
+
+  /**
+   * An example added in the page (a file, a pasted or recorded image): a fresh id, and the
+   * role heldOutRole gives the class's next example.
+   * @param {string} label an existing class
+   * @param {{src: string|Blob, name: string}} item
+   * @returns {Example} the example as the project keeps it
+   */
+  addNew(label, { src, name }) {
+    if (!this.classes.includes(label)) throw new Error(`there is no class "${label}" to add ${name} to`);
+    let n = this.examples.filter((e) => e.label === label).length;
+    while (this.byId.has(`page-${this.nextId}`)) this.nextId++;
+    this.heldOutInPage = true;
+    return this.addExample({ id: `page-${this.nextId++}`, label, src, role: heldOutRole(n++), name });
+  }
+
+  /** Adds a class at the end of the class order; returns its (trimmed) name. */
+  addClass(name) {
+    const kept = className(name);
+    if (this.classes.includes(kept)) throw new Error(`there is already a class "${kept}"`);
+    this.classes.push(kept);
+    return kept;
+  }
+
+  /** Renames a class in place (same position, same examples); returns the new name. */
+  renameClass(from, to) {
+    const i = this.classIndex(from);
+    const kept = className(to);
+    if (kept === from) return kept;
+    if (this.classes.includes(kept)) throw new Error(`there is already a class "${kept}"`);
+    this.classes[i] = kept;
+    for (const e of this.examples) if (e.label === from) e.label = kept;
+    return kept;
+  }
+
+  /** Deletes a class with its examples and their features; returns the examples removed. */
+  deleteClass(name) {
+    const i = this.classIndex(name);
+    this.classes.splice(i, 1);
+    const removed = this.examples.filter((e) => e.label === name);
+    this.examples = this.examples.filter((e) => e.label !== name);
+    for (const e of removed) this.forget(e.id);
+    return removed;
+  }
+
+  /** Removes one example and its features; returns it. */
+  removeExample(id) {
+    const example = this.byId.get(id);
+    if (!example) throw new Error(`there is no example ${id} in the project`);
+    this.examples.splice(this.examples.indexOf(example), 1);
+    this.forget(id);
+    return example;
+  }
+
+  /** Removes every class and example (the backbone key stays: it is the page's). */
+  clear() {
+    const removed = this.examples;
+    this.classes = [];
+    this.examples = [];
+    this.byId.clear();
+    this.features.clear();
+    this.featureSize = null;
+    this.rolesFromBuild = false;
+    this.heldOutInPage = false;
+    return removed;
+  }
+
+  /** The example with this id, or undefined. */
+  example(id) {
+    return this.byId.get(id);
+  }
+
+  classIndex(name) {
+    const i = this.classes.indexOf(name);
+    if (i < 0) throw new Error(`there is no class "${name}"`);
+    return i;
+  }
+
+  forget(id) {
+    this.byId.delete(id);
+    this.features.delete(id);
+  }
+
+  /**
+   * Why the project cannot train yet, as the page says it (naming the class), or null.
+   * Each class needs at least 2 examples, at least one of them a training one.
+   */
+  trainingProblems() {
+    if (this.classes.length < 2) {
+      const have = this.classes.length ? ` (it has only "${this.classes[0]}")` : '';
+      return `Add at least 2 classes to train${have}.`;
+    }
+    for (const [label, examples] of this.byClass()) {
+      if (examples.length < 2) {
+        return `Class "${label}" has ${examples.length} example${examples.length === 1 ? '' : 's'}: `
+          + 'each class needs at least 2.';
+      }
+      if (!examples.some((e) => e.role === 'train')) return `Class "${label}" has no training examples (all are held out).`;
+    }
+    return null;
+  }
+
+  /**
+   * Sets the fingerprint of the backbone the features are computed with. Features kept
+   * under another (or no) fingerprint are dropped: they are recomputed when needed.
+   * @returns {number} how many examples' features were dropped
+   */
+  useBackbone(key) {
+    if (key === this.backboneKey) return 0;
+    const dropped = this.features.size;
+    this.features.clear();
+    this.featureSize = null;
+    this.backboneKey = key;
+    return dropped;
   }
 
   /** Examples with this role, in project order. */
@@ -75,14 +227,19 @@ export class Project {
     return examples.filter((e) => !this.features.has(e.id));
   }
 
-  /** Keeps each example's features: row i of feats ({data, count, size}) belongs to examples[i]. */
+  /**
+   * Keeps each example's features: row i of feats ({data, count, size}) belongs to examples[i].
+   * Examples removed meanwhile (features arrive after an await) are skipped.
+   */
   storeFeatures(examples, feats) {
     if (feats.count !== examples.length) throw new Error(`${feats.count} feature rows for ${examples.length} examples`);
     if (this.featureSize != null && feats.size !== this.featureSize) {
       throw new Error(`features of size ${feats.size}, the project's are ${this.featureSize}`);
     }
     this.featureSize = feats.size;
-    examples.forEach((e, i) => this.features.set(e.id, feats.data.slice(i * feats.size, (i + 1) * feats.size)));
+    examples.forEach((e, i) => {
+      if (this.byId.get(e.id) === e) this.features.set(e.id, feats.data.slice(i * feats.size, (i + 1) * feats.size));
+    });
   }
 
   /** The stored features of these examples as one block, row i = examples[i], as trainHead takes them. */
@@ -134,7 +291,8 @@ export function trainSummary(project, hp) {
   const test = project.withRole('test').length;
   const counts = project.countsOf('train').map(([c, n]) => `${c} ${n}`).join(', ');
   let note = 'no validation';
-  if (valid) note = project.rolesFromBuild ? "the Python build's hold-out" : 'valid/ images';
+  if (valid && project.heldOutInPage) note = `about ${Math.round(HELD_OUT * 100)}% of each class held out`;
+  else if (valid) note = project.rolesFromBuild ? "the Python build's hold-out" : 'valid/ images';
   const unused = test ? `, ${test} test images not used` : '';
   return `${train} training images (${counts}), ${valid} for validation (${note})${unused}; `
     + `optimizer ${hp.optimizer}, loss ${hp.loss}.`;

@@ -30,7 +30,6 @@ const el = {
   downloadMerged: $('download-merged'),
   downloadTm: $('download-tm'),
   loadModel: $('load-model'),
-  gallery: $('gallery'),
   about: $('about'),
   titleLabels: $('title-labels'),
 };
@@ -72,27 +71,6 @@ export function showLoadTime(ms) {
 
 export function showTitle(labels) {
   el.titleLabels.textContent = `— ${labels.join(' / ')}`;
-}
-
-/**
- * Thumbnails grouped by class with counts by role; groups is a Map(class -> examples),
- * each example {src: URL, name, role}.
- */
-export function showGallery(groups) {
-  el.gallery.textContent = '';
-  for (const [label, examples] of groups) {
-    const figures = examples.map((e) => make('img', {
-      src: e.src, alt: `${label}: ${e.name}`, title: `${e.name} (${e.role})`,
-      loading: 'lazy', decoding: 'async', width: 64, height: 64, className: `role-${e.role}`,
-    }));
-    const roles = new Map();
-    for (const e of examples) roles.set(e.role, (roles.get(e.role) || 0) + 1);
-    const detail = roles.size > 1 ? `: ${[...roles].map(([k, n]) => `${n} ${k}`).join(', ')}` : '';
-    el.gallery.append(make('div', { className: 'group', dataset: { label, count: String(examples.length) } }, [
-      make('h3', { textContent: `${label} (${examples.length}${detail})` }),
-      make('div', { className: 'thumbs' }, figures),
-    ]));
-  }
 }
 
 /** The manifest's facts worth reading: backbone, head, metrics, versions. */
