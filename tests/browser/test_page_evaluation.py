@@ -1,18 +1,21 @@
 """The page's evaluation in headless Chromium on the built logo site: the Python head scored on
 the held-out images (images.json's roles other than train) gives what Python's `evaluate`
 gives on the same files; after training in the page the evaluation is the page head's, and a
-wrong example clicked shows its prediction; the evaluation code loads only when used; no
-tensor leaks; nothing held out gets a message."""
+wrong example clicked shows its prediction; a loaded merged model is scored from pixels; the
+evaluation code (and tfjs-vis) loads only when used; no tensor leaks; nothing held out gets a
+message."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import Counter
 
 import pytest
 
 from .conftest import open_app
+from .test_page import downloads_of, save_downloads
 
 pytestmark = pytest.mark.browser
 
@@ -60,11 +63,14 @@ def num_tensors(page) -> int:
     return page.evaluate("window.tfjsTransfer.numTensors()")
 
 
-def test_python_head_scored_as_python_scores_it(page, site_url, held_out, python_report):
+def test_python_head_scored_as_python_scores_it(page, site_url, built_site, held_out, python_report):
     requested = []
     page.on("request", lambda r: requested.append(r.url))
     open_app(page, site_url)
-    assert not any("/evaluating-" in u for u in requested), "the evaluation code loaded with the page"
+    # the first visit loads app.js and what index.html preloads: not the evaluation or tfjs-vis
+    preloaded = set(re.findall(r'modulepreload" href="([^"]+)"', (built_site / "index.html").read_text()))
+    first = {u.rsplit("/", 1)[-1] for u in requested if u.endswith(".js")}
+    assert first == preloaded | {"app.js"}, first
     tensors = num_tensors(page)
     got = evaluate(page)
     assert any("/evaluating-" in u for u in requested)
@@ -141,3 +147,17 @@ def test_nothing_held_out_says_how_to_get_an_evaluation(page, site_url):
     assert got["count"] == 0 and got["accuracy"] is None
     assert all(c["count"] == 0 and c["accuracy"] is None for c in got["per_class"])
     assert "about 15% of each class is held out" in page.inner_text(EVALUATION)
+
+
+def test_a_loaded_merged_model_is_evaluated_from_pixels(page, site_url, python_report, tmp_path):
+    open_app(page, site_url)
+    files = save_downloads(downloads_of(page, "[data-testid=download-merged]"), tmp_path)
+    page.set_input_files("[data-testid=load-model]", files)
+    page.wait_for_function("document.querySelector('[data-testid=message]').textContent.includes('merged')")
+    features_before = page.evaluate("window.tfjsTransfer.project().features.size")
+    tensors = num_tensors(page)
+    got = evaluate(page)
+    assert got["head"] == "browser"
+    assert page.evaluate("window.tfjsTransfer.project().features.size") == features_before  # pixels, not features
+    assert got["confusion_matrix"] == python_report["confusion_matrix"]
+    assert num_tensors(page) == tensors

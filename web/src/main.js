@@ -126,11 +126,12 @@ async function onTrain(hp) {
     }
     app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page' });
     ui.setHeadChoice('browser', 'trained in this page');
+    ui.setStatus('training', 'Evaluating the new head on the held-out examples…'); // evaluation (p14eval)
+    await evaluateInUse();
     const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
     ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the head trained here.`);
     refreshControls();
     await repredict();
-    await evaluateInUse(); // evaluation (p14eval): the new head on the held-out examples
   } catch (e) {
     ui.showMessage(`Training failed: ${e.message}`);
     ui.setStatus('ready', readyText());
