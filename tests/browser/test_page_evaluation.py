@@ -161,3 +161,20 @@ def test_a_loaded_merged_model_is_evaluated_from_pixels(page, site_url, python_r
     assert page.evaluate("window.tfjsTransfer.project().features.size") == features_before  # pixels, not features
     assert got["confusion_matrix"] == python_report["confusion_matrix"]
     assert num_tensors(page) == tensors
+
+
+def test_a_class_name_is_shown_as_text_not_html(page, site_url):
+    open_app(page, site_url)
+    name = '<img src=x id=injected>android'
+    page.evaluate("""(name) => {
+        const p = window.tfjsTransfer.project();
+        p.examples.forEach((e) => { if (e.label === p.classes[0]) e.label = name; });
+        p.classes[0] = name;
+    }""", name)
+    got = evaluate(page)
+    # the Python head's 'android' is now a class the project does not have: a column of its own
+    assert got["labels"] == [name, "apple", "windows", "android"]
+    assert got["per_class"][0]["count"] == 6 and got["per_class"][0]["accuracy"] == 0
+    assert got["confusion_matrix"][0] == [0, 0, 0, 6]
+    assert page.locator("#injected").count() == 0
+    assert name in page.inner_text("#evaluation-per-class")
