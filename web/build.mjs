@@ -1,8 +1,9 @@
 // Builds dist/: index.html, style.css, favicon.svg, coi-sw.js, _headers, the page's ES modules
 // and the wasm backend binaries. The modules are split (esbuild's splitting): app.js (src/boot.js)
 // imports main-*.js, what prediction needs, preloaded by index.html; training-*.js
-// (tfjs-vis, the training loop) and backend-webgl-*.js, backend-cpu-*.js when needed;
-// chunk-*.js are code they share. All files sit flat in dist/, as the site copies them.
+// (the training loop), evaluating-*.js (the held-out evaluation) and backend-webgl-*.js,
+// backend-cpu-*.js when needed; chunk-*.js are code they share (tfjs-vis is one, shared by
+// training and evaluation, so neither grows the first visit). All files sit flat in dist/, as the site copies them.
 // Usage: node build.mjs [--watch] [--sourcemap]   (NO_MINIFY=1: readable code, for profiles)
 import { build, context } from 'esbuild';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';

@@ -17,6 +17,7 @@ import * as ui from './ui.js';
 import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
 // --- end p14core ---
+import * as evaluationUi from './ui-evaluation.js'; // evaluation (p14eval)
 
 const PAGE = document.baseURI;
 
@@ -35,6 +36,7 @@ const app = {
 function refreshControls() {
   ui.setBusy({ ready: app.ready, training: app.training, hasBrowserHead: Boolean(app.heads && app.heads.browser) });
   setProjectBusy({ ready: app.ready, training: app.training, hasSite: Boolean(app.manifest && app.manifest.head.path) });
+  evaluationUi.setEnabled(app.ready && !app.training && !evaluating); // evaluation (p14eval)
 }
 
 function readyText() {
@@ -159,6 +161,8 @@ async function onTrain(hp) {
     }
     app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page' });
     ui.setHeadChoice('browser', 'trained in this page');
+    ui.setStatus('training', 'Evaluating the new head on the held-out examples…'); // evaluation (p14eval)
+    await evaluateInUse();
     const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
     ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the head trained here.`);
     refreshControls();
@@ -218,6 +222,69 @@ function onStop() {
   app.stop.requested = true;
   if (app.stop.model) app.stop.model.stopTraining = true;
 }
+
+// --- evaluation (p14eval) ---
+
+let evaluationCode = null;
+let evaluating = false;
+
+/** The evaluation chunk (evaluating.js: scoring and its tfjs-vis drawings), imported once. */
+function loadEvaluation() {
+  if (!evaluationCode) {
+    evaluationCode = import('./evaluating.js').catch((e) => {
+      evaluationCode = null;
+      throw new Error(`could not load the evaluation code: ${e.message}`);
+    });
+  }
+  return evaluationCode;
+}
+
+/** Evaluates the head in use on the project's held-out examples and shows it; the result, or null. */
+async function evaluateInUse() {
+  if (!app.project) {
+    evaluationUi.showError('Nothing to evaluate on: the training images are unavailable.');
+    return null;
+  }
+  if (!app.heads.active) {
+    evaluationUi.showError(NO_HEAD);
+    return null;
+  }
+  evaluating = true;
+  refreshControls();
+  try {
+    evaluationUi.showRunning('Evaluating…');
+    const { evaluateHead, drawEvaluation } = await loadEvaluation();
+    const result = await evaluateHead({ tf, manifest: app.manifest, backbone: app.backbone, head: app.heads.active,
+      headName: app.heads.which, project: app.project, onProgress: evaluationUi.showProgress,
+      loadPixels: async (example, spec) => pixelsOf(tf, await srcToCanvas(example.src, example.name), spec) });
+    await evaluationUi.show(result, app.heads.describe(), new Map(app.project.examples.map((e) => [e.id, e])), drawEvaluation);
+    return result;
+  } catch (e) {
+    evaluationUi.showError(`Evaluation failed: ${e.message}`);
+    return null;
+  } finally {
+    evaluating = false;
+    refreshControls();
+  }
+}
+
+function onEvaluate() {
+  return app.ready && !app.training && !evaluating ? evaluateInUse() : null;
+}
+
+/** A wrong example clicked in the evaluation: shown in the preview with its prediction. */
+async function onShowExample(id) {
+  const example = app.project && app.project.examples.find((e) => e.id === id);
+  if (!example || !app.ready) return;
+  try {
+    await predictAndShow(await srcToCanvas(example.src, example.name), example.name);
+    ui.showMessage('');
+  } catch (e) {
+    ui.showMessage(`Could not show ${example.name}: ${e.message}`);
+  }
+}
+
+// --- end evaluation ---
 
 // ---------- download / load ----------
 
@@ -349,6 +416,7 @@ function expose() {
     backend: () => tf.getBackend(),
     timings: app.timings,
     head: () => app.heads.which,
+    evaluate: onEvaluate, // evaluation (p14eval): the result shown in [data-testid=evaluation]
     predictUrl: async (url) => {
       const head = app.heads.active;
       if (!head) throw new Error(NO_HEAD);
@@ -409,6 +477,7 @@ async function loadProject(manifest) {
 async function start() {
   ui.bind({ onImage, onTrain, onTrainIntent, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
   bindProject(projectApp.handlers);
+  evaluationUi.bind({ onEvaluate, onShowExample }); // evaluation (p14eval)
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
   // manifest.json downloads while the backend fetches and compiles its .wasm
