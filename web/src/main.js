@@ -13,6 +13,7 @@ import { pixelsOf, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { projectFromSite, trainSummary } from './project.js';
 import * as ui from './ui.js';
+import { startPersistence } from './persist.js'; // p14store
 
 const PAGE = document.baseURI;
 
@@ -44,6 +45,7 @@ function fail(error) {
 
 /** An example's pixels, through the same decode as an uploaded image. */
 async function loadPixels(example) {
+  app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // p14store: a restore must not recompute
   return pixelsOf(tf, await srcToCanvas(example.src, example.name), app.manifest);
 }
 
@@ -122,7 +124,8 @@ async function onTrain(hp) {
       ui.setStatus('ready', 'Stopped before training started. ' + readyText());
       return;
     }
-    app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page' });
+    app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page', hyper });
+    onProjectChanged(); // p14store: the trained head is saved with the project
     ui.setHeadChoice('browser', 'trained in this page');
     const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
     ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the head trained here.`);
@@ -142,6 +145,84 @@ function onStop() {
   app.stop.requested = true;
   if (app.stop.model) app.stop.model.stopTraining = true;
 }
+
+// --- stand-in until p14core lands ---
+// p14core's project editing replaces this block: addExamples, onProjectChanged and showing a
+// project whose examples may be Blobs.
+let addedCount = 0;
+let galleryUrls = [];
+
+/** Shows the project (gallery, train summary); Blob examples get object URLs. */
+function showProject() {
+  for (const url of galleryUrls) URL.revokeObjectURL(url);
+  galleryUrls = [];
+  const groups = new Map([...app.project.byClass()].map(([label, examples]) => [label, examples.map((e) => {
+    if (typeof e.src === 'string') return e;
+    const url = URL.createObjectURL(e.src);
+    galleryUrls.push(url);
+    return { ...e, src: url };
+  })]));
+  ui.showGallery(groups);
+  ui.setTrainSummary(trainSummary(app.project, app.manifest.training.hyperparameters));
+}
+
+/** Adds [{blob, name}] to class `label` (made if new) and computes their features now. */
+async function addExamples(label, items) {
+  const project = app.project;
+  if (!project.classes.includes(label)) project.classes.push(label);
+  const examples = items.map((item) => ({ id: `added-${Date.now()}-${addedCount++}`, label, role: 'train',
+    name: item.name, src: item.blob }));
+  examples.forEach((e) => project.addExample(e));
+  const { extractFeatures } = await loadTraining();
+  project.storeFeatures(examples, await extractFeatures({ tf, backbone: app.backbone, manifest: app.manifest,
+    items: examples, loadPixels }));
+  showProject();
+  onProjectChanged();
+}
+
+function onProjectChanged() {
+  if (app.persist) app.persist.changed();
+}
+// --- end stand-in ---
+
+// --- p14store: the project kept in IndexedDB, exported and imported as a zip ---
+async function startStore() {
+  app.persist = await startPersistence({
+    tf,
+    manifest: app.manifest,
+    project: () => app.project,
+    setProject: (project) => {
+      app.project = project;
+      showProject();
+    },
+    siteProject: async () => {
+      await loadProject(app.manifest);
+      return app.project;
+    },
+    head: () => {
+      const h = app.heads.browser;
+      return h && h.source === 'trained' ? { model: h.model, labels: h.labels, hyper: h.hyper } : null;
+    },
+    setHead: (head) => {
+      if (head) {
+        app.heads.setBrowser({ model: head.model, kind: 'head', labels: head.labels, source: 'trained',
+          name: 'saved with the project', hyper: head.hyper });
+        ui.setHeadChoice('browser', 'trained in this page (saved with the project)');
+      } else if (app.heads.browser && app.heads.browser.source === 'trained') {
+        app.heads.use('python');
+        ui.setHeadChoice('python');
+      }
+      refreshControls();
+    },
+    message: (text, kind) => ui.showMessage(text, kind),
+    saveBlob,
+  });
+  Object.assign(window.tfjsTransfer, {
+    addExamples,
+    store: { stats: app.persist.stats, saveNow: () => app.persist.saveNow(), current: () => app.persist.current() },
+  });
+}
+// --- end p14store ---
 
 // ---------- download / load ----------
 
@@ -340,6 +421,7 @@ async function start() {
   app.heads = new Heads({ model: head, kind: 'head', labels: manifest.labels, source: 'python', name: manifest.head.path });
   await loadProject(manifest);
   expose();
+  await startStore(); // p14store
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());
