@@ -171,6 +171,38 @@ def test_quota_failure_keeps_previous_save_and_says_so(page, site_url):
     assert restored["examples"] == saved["examples"]
 
 
+def test_huge_image_kept_reencoded_as_jpeg(page, site_url):
+    """An image over 12 megapixels is kept as a JPEG of at most 12 MP, same aspect; small ones as their bytes."""
+    open_app(page, site_url)
+    page.evaluate("""async () => {
+      const canvas = new OffscreenCanvas(4400, 3000); // 13.2 MP
+      const ctx = canvas.getContext('2d');
+      const g = ctx.createLinearGradient(0, 0, 4400, 3000);
+      g.addColorStop(0, '#f00');
+      g.addColorStop(1, '#00f');
+      ctx.fillStyle = g;
+      ctx.fillRect(0, 0, 4400, 3000);
+      const blob = await canvas.convertToBlob({ type: 'image/png' });
+      await window.tfjsTransfer.addExamples('big', [{ blob, name: 'big.png' }]);
+    }""")
+    _add(page, "big", _mine()[:1])
+    before = page.evaluate(SNAPSHOT)
+    assert _save(page)
+    page.reload()
+    page.wait_for_function("document.querySelector('[data-testid=status]').dataset.state === 'ready'")
+    kept = page.evaluate("""async () => {
+      const [big, small] = window.tfjsTransfer.project().examples.filter((e) => e.label === 'big');
+      const bitmap = await createImageBitmap(big.src);
+      const head = Array.from(new Uint8Array(await big.src.slice(0, 3).arrayBuffer()));
+      return { width: bitmap.width, height: bitmap.height, head, small: small.name };
+    }""")
+    assert kept["head"] == [0xFF, 0xD8, 0xFF]  # a JPEG now
+    assert kept["width"] * kept["height"] <= 12e6
+    assert abs(kept["width"] / kept["height"] - 4400 / 3000) < 0.01
+    after = page.evaluate(SNAPSHOT)
+    assert after["examples"][-1] == before["examples"][-1]  # the small one: its own bytes
+
+
 def _zip(entries: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
