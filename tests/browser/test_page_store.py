@@ -234,6 +234,23 @@ def test_hostile_imports_refused_or_skipped_by_name(page, site_url, tmp_path):
     assert page.evaluate("window.tfjsTransfer.project().classes") == ["cat", "dog"]
 
 
+def test_import_folder(page, site_url, tmp_path):
+    """A picked folder (the webkitdirectory input) of class folders becomes a named project; junk is listed."""
+    mine = _mine()
+    root = tmp_path / "photos"
+    for label, paths in (("b", mine[:2]), ("a", mine[2:])):
+        (root / label).mkdir(parents=True)
+        for p in paths:
+            (root / label / p.name).write_bytes(p.read_bytes())
+    (root / "a" / "notes.txt").write_text("hello")
+    open_app(page, site_url)
+    page.set_input_files("[data-testid=project-import-folder]", str(root))
+    page.wait_for_function("document.querySelector('[data-testid=project-select]').dataset.current === 'photos'")
+    assert page.evaluate("window.tfjsTransfer.project().classes") == ["a", "b"]
+    assert page.evaluate("window.tfjsTransfer.project().examples.length") == 3
+    assert "photos/a/notes.txt: not an image" in page.inner_text("[data-testid=project-import-notes]")
+
+
 @pytest.mark.slow
 def test_restore_418_sign_digits(page, site_url, tmp_path):
     """Measures (prints) the restore time and zip size of the 418 sign digits; asserts only what came back."""

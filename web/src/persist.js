@@ -17,13 +17,14 @@ function freeName(name, taken) {
 }
 
 /**
- * @param {object} app what main.js lends: {tf, manifest, project() -> Project,
+ * @param {object} app what main.js lends: {tf, manifest, backboneKey (optional: the backbone's
+ *   fingerprint; default backboneKeyOf(manifest)), project() -> Project,
  *   setProject(project) (shows it), siteProject() -> Promise<Project|null> (the served dataset's),
  *   head() -> {model, labels, hyper}|null (the head trained in the page for this project),
  *   setHead({model, labels, hyper}|null), message(text, kind), saveBlob(blob, fileName)}
  */
 export async function startPersistence(app) {
-  const backboneKey = backboneKeyOf(app.manifest);
+  const backboneKey = app.backboneKey || backboneKeyOf(app.manifest);
   const stats = { restoreMs: null, restoredExamples: 0, restoredFeatures: 0, saves: 0, lastSave: null,
     lastError: null, exportBytes: null };
   let store = null;

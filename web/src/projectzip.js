@@ -372,7 +372,8 @@ export async function importProject(input, { limits: custom = {}, name: fallback
   }
   let classes;
   let examples;
-  let name = fallbackName || String(where).replace(/\.zip$/i, '');
+  const folderName = !isZip && list[0] && list[0].webkitRelativePath ? list[0].webkitRelativePath.split('/')[0] : '';
+  let name = fallbackName || folderName || String(where).replace(/\.zip$/i, '');
   if (projectFile) {
     const p = parseProjectFile(await projectFile.blob.text(), where);
     if (typeof p.name === 'string' && p.name.trim()) name = p.name.trim();
