@@ -18,6 +18,7 @@ import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
 // --- end p14core ---
 import * as evaluationUi from './ui-evaluation.js'; // evaluation (p14eval)
+import { startPersistence } from './persist.js'; // p14store
 
 const PAGE = document.baseURI;
 
@@ -48,6 +49,7 @@ function readyText() {
 /** After any edit of the project (class list, summary; persistence hooks its autosave here). */
 function onProjectChanged() {
   projectApp.refresh();
+  if (app.persist) app.persist.changed();
 }
 
 const projectApp = createProjectApp({
@@ -70,6 +72,7 @@ function fail(error) {
 
 /** An example's pixels, through the same decode as an uploaded image. */
 async function loadPixels(example) {
+  app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // p14store: a restore must not recompute
   return pixelsOf(tf, await srcToCanvas(example.src, example.name), app.manifest);
 }
 
@@ -159,7 +162,8 @@ async function onTrain(hp) {
       ui.setStatus('ready', 'Stopped before training started. ' + readyText());
       return;
     }
-    app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page' });
+    app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page', hyper });
+    onProjectChanged(); // p14store: the trained head is saved with the project
     ui.setHeadChoice('browser', 'trained in this page');
     ui.setStatus('training', 'Evaluating the new head on the held-out examples…'); // evaluation (p14eval)
     await evaluateInUse();
@@ -285,6 +289,42 @@ async function onShowExample(id) {
 }
 
 // --- end evaluation ---
+
+// --- p14store: the project kept in IndexedDB, exported and imported as a zip ---
+async function startStore() {
+  app.persist = await startPersistence({
+    tf,
+    manifest: app.manifest,
+    project: () => app.project,
+    backboneKey: projectApp.backboneKey,
+    setProject: (project) => projectApp.adopt(project),
+    siteProject: async () => {
+      await loadProject(app.manifest);
+      return app.project;
+    },
+    head: () => {
+      const h = app.heads.browser;
+      return h && h.source === 'trained' ? { model: h.model, labels: h.labels, hyper: h.hyper } : null;
+    },
+    setHead: (head) => {
+      if (head) {
+        app.heads.setBrowser({ model: head.model, kind: 'head', labels: head.labels, source: 'trained',
+          name: 'saved with the project', hyper: head.hyper });
+        ui.setHeadChoice('browser', 'trained in this page (saved with the project)');
+      } else if (app.heads.browser && app.heads.browser.source === 'trained') {
+        app.heads.use('python');
+        ui.setHeadChoice('python');
+      }
+      refreshControls();
+    },
+    message: (text, kind) => ui.showMessage(text, kind),
+    saveBlob,
+  });
+  Object.assign(window.tfjsTransfer, {
+    store: { stats: app.persist.stats, saveNow: () => app.persist.saveNow(), current: () => app.persist.current() },
+  });
+}
+// --- end p14store ---
 
 // ---------- download / load ----------
 
@@ -516,6 +556,7 @@ async function start() {
   await projectApp.useBackbone(backbone, manifest);
   await loadProject(manifest);
   expose();
+  await startStore(); // p14store
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());
