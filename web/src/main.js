@@ -13,6 +13,7 @@ import { pixelsOf, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { projectFromSite, trainSummary } from './project.js';
 import * as ui from './ui.js';
+import { bindWebcam } from './ui-webcam.js';
 
 const PAGE = document.baseURI;
 
@@ -257,6 +258,63 @@ async function onBackendChange(name) {
   }
 }
 
+// --- stand-in until p14core lands ---
+// selectedClass / addExamples / onProjectChanged as the contract names them: the class is
+// the webcam section's own select, examples get role 'train', the gallery shows Blobs by URL.
+const blobUrls = new WeakMap();
+function blobUrl(blob) {
+  if (!blobUrls.has(blob)) blobUrls.set(blob, URL.createObjectURL(blob));
+  return blobUrls.get(blob);
+}
+
+function selectedClass() {
+  const select = document.getElementById('webcam-class');
+  if (app.project && select.options.length !== app.project.classes.length) {
+    select.replaceChildren(...app.project.classes.map((c) => new Option(c, c)));
+  }
+  return select.value || null;
+}
+
+function onProjectChanged() {
+  const groups = new Map([...app.project.byClass()].map(([c, examples]) => [c,
+    examples.map((e) => (typeof e.src === 'string' ? e : { ...e, src: blobUrl(e.src) }))]));
+  ui.showGallery(groups);
+  ui.setTrainSummary(trainSummary(app.project, app.manifest.training.hyperparameters));
+}
+
+async function addExamples(label, items) {
+  if (!app.project) throw new Error('there is no project to add to (images.json is unavailable)');
+  for (const { blob, name } of items) {
+    let id = name;
+    for (let n = 2; app.project.examples.some((e) => e.id === id); n++) id = name.replace(/(\.\w+)?$/, `-${n}$1`);
+    app.project.addExample({ id, label, src: blob, role: 'train', name: id });
+  }
+  onProjectChanged();
+}
+// --- end stand-in ---
+
+// ---------- webcam (p14cam) ----------
+
+let webcamSection = null; // bindWebcam's {webcam, recorder, live, refresh}
+
+/** The head in use's top classes for a webcam frame, or null while the page cannot predict. */
+async function predictFrame(canvas) {
+  if (!app.ready) return null;
+  const head = app.heads.active;
+  const probs = await probabilities(tf, app.manifest, app.backbone, head, canvas);
+  return topK(probs, head.labels, Math.min(3, head.labels.length));
+}
+
+function startWebcam() {
+  const input = app.manifest.input;
+  webcamSection = bindWebcam({
+    frameSize: () => Math.max(input.height, input.width), selectedClass, addExamples, predictFrame,
+  });
+  document.getElementById('webcam-class').addEventListener('change', () => webcamSection.refresh()); // stand-in
+  webcamSection.refresh();
+}
+// ---------- end webcam ----------
+
 // ---------- start ----------
 
 function expose() {
@@ -269,6 +327,7 @@ function expose() {
     backend: () => tf.getBackend(),
     timings: app.timings,
     head: () => app.heads.which,
+    webcam: () => webcamSection, // p14cam: {webcam, recorder, live}
     predictUrl: async (url) => {
       const head = app.heads.active;
       return topK(await probabilities(tf, app.manifest, app.backbone, head, await canvasOf(url)), head.labels, head.labels.length);
@@ -340,6 +399,7 @@ async function start() {
   app.heads = new Heads({ model: head, kind: 'head', labels: manifest.labels, source: 'python', name: manifest.head.path });
   await loadProject(manifest);
   expose();
+  startWebcam(); // p14cam
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());
