@@ -107,6 +107,16 @@ def examples_of(page, label: str) -> list[dict]:
         .map((e) => ({id: e.id, role: e.role, blob: e.src instanceof Blob, type: e.src.type}))""", label)
 
 
+def watch_long_tasks(page):
+    """window.longestTask: the longest main-thread task (Chromium reports those over 50 ms) from now on."""
+    page.evaluate("""() => {
+        window.longestTask = 0;
+        new PerformanceObserver((list) => {
+            for (const e of list.getEntries()) window.longestTask = Math.max(window.longestTask, e.duration);
+        }).observe({type: 'longtask'});
+    }""")
+
+
 def wait_recorder_idle(page):
     page.wait_for_function("!window.tfjsTransfer.webcam().recorder.recording && !window.tfjsTransfer.webcam().recorder.busy")
 
@@ -118,12 +128,7 @@ def test_record_adds_frames_of_the_logo_to_the_class(cam, site_url):
     page.select_option("[data-testid=webcam-class]", LOGO_CLASS)
     assert LOGO_CLASS in page.inner_text("[data-testid=webcam-target]")
     before = examples_of(page, LOGO_CLASS)
-    page.evaluate("""() => {
-        window.longestTask = 0;
-        new PerformanceObserver((list) => {
-            for (const e of list.getEntries()) window.longestTask = Math.max(window.longestTask, e.duration);
-        }).observe({type: 'longtask'});
-    }""")
+    watch_long_tasks(page)
     page.locator(RECORD).scroll_into_view_if_needed()
     box = page.locator(RECORD).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -165,11 +170,13 @@ def test_record_adds_frames_of_the_logo_to_the_class(cam, site_url):
 def test_live_prediction_names_the_logo_without_leaking(cam, site_url):
     page = open_app(cam, site_url)
     start_camera(page)
+    watch_long_tasks(page)
     page.check("[data-testid=webcam-live]")
     page.wait_for_function(f"Number(document.querySelector('{LIVE_RESULT}').dataset.frames) >= 10")
     rows = json.loads(page.get_attribute(LIVE_RESULT, "data-result"))
     assert rows[0]["label"] == LOGO_CLASS, rows
     # The same count of tensors 100 predictions apart: nothing accumulates per frame.
+    page.evaluate("window.longestTask = 0")  # from here on: the steady state, not the first frames
     first = page.evaluate(f"""() => ({{frames: Number(document.querySelector('{LIVE_RESULT}').dataset.frames),
                                       tensors: window.tfjsTransfer.numTensors()}})""")
     page.wait_for_function(f"Number(document.querySelector('{LIVE_RESULT}').dataset.frames) >= {first['frames'] + 100}",
@@ -177,12 +184,15 @@ def test_live_prediction_names_the_logo_without_leaking(cam, site_url):
     tensors = page.evaluate("window.tfjsTransfer.numTensors()")
     fps = float(page.get_attribute("[data-testid=webcam-fps]", "data-fps"))
     backend = page.evaluate("window.tfjsTransfer.backend()")
+    longest = page.evaluate("window.longestTask")
+    last_ms = float(page.get_attribute("[data-testid=webcam-fps]", "data-ms"))
     page.uncheck("[data-testid=webcam-live]")
     assert tensors == first["tensors"]
     assert fps > 0
     assert "predictions/s" in page.inner_text("[data-testid=webcam-fps]")
     print(f"\nlive prediction: {fps:.1f} predictions/s ({backend}, fake camera at {CLIP_FPS} fps, "
-          f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]})")
+          f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}), the last prediction {last_ms:.0f} ms; "
+          f"longest main-thread task {longest:.0f} ms")
 
 
 def test_camera_unplugged_mid_recording_keeps_the_frames(cam, site_url):
@@ -233,3 +243,22 @@ def test_no_camera_says_so(page, site_url):
     assert "No camera found" in page.inner_text(MESSAGE)
     assert page.get_attribute(START, "data-state") == "off"
     assert page.is_disabled(RECORD)
+
+
+def test_mirror_flips_the_preview_and_the_recorded_frames_alike(cam, site_url):
+    page = open_app(cam, site_url)
+    start_camera(page)
+    video = "[data-testid=webcam-video]"
+    grab = """() => {
+        const c = window.tfjsTransfer.webcam().webcam.frame(64);
+        return Array.from(c.getContext('2d').getImageData(0, 0, 64, 64).data);
+    }"""
+    assert page.is_checked("[data-testid=webcam-mirror]")  # on by default, as Teachable Machine
+    assert page.eval_on_selector(video, "v => v.style.transform") == "scaleX(-1)"
+    mirrored = np.array(page.evaluate(grab), dtype=np.int16).reshape(64, 64, 4)
+    page.uncheck("[data-testid=webcam-mirror]")
+    assert page.eval_on_selector(video, "v => v.style.transform") == ""
+    plain = np.array(page.evaluate(grab), dtype=np.int16).reshape(64, 64, 4)
+    flipped_back = np.abs(plain - mirrored[:, ::-1]).mean()  # the clip's frames are all the same photo
+    unflipped = np.abs(plain - mirrored).mean()  # the logo is not quite symmetric
+    assert flipped_back < 1 and unflipped > 3 * flipped_back + 1, (flipped_back, unflipped)

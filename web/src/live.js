@@ -15,7 +15,7 @@ export function framesPerSecond(times, now, windowMs = FPS_WINDOW_MS) {
 export class LiveLoop {
   /**
    * @param {{video: HTMLVideoElement, predictFrame: () => Promise<any>,
-   *   onResult: (result: any, stats: {fps: number, frames: number}) => void, onError: (e: Error) => void}} options
+   *   onResult: (result: any, stats: {fps: number, frames: number, ms: number}) => void, onError: (e: Error) => void}} options
    *   predictFrame returns null to skip a frame (nothing to predict with yet)
    */
   constructor({ video, predictFrame, onResult, onError }) {
@@ -51,6 +51,7 @@ export class LiveLoop {
   async step() {
     if (!this.running) return;
     try {
+      const started = performance.now();
       const result = await this.predictFrame();
       if (!this.running) return;
       if (result != null) {
@@ -58,7 +59,7 @@ export class LiveLoop {
         this.frames += 1;
         this.times.push(now);
         this.times = this.times.filter((t) => t > now - FPS_WINDOW_MS);
-        this.onResult(result, { fps: framesPerSecond(this.times, now), frames: this.frames });
+        this.onResult(result, { fps: framesPerSecond(this.times, now), frames: this.frames, ms: now - started });
       }
     } catch (e) {
       this.running = false;

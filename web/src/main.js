@@ -291,6 +291,11 @@ async function addExamples(label, items) {
   }
   onProjectChanged();
 }
+
+/** Calls back when the selected class changes (p14core: the class list's selection). */
+function onSelectedClassChange(callback) {
+  document.getElementById('webcam-class').addEventListener('change', callback);
+}
 // --- end stand-in ---
 
 // ---------- webcam (p14cam) ----------
@@ -310,7 +315,7 @@ function startWebcam() {
   webcamSection = bindWebcam({
     frameSize: () => Math.max(input.height, input.width), selectedClass, addExamples, predictFrame,
   });
-  document.getElementById('webcam-class').addEventListener('change', () => webcamSection.refresh()); // stand-in
+  onSelectedClassChange(() => webcamSection.refresh()); // the "Records to" line
   webcamSection.refresh();
 }
 // ---------- end webcam ----------

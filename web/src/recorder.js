@@ -15,6 +15,7 @@ export class Recorder {
     this.onError = onError;
     this.timer = null;
     this.busy = false;
+    this.adding = Promise.resolve(); // the frame being added, if any
     this.count = 0; // frames added in this recording
     this.skipped = 0; // ticks skipped because the previous frame was still being added
   }
@@ -41,13 +42,22 @@ export class Recorder {
     this.timer = null;
   }
 
-  async tick() {
+  /** Resolves once the frame being added (if any) is added or has failed. */
+  settled() {
+    return this.adding;
+  }
+
+  tick() {
     if (this.timer === null) return;
     if (this.busy) {
       this.skipped += 1;
       return;
     }
     this.busy = true;
+    this.adding = this.add();
+  }
+
+  async add() {
     try {
       await this.addFrame(this.count);
       this.count += 1;

@@ -101,7 +101,8 @@ export function bindWebcam(hooks) {
     onResult: (rows, stats) => {
       showRows(e.prediction, rows, stats.frames);
       e.fps.dataset.fps = stats.fps.toFixed(1);
-      e.fps.textContent = `${stats.fps.toFixed(1)} predictions/s`;
+      e.fps.dataset.ms = stats.ms.toFixed(1);
+      e.fps.textContent = `${stats.fps.toFixed(1)} predictions/s (the last took ${Math.round(stats.ms)} ms)`;
     },
     onError: (error) => {
       e.live.checked = false;
@@ -155,6 +156,7 @@ export function bindWebcam(hooks) {
   }
 
   async function startCamera(deviceId) {
+    stopRecording();
     e.start.disabled = true;
     say('');
     try {
@@ -170,10 +172,12 @@ export function bindWebcam(hooks) {
     }
   }
 
-  webcam.onEnded = (error) => {
-    const kept = recorder.recording || recorder.count > 0
-      ? ` Recording stopped; the ${recorder.count} frames already added${recordingTo ? ` to ${recordingTo}` : ''} are kept.` : '';
+  webcam.onEnded = async (error) => {
+    const wasRecording = recorder.recording;
     setRunning(false);
+    await recorder.settled(); // a frame grabbed before the camera went is still being added
+    const kept = wasRecording
+      ? ` Recording stopped; the ${recorder.count} frames already added to ${recordingTo} are kept.` : '';
     say(`${error.message}${kept} Press Start camera to go on.`);
   };
 

@@ -57,8 +57,13 @@ test('a slow add skips the ticks that come meanwhile instead of queueing them', 
     await settle();
     assert.equal(pending.length, 1); // the next tick took the next frame
     recorder.stop();
+    let settled = false;
+    recorder.settled().then(() => { settled = true; });
+    await settle();
+    assert.equal(settled, false); // settled() waits for the frame being added
     pending.shift()();
     await settle();
+    assert.equal(settled, true);
     assert.equal(recorder.count, 2); // a frame being added when the button is let go still counts
   } finally {
     mock.timers.reset();
