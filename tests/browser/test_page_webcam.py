@@ -11,6 +11,8 @@ second, the longest main-thread task while recording).
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import math
 import time
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ..harness import BRAND_TEST, CHROMIUM, CHROMIUM_ARGS
 from .conftest import READY_TIMEOUT_MS, Watched, open_app
@@ -37,17 +40,22 @@ MESSAGE = "[data-testid=webcam-message]"
 LIVE_RESULT = "[data-testid=webcam-prediction]"
 
 
-def write_y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
-    """A YUV4MPEG2 4:2:0 clip of `photo` fitted into the centre square of a grey 4:3 frame,
-    on white (the logos' own background), as Chromium's --use-file-for-fake-video-capture plays it."""
-    from PIL import Image
-
-    width, height = CLIP_SIZE
-    side = min(width, height)
+def logo_square(photo: Path = LOGO):
+    """The photo fitted into a white square as large as the clip's height."""
+    side = min(CLIP_SIZE)
     logo = Image.open(photo).convert("RGB")
     logo.thumbnail((side, side))
     square = Image.new("RGB", (side, side), "white")
     square.paste(logo, ((side - logo.width) // 2, (side - logo.height) // 2))
+    return square
+
+
+def write_y4m(photo: Path, out: Path, seconds: float = 2.0) -> Path:
+    """A YUV4MPEG2 4:2:0 clip of `photo` fitted into the centre square of a grey 4:3 frame,
+    on white (the logos' own background), as Chromium's --use-file-for-fake-video-capture plays it."""
+    width, height = CLIP_SIZE
+    side = min(width, height)
+    square = logo_square(photo)
     frame = Image.new("RGB", (width, height), (128, 128, 128))
     frame.paste(square, ((width - side) // 2, (height - side) // 2))
     ycc = np.asarray(frame.convert("YCbCr"), dtype=np.float32)
@@ -153,7 +161,25 @@ def test_record_adds_frames_of_the_logo_to_the_class(cam, site_url):
     assert all(e["id"].startswith(f"webcam-{LOGO_CLASS}-") and e["id"].endswith(".jpg") for e in added)
     assert all(e["blob"] and e["type"] == "image/jpeg" and e["role"] == "train" for e in added)
     assert page.get_attribute(f"[data-testid=gallery] [data-label={LOGO_CLASS}]", "data-count") == str(len(after))
-    # The frames are the logo: the served (Python) head names it in each of them.
+    # The frames are the clip's centre square, mirrored (the default), at the backbone's input size...
+    jpeg = base64.b64decode(page.evaluate("""async (id) => {
+        const e = window.tfjsTransfer.project().examples.find((x) => x.id === id);
+        const bytes = new Uint8Array(await e.src.arrayBuffer());
+        let s = '';
+        for (const b of bytes) s += String.fromCharCode(b);
+        return btoa(s);
+    }""", added[-1]["id"]))
+    recorded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=np.float32)
+    size = page.evaluate("window.tfjsTransfer.manifest.input.height")
+    assert recorded.shape == (size, size, 3)
+    expected = np.asarray(logo_square().resize((size, size), Image.BILINEAR), dtype=np.float32)[:, ::-1]
+    off = np.abs(recorded - expected).mean()
+    unmirrored = np.abs(recorded - expected[:, ::-1]).mean()
+    blank = np.abs(recorded - 255).mean()  # a white frame
+    print(f"recorded frame vs the clip's square: mean |diff| {off:.1f}; unmirrored {unmirrored:.1f}; white {blank:.1f}")
+    # (the clip's YUV 4:2:0 and the JPEG leave a few levels off everywhere)
+    assert off < 10 and off < 0.6 * unmirrored and off < 0.5 * blank, (off, unmirrored, blank)
+    # ... and the served (Python) head names the logo in each of them.
     tops = page.evaluate("""async (label) => {
         const added = window.tfjsTransfer.project().examples.filter((e) => e.id.startsWith(`webcam-${label}-`));
         const tops = [];
