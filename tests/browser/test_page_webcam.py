@@ -288,3 +288,22 @@ def test_mirror_flips_the_preview_and_the_recorded_frames_alike(cam, site_url):
     flipped_back = np.abs(plain - mirrored[:, ::-1]).mean()  # the clip's frames are all the same photo
     unflipped = np.abs(plain - mirrored).mean()  # the logo is not quite symmetric
     assert flipped_back < 1 and unflipped > 3 * flipped_back + 1, (flipped_back, unflipped)
+
+
+def test_space_held_on_the_record_button_records(cam, site_url):
+    page = open_app(cam, site_url)
+    start_camera(page)
+    page.select_option("[data-testid=webcam-class]", "windows")
+    before = len(examples_of(page, "windows"))
+    page.focus(RECORD)
+    page.keyboard.down("Space")
+    page.wait_for_function(f"Number(document.querySelector('{COUNT}').dataset.count) >= 3")
+    assert page.get_attribute(RECORD, "data-recording") == "true"
+    page.keyboard.up("Space")
+    wait_recorder_idle(page)
+    assert page.get_attribute(RECORD, "data-recording") == "false"
+    count = int(page.get_attribute(COUNT, "data-count"))
+    assert count >= 3 and len(examples_of(page, "windows")) == before + count
+    # Let go, it stays stopped: no frame comes after the key is up.
+    page.wait_for_timeout(3 * RECORD_INTERVAL_MS)
+    assert int(page.get_attribute(COUNT, "data-count")) == count

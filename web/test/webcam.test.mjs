@@ -94,3 +94,20 @@ test('frames per second counts the predictions completed in the window', () => {
   // older than the window: not counted
   assert.equal(framesPerSecond([0, 1000, 3000, 3050, 3100], 3100, 2000), 20);
 });
+
+test("getUserMedia's errors become the page's camera messages", async () => {
+  const { cameraError, CameraError } = await import('../src/webcam.js');
+  const kind = (name) => cameraError(Object.assign(new Error('x'), { name })).kind;
+  assert.equal(kind('NotAllowedError'), 'denied');
+  assert.equal(kind('SecurityError'), 'denied');
+  assert.equal(kind('NotFoundError'), 'missing');
+  assert.equal(kind('OverconstrainedError'), 'missing');
+  assert.equal(kind('NotReadableError'), 'busy');
+  assert.equal(kind('AbortError'), 'busy');
+  const other = cameraError(new TypeError('bad constraints'));
+  assert.equal(other.kind, 'other');
+  assert.match(other.message, /bad constraints/);
+  assert.match(cameraError(Object.assign(new Error(''), { name: 'NotReadableError' })).message, /another application or tab/);
+  const own = new CameraError('ended', 'gone');
+  assert.equal(cameraError(own), own);
+});
