@@ -26,6 +26,7 @@ export class LiveLoop {
     this.running = false;
     this.frames = 0;
     this.times = [];
+    this.durations = []; // the last 100 predictions' ms (frame grab to probabilities read back)
   }
 
   start() {
@@ -33,6 +34,7 @@ export class LiveLoop {
     this.running = true;
     this.frames = 0;
     this.times = [];
+    this.durations = [];
     this.next();
   }
 
@@ -59,6 +61,7 @@ export class LiveLoop {
         this.frames += 1;
         this.times.push(now);
         this.times = this.times.filter((t) => t > now - FPS_WINDOW_MS);
+        this.durations = [...this.durations.slice(-99), now - started];
         this.onResult(result, { fps: framesPerSecond(this.times, now), frames: this.frames, ms: now - started });
       }
     } catch (e) {

@@ -97,7 +97,9 @@ export function bindWebcam(hooks) {
 
   const live = new LiveLoop({
     video: e.video,
-    predictFrame: () => hooks.predictFrame(webcam.frame(hooks.frameSize(), liveCanvas)),
+    // Paused while recording: each prediction runs the backbone on the main thread, and the
+    // frames being added (and their features) come first.
+    predictFrame: () => (recorder.recording ? null : hooks.predictFrame(webcam.frame(hooks.frameSize(), liveCanvas))),
     onResult: (rows, stats) => {
       showRows(e.prediction, rows, stats.frames);
       e.fps.dataset.fps = stats.fps.toFixed(1);
