@@ -38,6 +38,14 @@ QUOTA_SCRIPT = """
 """
 
 ADD = """async ([label, files]) => {
+  // a class is made as a person makes it: its name typed, Add class pressed
+  const ensureClass = (label) => {
+    if (window.tfjsTransfer.project().classes.includes(label)) return;
+    document.querySelector('[data-testid=new-class-name]').value = label;
+    document.querySelector('[data-testid=add-class]').click();
+    if (!window.tfjsTransfer.project().classes.includes(label)) throw new Error(`could not add class ${label}`);
+  };
+  ensureClass(label);
   const items = files.map(([name, b64]) => ({
     name, blob: new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]) }));
   await window.tfjsTransfer.addExamples(label, items);
@@ -183,6 +191,8 @@ def test_huge_image_kept_reencoded_as_jpeg(page, site_url):
       ctx.fillStyle = g;
       ctx.fillRect(0, 0, 4400, 3000);
       const blob = await canvas.convertToBlob({ type: 'image/png' });
+      document.querySelector('[data-testid=new-class-name]').value = 'big';
+      document.querySelector('[data-testid=add-class]').click();
       await window.tfjsTransfer.addExamples('big', [{ blob, name: 'big.png' }]);
     }""")
     _add(page, "big", _mine()[:1])

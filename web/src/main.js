@@ -19,6 +19,7 @@ import { bindProject, setProjectBusy } from './ui-project.js';
 // --- end p14core ---
 import * as evaluationUi from './ui-evaluation.js'; // evaluation (p14eval)
 import { startPersistence } from './persist.js'; // p14store
+import { bindWebcam } from './ui-webcam.js';
 
 const PAGE = document.baseURI;
 
@@ -52,8 +53,13 @@ function onProjectChanged() {
   if (app.persist) app.persist.changed();
 }
 
+/** The class list's selection changed: the webcam's "Records to" line follows it. */
+function onClassSelected() {
+  if (webcamSection) webcamSection.refresh();
+}
+
 const projectApp = createProjectApp({
-  tf, app, ui, refreshControls, onChanged: () => onProjectChanged(),
+  tf, app, ui, refreshControls, onChanged: () => onProjectChanged(), onSelected: () => onClassSelected(),
   loadSiteProject: () => siteProject(app.manifest),
 });
 
@@ -72,7 +78,7 @@ function fail(error) {
 
 /** An example's pixels, through the same decode as an uploaded image. */
 async function loadPixels(example) {
-  app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // p14store: a restore must not recompute
+  app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // a restore must not recompute features
   return pixelsOf(tf, await srcToCanvas(example.src, example.name), app.manifest);
 }
 
@@ -444,6 +450,27 @@ async function onBackendChange(name) {
   }
 }
 
+// ---------- webcam (p14cam) ----------
+
+let webcamSection = null; // bindWebcam's {webcam, recorder, live, refresh}
+
+/** The head in use's top classes for a webcam frame, or null while the page cannot predict. */
+async function predictFrame(canvas) {
+  const head = app.heads.active;
+  if (!app.ready || !head) return null;
+  const probs = await probabilities(tf, app.manifest, app.backbone, head, canvas);
+  return topK(probs, head.labels, Math.min(3, head.labels.length));
+}
+
+function startWebcam() {
+  const input = app.manifest.input;
+  webcamSection = bindWebcam({
+    frameSize: () => Math.max(input.height, input.width), selectedClass, addExamples, predictFrame,
+  });
+  webcamSection.refresh();
+}
+// ---------- end webcam ----------
+
 // ---------- start ----------
 
 function expose() {
@@ -457,6 +484,7 @@ function expose() {
     timings: app.timings,
     head: () => app.heads.which,
     evaluate: onEvaluate, // evaluation (p14eval): the result shown in [data-testid=evaluation]
+    webcam: () => webcamSection, // p14cam: {webcam, recorder, live}
     predictUrl: async (url) => {
       const head = app.heads.active;
       if (!head) throw new Error(NO_HEAD);
@@ -557,6 +585,7 @@ async function start() {
   await loadProject(manifest);
   expose();
   await startStore(); // p14store
+  startWebcam(); // p14cam
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());

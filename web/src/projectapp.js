@@ -40,10 +40,11 @@ export async function backboneFingerprint(backbone, manifest) {
 
 /**
  * @param {object} opts {tf, app (manifest, backbone, project, training, ready, timings),
- *   ui (showMessage, setTrainSummary), onChanged() (main.js' onProjectChanged), loadSiteProject()
+ *   ui (showMessage, setTrainSummary), onChanged() (main.js' onProjectChanged), onSelected() (the
+ *   class list's selection may have changed: the webcam records to it), loadSiteProject()
  *   (the served dataset as a Project, or null), refreshControls()}
  */
-export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refreshControls }) {
+export function createProjectApp({ tf, app, ui, onChanged, onSelected = () => {}, loadSiteProject, refreshControls }) {
   let key = null;
   let queue = Promise.resolve();
   let adding = 0;
@@ -51,6 +52,7 @@ export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refr
   /** After any edit: the class list and train summary say what the project now is. */
   function refresh() {
     view.showClasses(app.project);
+    onSelected();
     if (app.project) ui.setTrainSummary(trainSummary(app.project, app.manifest.training.hyperparameters));
   }
 
@@ -83,6 +85,8 @@ export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refr
       });
       app.timings.addMs = performance.now() - started;
       app.timings.addCount = added.length;
+      // every decode that feeds the backbone is counted (main.js' loadPixels counts the others)
+      app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + added.length;
       if (app.project === project) view.appendThumbs(project, added);
       view.setProjectProgress(`Added ${added.length} image${added.length === 1 ? '' : 's'} to "${label}" `
         + `in ${(app.timings.addMs / 1000).toFixed(1)} s (features included).`);
@@ -169,7 +173,10 @@ export function createProjectApp({ tf, app, ui, onChanged, loadSiteProject, refr
       view.clearNewClassName();
       ui.showMessage('');
     }, { classes: false }),
-    onSelectClass: (name) => view.showClasses(app.project, name),
+    onSelectClass: (name) => {
+      view.showClasses(app.project, name);
+      onSelected();
+    },
     onRenameClass: (from, to) => edit((p) => {
       const wasSelected = view.selectedClass() === from;
       const renamed = p.renameClass(from, to);
