@@ -96,7 +96,8 @@ def build_config(args):
         cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
         strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force,
         backbone_only=args.backbone_only,
-        runner=args.runner, beam_options=shlex.split(args.beam_options or ""))
+        runner=args.runner, beam_options=shlex.split(args.beam_options or ""),
+        stream_features=args.stream_features, site_images_per_class=args.site_images_per_class)
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
     return cfg
@@ -249,6 +250,11 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache", help="feature cache folder (default: ~/.cache/tfjs-transfer/features)")
     b.add_argument("--no-cache", action="store_true", help="compute every feature afresh")
     b.add_argument("--strict", action="store_true", help="refuse the build on any undecodable image")
+    b.add_argument("--stream-features", choices=["auto", "on", "off"], default="auto",
+                   help="train the head from the feature cache through tf.data instead of from memory "
+                        "(auto: when the features would take over a quarter of this machine's memory)")
+    b.add_argument("--site-images-per-class", type=_int_at_least(0), default=50, metavar="N",
+                   help="serve at most N images per class to the page (a seeded sample; 0: all)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--web-dist", help="the built page bundle (default: web/dist in a checkout, "
                                       "else the page installed with the package)")

@@ -259,3 +259,42 @@ def test_two_builds_into_one_out_take_turns(tmp_path, feature_cache, web_dist):
     assert m["labels"] == ["blue", "green", "red"] and m["dataset"]["source"] == str(second_data)
     assert json.loads((tmp_path / "site.python" / "models.json").read_text())["fingerprint"] == m["fingerprint"]
     assert not list(tmp_path.glob(".site.*"))
+
+
+def test_a_streamed_build_trains_from_the_cache_and_serves_a_sample(tmp_path, feature_cache, web_dist, capsys):
+    """--stream-features on: the head trains from the cache (the features never in memory), to
+    the in-memory build's metrics; --site-images-per-class caps the served images, and
+    images.json says how many each class has in all."""
+    data = make_folders(tmp_path / "data", per_class=8)
+    common = ("--recipe", "pooled", "--epochs", "12", "--folds", "2")
+    assert run_build(data, tmp_path / "mem", feature_cache, web_dist, *common, "--stream-features", "off") == 0
+    capsys.readouterr()
+    assert cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "st"),
+                     "--cache", str(feature_cache), "--web-dist", str(web_dist), *common,
+                     "--stream-features", "on", "--site-images-per-class", "3"]) == 0
+    assert "head training features: on" in capsys.readouterr().out
+    mem, st = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("mem", "st"))
+    for key in ("train_accuracy", "val_accuracy"):
+        assert st["training"]["metrics"][key] == pytest.approx(mem["training"]["metrics"][key], abs=0.2)
+    assert st["training"]["metrics"]["train_accuracy"] > 0.9
+    assert len(st["training"]["cross_validation"]["per_fold"]) == 2
+    assert st["head"]["roundtrip_max_abs_error"] < 1e-5
+    images = json.loads((tmp_path / "st" / "images.json").read_text())
+    assert images["counts"] == {"blue": 8, "green": 8, "red": 8} and images["per_class_cap"] == 3
+    assert sorted(e["label"] for e in images["images"]) == ["blue"] * 3 + ["green"] * 3 + ["red"] * 3
+    assert st["images"]["count"] == 9 and st["dataset"]["count"] == 24
+    assert len(list((tmp_path / "st" / "images").rglob("*.png"))) == 9
+    served = {e["source"] for e in images["images"]}
+    roles = {e["source"]: e["role"] for e in json.loads((tmp_path / "mem" / "images.json").read_text())["images"]}
+    assert all(e["role"] == roles[e["source"]] for e in images["images"]) and len(served) == 9
+
+
+def test_streaming_needs_the_cache_and_a_frozen_backbone(tmp_path, feature_cache, web_dist, capsys):
+    data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=3)
+    for extra, message in [(["--no-cache"], "--stream-features on reads the features from the cache"),
+                           (["--recipe", "finetune"], "fine-tuning recipe")]:
+        code = cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "s"),
+                         "--web-dist", str(web_dist), "--quiet", "--stream-features", "on", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()

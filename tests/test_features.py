@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 
@@ -227,3 +229,35 @@ def test_compute_writes_every_result_through_the_cache(tmp_path, mobilenet, caps
     assert cache.puts == [(plan.digests[i], v) for i, v in plan.work if i != broken]
     for (i, v), f in done.features.items():
         assert cache.entries[plan.digests[i], v] is f
+
+
+def test_features_left_in_the_cache_are_the_same_and_only_indexed(tmp_path, mobilenet):
+    """extract(in_memory=False), the streamed build's: the index in memory, features read back equal."""
+    root = make_folders(tmp_path / "d", labels=("red", "green"), per_class=3)
+    shutil.copy(root / "red" / "red0.png", root / "green" / "copy.png")  # same bytes: one entry
+    ds = dataset.scan(root)
+    left = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, in_memory=False)
+    assert left.features is None and left.augmented is None and not left.in_memory
+    assert (left.computed, left.cached) == (6, 1) and len(left.digests) == 7
+    held = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0)
+    assert (held.computed, held.cached) == (0, 7)
+    np.testing.assert_array_equal(left.load(range(7)), held.features)
+    np.testing.assert_array_equal(held.load([2, 0]), held.features[[2, 0]])
+    shape_image("red", 99).save(root / "red" / "new.png")  # a rebuild with one added image computes one
+    again = features.extract(mobilenet, dataset.scan(root).samples, tmp_path / "cache", verbose=0, in_memory=False)
+    assert (again.computed, again.cached) == (1, 7)
+    with pytest.raises(UserError, match="need a cache"):
+        features.extract(mobilenet, ds.samples, None, verbose=0, in_memory=False)
+
+
+def test_entries_read_from_many_threads_at_once_are_never_taken_for_corrupt(tmp_path, capsys):
+    """streamed.py's tf.data reads entries in parallel threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = features.FeatureCache(tmp_path, {"k": 1})
+    for i in range(64):
+        cache.put(f"{i:064x}", np.full((4, 4, 8), i, np.float32))
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: cache.get(f"{i % 64:064x}", (4, 4, 8)), range(2000)))
+    assert all(g is not None and g[0, 0, 0] == i % 64 for i, g in enumerate(got))
+    assert cache.corrupt == 0 and "corrupt" not in capsys.readouterr().err
