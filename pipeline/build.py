@@ -114,8 +114,7 @@ def _build(cfg: BuildConfig) -> dict:
         raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
     recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
     augmentation = recipe.augmentation(cfg.flip)
-    streamed.wanted(cfg.stream_features, 0, (), has_cache=cfg.cache_dir is not None,
-                    trains_backbone=bool(recipe.fine_tune_epochs))  # refuse a bad combination before any work
+    streamed.wanted(cfg.stream_features, 0, (), has_cache=cfg.cache_dir is not None)  # refuse before any work
     if cfg.site_images_per_class < 0:
         raise UserError(f"--site-images-per-class must be 0 (all) or more, got {cfg.site_images_per_class}")
 
@@ -153,7 +152,8 @@ def _build(cfg: BuildConfig) -> dict:
     t = time.perf_counter()
     stream, why = streamed.wanted(cfg.stream_features, len(ds.samples) * (1 + recipe.augment_copies),
                                   bb.feature_shape, has_cache=cfg.cache_dir is not None,
-                                  trains_backbone=bool(recipe.fine_tune_epochs))
+                                  pixel_bytes=len(ds.samples) * bb.preprocessing.height * bb.preprocessing.width * 3 * 4
+                                  if recipe.fine_tune_epochs else 0)
     log(f"head training features: {why}", cfg)
     check = serving.check_pixels(ds.samples, bb.preprocessing)
     served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)

@@ -140,9 +140,11 @@ MODES = ("auto", "on", "off")
 MEMORY_SHARE = 0.25
 
 
-def wanted(mode: str, views: int, shape, *, has_cache: bool, trains_backbone: bool = False,
+def wanted(mode: str, views: int, shape, *, has_cache: bool, pixel_bytes: int = 0,
            memory_bytes: int | None = None) -> tuple[bool, str]:
-    """Whether the build trains streamed from the cache (`--stream-features`), and why."""
+    """Whether the build trains streamed from the cache (`--stream-features`), and why.
+    `pixel_bytes`: what a fine-tuning recipe would hold besides (its images' pixels), which
+    streaming reads from the files instead."""
     if mode not in MODES:
         raise UserError(f"--stream-features must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "off":
@@ -151,13 +153,10 @@ def wanted(mode: str, views: int, shape, *, has_cache: bool, trains_backbone: bo
         if not has_cache:
             raise UserError("--stream-features on reads the features from the cache, which --no-cache turns off; "
                             "drop one of them")
-        if trains_backbone:
-            raise UserError("--stream-features on trains a head on frozen features; a fine-tuning recipe "
-                            "trains on pixels: use --stream-features off (or auto)")
         return True, "on"
-    size = views * int(np.prod(shape)) * 4
+    size = views * int(np.prod(shape)) * 4 + pixel_bytes
     memory = memory_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    why = f"features {size / 1e9:.2f} GB, {MEMORY_SHARE:.0%} of memory is {memory * MEMORY_SHARE / 1e9:.2f} GB"
-    if not has_cache or trains_backbone or size <= memory * MEMORY_SHARE:
+    why = f"{'features and pixels' if pixel_bytes else 'features'} {size / 1e9:.2f} GB, {MEMORY_SHARE:.0%} of memory is {memory * MEMORY_SHARE / 1e9:.2f} GB"
+    if not has_cache or size <= memory * MEMORY_SHARE:
         return False, f"auto: in memory ({why})"
     return True, f"auto: streamed from the cache ({why})"

@@ -289,12 +289,24 @@ def test_a_streamed_build_trains_from_the_cache_and_serves_a_sample(tmp_path, fe
     assert all(e["role"] == roles[e["source"]] for e in images["images"]) and len(served) == 9
 
 
-def test_streaming_needs_the_cache_and_a_frozen_backbone(tmp_path, feature_cache, web_dist, capsys):
+def test_streaming_needs_the_cache(tmp_path, feature_cache, web_dist, capsys):
     data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=3)
-    for extra, message in [(["--no-cache"], "--stream-features on reads the features from the cache"),
-                           (["--recipe", "finetune"], "fine-tuning recipe")]:
-        code = cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "s"),
-                         "--web-dist", str(web_dist), "--quiet", "--stream-features", "on", *extra])
-        err = capsys.readouterr().err
-        assert code == 2 and message in err and "Traceback" not in err
+    code = cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "s"),
+                     "--web-dist", str(web_dist), "--quiet", "--stream-features", "on", "--no-cache"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--stream-features on reads the features from the cache" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_streamed_fine_tune_reads_pixels_from_the_files(tmp_path, feature_cache, web_dist, monkeypatch):
+    """--recipe finetune with --stream-features on: the head from the cache, then the backbone
+    on pixels decoded from the files per batch (finetune.PixelFiles), never all in memory."""
+    from tfjs_transfer import features
+
+    monkeypatch.setattr(features, "load_pixels", lambda *a: pytest.fail("all pixels loaded into memory"))
+    data = make_folders(tmp_path / "data", per_class=6)
+    assert run_build(data, tmp_path / "s", feature_cache, web_dist, "--recipe", "finetune", "--epochs", "8",
+                     "--fine-tune-epochs", "2", "--augment-copies", "1", "--stream-features", "on") == 0
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())["training"]
+    assert "head_only_train_accuracy" in m["metrics"] and m["metrics"]["train_accuracy"] > 0.9, m["metrics"]
+    assert len(m["fine_tune_history"]["loss"]) == 2, m.get("fine_tune_history")

@@ -17,13 +17,11 @@ def test_the_build_streams_when_asked_or_when_features_would_crowd_memory():
     assert not streamed.wanted("auto", 10_000, shape, has_cache=True, memory_bytes=8 * gb)[0]   # 0.5 GB
     assert streamed.wanted("auto", 100_000, shape, has_cache=True, memory_bytes=8 * gb)[0]      # 5 GB > 2 GB
     assert "5.02 GB" in streamed.wanted("auto", 100_000, shape, has_cache=True, memory_bytes=8 * gb)[1]
-    # auto never streams without a cache to stream from, nor for a recipe training on pixels
+    # a fine-tuning recipe's pixels count too; auto never streams without a cache to stream from
+    assert streamed.wanted("auto", 10_000, shape, has_cache=True, pixel_bytes=2 * gb, memory_bytes=8 * gb)[0]
     assert not streamed.wanted("auto", 100_000, shape, has_cache=False, memory_bytes=8 * gb)[0]
-    assert not streamed.wanted("auto", 100_000, shape, has_cache=True, trains_backbone=True, memory_bytes=8 * gb)[0]
-    for kwargs, message in [({"has_cache": False}, "--no-cache"), ({"has_cache": True, "trains_backbone": True},
-                                                                    "fine-tuning recipe")]:
-        with pytest.raises(UserError, match=message):
-            streamed.wanted("on", 10, shape, **kwargs)
+    with pytest.raises(UserError, match="--no-cache"):
+        streamed.wanted("on", 10, shape, has_cache=False)
     with pytest.raises(UserError, match="auto, on, off"):
         streamed.wanted("sometimes", 10, shape, has_cache=True)
 
