@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import PIL
 
 from .dataset import MIN_SIDE, Sample, Skipped, as_source, load_rgb
 from .errors import UserError
@@ -142,7 +143,9 @@ def backbone_cache_key(backbone, model_tag: str = "") -> dict:
     differ in the last digits."""
     key = {"backbone": backbone.spec.name, "weights": backbone.weights_id, "cut": backbone.cut,
            "preprocessing": backbone.preprocessing.to_manifest(),
-           "decode": {"min_side": MIN_SIDE}}  # large images are decoded reduced (dataset.load_rgb)
+           # large images are decoded reduced (dataset.load_rgb); another Pillow may decode (JPEG's
+           # IDCT, its draft scaling, colour conversions) to other pixels
+           "decode": {"min_side": MIN_SIDE, "pillow": PIL.__version__}}
     if model_tag:
         key["model"] = model_tag
     return key

@@ -261,3 +261,13 @@ def test_entries_read_from_many_threads_at_once_are_never_taken_for_corrupt(tmp_
         got = list(pool.map(lambda i: cache.get(f"{i % 64:064x}", (4, 4, 8)), range(2000)))
     assert all(g is not None and g[0, 0, 0] == i % 64 for i, g in enumerate(got))
     assert cache.corrupt == 0 and "corrupt" not in capsys.readouterr().err
+
+
+def test_the_key_names_the_decoder_version(monkeypatch, mobilenet):
+    """Another Pillow may decode other pixels: its features go under another key."""
+    import PIL
+
+    before = features.backbone_cache_key(mobilenet)
+    assert before["decode"]["pillow"] == PIL.__version__
+    monkeypatch.setattr(PIL, "__version__", "0.0.1")
+    assert features.backbone_cache_key(mobilenet) != before
