@@ -72,11 +72,12 @@ class Job:
 
 
 def run(bb, paths: Sequence[str | ZipMember], cache_dir: Path, model, model_tag: str, augment: Augmentation | None,
-        options: Sequence[str] = (), *, batch_size: int = 32, report: bool = True) -> dict[str, int]:
+        options: Sequence[str] = (), *, batch_size: int = 32, report: bool = True,
+        dtype: str = "float32") -> dict[str, int]:
     """Fill `cache_dir` with the features of `paths` (files, glob patterns such as
     gs://bucket/images/**, or entries of a local zip) through `model`, on the Beam runner `options` name (default
     FnApiRunner). Returns Beam's counters: files, duplicates, cached/computed views, undecodable files."""
-    key = features.backbone_cache_key(bb, model_tag)
+    key = features.backbone_cache_key(bb, model_tag, dtype)
     job = Job(str(cache_dir), key, augment, tuple(bb.feature_shape), bb.preprocessing,
               save_model(model, features.FeatureCache(Path(cache_dir), key).dir), batch_size, report)
     job.cache()  # the cache folders and their key.json, once, before any worker
@@ -280,7 +281,8 @@ def extract_command(cfg, data: str, options: Sequence[str]) -> dict[str, int]:
     check = serving.check_pixels(samples, bb.preprocessing)
     served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
     extractor, tag = served.feature_model(bb.model)
-    return run(bb, paths, Path(cfg.cache_dir), extractor, tag, recipe.augmentation(cfg.flip), options)
+    return run(bb, paths, Path(cfg.cache_dir), extractor, tag, recipe.augmentation(cfg.flip), options,
+               dtype=cfg.feature_dtype)
 
 
 def describe(counts: dict[str, int]) -> str:

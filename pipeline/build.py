@@ -45,6 +45,7 @@ class BuildConfig:
     runner: str = "inprocess"      # "beam": extract features on Apache Beam (beam_extract.py), then as usual
     beam_options: list[str] = field(default_factory=list)  # Beam pipeline options (e.g. --direct_num_workers 2)
     stream_features: str = "auto"  # train the head from the cache through tf.data: auto|on|off (streamed.wanted)
+    feature_dtype: str = "float32"  # the cache entries' dtype: float32, or float16 at half the size
     site_images_per_class: int = 50  # the images served to the page: at most this many per class (0: all)
 
     def fingerprint(self, ds: dataset.Dataset | None, weights_id: str) -> str:
@@ -161,11 +162,12 @@ def _build(cfg: BuildConfig) -> dict:
     if cfg.runner == "beam":  # fills the cache, which the in-process step below then reads
         beam = beam_extract_module()
         counts = beam.run(bb, beam.local_patterns(s.path for s in ds.samples), Path(cfg.cache_dir), extractor, tag,
-                          augmentation, cfg.beam_options, report=False)  # extract below reports bad files
+                          augmentation, cfg.beam_options, report=False,  # extract below reports bad files
+                          dtype=cfg.feature_dtype)
         log(f"features on Beam: {beam.describe(counts)}", cfg)
     feats = features.extract(bb, ds.samples, None if cfg.cache_dir is None else Path(cfg.cache_dir),
                              augment=augmentation, strict=cfg.strict, verbose=cfg.verbose,
-                             model=extractor, model_tag=tag, in_memory=not stream)
+                             model=extractor, model_tag=tag, in_memory=not stream, dtype=cfg.feature_dtype)
     timings["features_s"] = time.perf_counter() - t
     log(f"features: {feats.computed} computed, {feats.cached} from cache ({1 + recipe.augment_copies} views an image), {len(feats.skipped)} skipped "
         f"({timings['features_s']:.1f}s)", cfg)

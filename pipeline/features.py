@@ -11,7 +11,7 @@ machine) can replace only the middle one and share the rest:
   compute  -> the in-process runner: decode, build the views, run the model, write the cache;
   assemble -> the Features, in sample order, from the plan and what was computed.
 A runner shares `plan`, `decoded` + `view_pixels` (its inputs), `ViewCache.put` (its writes)
-and `assemble`.
+and `assemble`. Entries are float32, or float16 at half the size (`dtype`, in the key).
 """
 
 from __future__ import annotations
@@ -58,11 +58,16 @@ def file_digest(path) -> str:
     return h.hexdigest()
 
 
+DTYPES = ("float32", "float16")
+
+
 class FeatureCache:
-    """One .npy per image, behind a header holding a sha256 of the array bytes."""
+    """One .npy per image, behind a header holding a sha256 of the array bytes. Entries are
+    stored in the key's "dtype" (float32 unless it says float16) and read back as float32."""
 
     def __init__(self, root: Path | None, backbone_key: dict):
         self.enabled = root is not None
+        self.dtype = np.dtype(backbone_key.get("dtype", "float32"))
         key = json.dumps({"format": CACHE_FORMAT, **backbone_key}, sort_keys=True)
         self.key = hashlib.sha256(key.encode()).hexdigest()[:20]
         self.dir = Path(root) / self.key if root is not None else None
@@ -87,9 +92,9 @@ class FeatureCache:
                 raise ValueError("checksum mismatch")
             with _NPY_HEADER:
                 arr = np.load(io.BytesIO(blob[40:]), allow_pickle=False)
-            if arr.shape != shape or arr.dtype != np.float32:
+            if arr.shape != shape or arr.dtype != self.dtype:
                 raise ValueError(f"shape {arr.shape} {arr.dtype}")
-            return arr
+            return arr.astype(np.float32, copy=False)
         except Exception as e:
             self.corrupt += 1
             print(f"warning: corrupt feature cache entry {p} ({e}); recomputing", file=sys.stderr)
@@ -100,7 +105,7 @@ class FeatureCache:
         if not self.enabled:
             return
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+        np.save(buf, np.ascontiguousarray(arr, dtype=self.dtype), allow_pickle=False)
         payload = buf.getvalue()
         p = self._path(digest)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -137,10 +142,12 @@ class Features:
         return np.stack([self.cache.get(self.digests[i], 0) for i in idx]).astype(np.float32)
 
 
-def backbone_cache_key(backbone, model_tag: str = "") -> dict:
+def backbone_cache_key(backbone, model_tag: str = "", dtype: str = "float32") -> dict:
     """Everything besides an image's bytes that changes its features. `model_tag` names a
     model other than backbone.model (e.g. the folded copy the site serves), whose features
-    differ in the last digits."""
+    differ in the last digits; `dtype` float16 stores them at half the size."""
+    if dtype not in DTYPES:
+        raise UserError(f"--feature-dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     key = {"backbone": backbone.spec.name, "weights": backbone.weights_id, "cut": backbone.cut,
            "preprocessing": backbone.preprocessing.to_manifest(),
            # large images are decoded reduced (dataset.load_rgb); another Pillow may decode (JPEG's
@@ -148,6 +155,8 @@ def backbone_cache_key(backbone, model_tag: str = "") -> dict:
            "decode": {"min_side": MIN_SIDE, "pillow": PIL.__version__}}
     if model_tag:
         key["model"] = model_tag
+    if dtype != "float32":  # float32 keys stay as they were
+        key["dtype"] = dtype
     return key
 
 
@@ -173,6 +182,12 @@ class ViewCache:
     def put(self, digest: str, view: int, features: np.ndarray) -> None:
         """The one place computed features are written, whichever runner computed them."""
         self._cache(view).put(view_key(digest, view), features)
+
+    def stored(self, features: np.ndarray) -> np.ndarray:
+        """Features as a later read returns them (rounded to the stored dtype), so a build
+        that computes them trains on what one reading the cache would."""
+        dtype = self._caches[0].dtype
+        return features if dtype == np.float32 else features.astype(dtype).astype(np.float32)
 
     def _cache(self, view: int) -> FeatureCache:
         return self._caches[0] if view == 0 else self._caches[1]
@@ -206,16 +221,17 @@ class Computed:
 
 def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment: Augmentation | None = None,
             batch_size: int = 32, strict: bool = False, verbose: int = 1, chunk: int = 256,
-            model=None, model_tag: str = "", in_memory: bool = True) -> Features:
+            model=None, model_tag: str = "", in_memory: bool = True, dtype: str = "float32") -> Features:
     """Features of every decodable sample (and of its augmented views); undecodable ones are
     skipped, or refused if strict. Each distinct content (the same bytes under several names or
     classes) is decoded at most once, and only on a cache miss. `model` computes them instead of
     backbone.model (e.g. the folded copy the site serves); `model_tag` names it in the cache key,
     as its features differ in the last digits. `in_memory` False leaves the features in the cache
-    (Features.cache, for streamed.py): memory then holds the index, never the features."""
+    (Features.cache, for streamed.py): memory then holds the index, never the features. `dtype`
+    float16 stores the cache entries at half the size (features.DTYPES)."""
     if not in_memory and cache_dir is None:
         raise UserError("features left in the cache need a cache; drop --no-cache (or --stream-features on)")
-    cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag), augment, backbone.feature_shape)
+    cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag, dtype), augment, backbone.feature_shape)
     planned = plan(samples, cache, strict=strict, keep=in_memory)
     computed = compute(planned, backbone.model if model is None else model, backbone.preprocessing, cache,
                        augment=augment, batch_size=batch_size, chunk=chunk, strict=strict, verbose=verbose,
@@ -275,7 +291,7 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
                 keys.append((i, v))
         if keys:
             for (i, v), f in zip(keys, predict_batches(model, np.stack(pixels), batch_size)):
-                out.features[i, v] = f if keep else None
+                out.features[i, v] = cache.stored(f) if keep else None
                 cache.put(plan.digests[i], v, f)
         if bar:
             bar.add(sum(len(plan.misses[i]) for i in pending[start:start + chunk]))

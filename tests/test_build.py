@@ -262,8 +262,8 @@ def test_two_builds_into_one_out_take_turns(tmp_path, feature_cache, web_dist):
 
 
 def test_a_streamed_build_trains_from_the_cache_and_serves_a_sample(tmp_path, feature_cache, web_dist, capsys):
-    """--stream-features on: the head trains from the cache (the features never in memory), to
-    the in-memory build's metrics; --site-images-per-class caps the served images, and
+    """--stream-features on: the head trains from the cache (the features never in memory, here
+    stored as float16), to the in-memory build's metrics; --site-images-per-class caps the served images, and
     images.json says how many each class has in all."""
     data = make_folders(tmp_path / "data", per_class=8)
     common = ("--recipe", "pooled", "--epochs", "12", "--folds", "2")
@@ -271,7 +271,7 @@ def test_a_streamed_build_trains_from_the_cache_and_serves_a_sample(tmp_path, fe
     capsys.readouterr()
     assert cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "st"),
                      "--cache", str(feature_cache), "--web-dist", str(web_dist), *common,
-                     "--stream-features", "on", "--site-images-per-class", "3"]) == 0
+                     "--stream-features", "on", "--site-images-per-class", "3", "--feature-dtype", "float16"]) == 0
     assert "head training features: on" in capsys.readouterr().out
     mem, st = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("mem", "st"))
     for key in ("train_accuracy", "val_accuracy"):

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -110,7 +111,7 @@ def test_any_inner_layer_can_be_the_cut():
 # --- plan / compute / assemble ----------------------------------------------------------
 
 class FakeCache:
-    """What plan and compute use of a ViewCache: views, shape, get, put (recorded)."""
+    """What plan and compute use of a ViewCache: views, shape, get, put (recorded), stored."""
 
     def __init__(self, entries=None, views=1, shape=(2,)):
         self.entries, self.views, self.shape, self.puts = dict(entries or {}), views, shape, []
@@ -121,6 +122,9 @@ class FakeCache:
     def put(self, digest, view, arr):
         self.puts.append((digest, view))
         self.entries[digest, view] = arr
+
+    def stored(self, arr):
+        return arr
 
 
 def files(tmp_path, **contents):
@@ -271,3 +275,19 @@ def test_the_key_names_the_decoder_version(monkeypatch, mobilenet):
     assert before["decode"]["pillow"] == PIL.__version__
     monkeypatch.setattr(PIL, "__version__", "0.0.1")
     assert features.backbone_cache_key(mobilenet) != before
+
+
+def test_float16_entries_are_half_the_size_their_own_key_and_read_as_float32(tmp_path, mobilenet):
+    root = make_folders(tmp_path / "d", labels=("red", "green"), per_class=2)
+    samples = dataset.scan(root).samples
+    f32 = features.extract(mobilenet, samples, tmp_path / "cache", verbose=0)
+    f16 = features.extract(mobilenet, samples, tmp_path / "cache", verbose=0, dtype="float16")
+    assert f16.computed == 4 and f16.features.dtype == np.float32  # its own entries, not float32's
+    np.testing.assert_array_equal(f16.features, f32.features.astype(np.float16).astype(np.float32))
+    again = features.extract(mobilenet, samples, tmp_path / "cache", verbose=0, dtype="float16")
+    assert again.cached == 4 and np.array_equal(again.features, f16.features)  # computed = read back
+    sizes = {json.loads(k.read_text()).get("dtype", "float32"): sum(p.stat().st_size for p in k.parent.rglob("*.npy"))
+             for k in (tmp_path / "cache").glob("*/key.json")}
+    assert 0.49 < sizes["float16"] / sizes["float32"] < 0.51
+    with pytest.raises(UserError, match="--feature-dtype"):
+        features.backbone_cache_key(mobilenet, dtype="int8")
