@@ -68,7 +68,9 @@ def worker(mode: str, data: str, cache: str) -> dict:
     folded, _ = fold.fold_batch_norms(bb.model)
     t = time.perf_counter()
     if mode == "inprocess":
-        done = features.extract(bb, ds.samples, Path(cache), verbose=0, model=folded, model_tag="folded").computed
+        # as a build that streams extracts: the features go to the cache, not into memory
+        done = features.extract(bb, ds.samples, Path(cache), verbose=0, model=folded, model_tag="folded",
+                                in_memory=False).computed
     else:
         beam = beam_extract_module()
         done = beam.run(bb, beam.local_patterns(s.path for s in ds.samples), Path(cache), folded, "folded", None,
