@@ -7,6 +7,11 @@ logos, all distinct contents), one view an image, each run on an empty cache.
 
 The training modes fill a cache with N random feature entries (3 classes) and train the
 pooled head 2 epochs on them, from memory (heads.train_head) or streamed (streamed.train_head).
+The build modes run the whole `tfjs-transfer build` on the N images (pooled recipe, one view an
+image, 2 epochs, an empty cache) with the head trained from memory or streamed from the cache
+(--stream-features off|on); images/s is then over the whole build:
+
+    python bench/beam.py --images 2000 --modes build-memory,build-streamed
 
 Each run is a subprocess (`python bench/beam.py worker MODE ...`) printing one JSON line; this
 process samples the RSS of the worker's whole process tree (Beam's worker processes included)
@@ -63,7 +68,9 @@ def worker(mode: str, data: str, cache: str) -> dict:
     folded, _ = fold.fold_batch_norms(bb.model)
     t = time.perf_counter()
     if mode == "inprocess":
-        done = features.extract(bb, ds.samples, Path(cache), verbose=0, model=folded, model_tag="folded").computed
+        # as a build that streams extracts: the features go to the cache, not into memory
+        done = features.extract(bb, ds.samples, Path(cache), verbose=0, model=folded, model_tag="folded",
+                                in_memory=False).computed
     else:
         beam = beam_extract_module()
         done = beam.run(bb, beam.local_patterns(s.path for s in ds.samples), Path(cache), folded, "folded", None,
@@ -108,8 +115,19 @@ def tree_rss(pid: int) -> int:
         return 0
 
 
+def build_command(mode: str, data: Path, cache: Path) -> list[str]:
+    """The CLI build of this checkout (python -m tfjs_transfer.cli from ROOT), quiet."""
+    return [sys.executable, "-m", "tfjs_transfer.cli", "build", "--data", str(data), "--weights", str(MOBILENET_H5),
+            "--out", str(cache.parent / f"site-{mode}"), "--cache", str(cache), "--recipe", "pooled",
+            "--epochs", "2", "--augment-copies", "0", "--quiet",
+            "--stream-features", "on" if mode == "build-streamed" else "off"]
+
+
 def measure(mode: str, data: Path, cache: Path) -> dict:
-    proc = subprocess.Popen([sys.executable, __file__, "worker", mode, str(data), str(cache)], cwd=ROOT,
+    cmd = (build_command(mode, data, cache) if mode.startswith("build")
+           else [sys.executable, __file__, "worker", mode, str(data), str(cache)])
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT)))
     peak = [0]
@@ -125,7 +143,11 @@ def measure(mode: str, data: Path, cache: Path) -> dict:
     sampler.join()
     if proc.returncode:
         raise SystemExit(f"{mode}: worker failed (exit {proc.returncode})")
-    result = json.loads(out.strip().splitlines()[-1])
+    if mode.startswith("build"):
+        n = json.loads((cache.parent / f"site-{mode}" / "manifest.json").read_text())["dataset"]["count"]
+        result = {"mode": mode, "images": n, "computed": n, "seconds": time.perf_counter() - t}
+    else:
+        result = json.loads(out.strip().splitlines()[-1])
     result["images_per_s"] = result["computed"] / result["seconds"]
     result["peak_rss_mb"] = peak[0] / 1e6
     return result
@@ -148,7 +170,10 @@ def main() -> None:
             cache = Path(tmp) / f"cache-{mode}"
             r = measure(mode, args.images if mode.startswith("train") else data, cache)
             shutil.rmtree(cache, ignore_errors=True)
-            what = "training, 2 epochs" if mode.startswith("train") else "extraction"
+            for leftover in Path(tmp).glob(f"site-{mode}*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            what = ("training, 2 epochs" if mode.startswith("train") else
+                    "whole build" if mode.startswith("build") else "extraction")
             print(f"{mode:14s} {r['images']:7d} images  {r['images_per_s']:7.1f} images/s  "
                   f"({r['seconds']:.1f}s {what})  peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
 

@@ -9,6 +9,8 @@ entries (every view `features.plan` would ask for), from the same code: `feature
   -> decode + resize + views -> BatchElements + RunInference (BackboneHandler: the served
   backbone, written once as a file, loaded once per worker) -> ViewCache.put
 
+The entries of a project zip (dataset.scan's archive.ZipMember samples) enter beside the listed
+files, read in place through dataset.as_source, as the in-process build reads them.
 A rerun computes only what is missing, so a killed run loses at most its unwritten views.
 Beam is imported by this module alone, which nothing imports unless Beam is asked for.
 """
@@ -35,6 +37,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from . import features
+from .archive import ZipMember
 from .augment import Augmentation
 from .dataset import IMAGE_EXTENSIONS
 from .errors import UserError
@@ -68,12 +71,13 @@ class Job:
         return features.ViewCache(Path(self.cache_root), self.key, self.augment, self.shape)
 
 
-def run(bb, paths: Sequence[str], cache_dir: Path, model, model_tag: str, augment: Augmentation | None,
-        options: Sequence[str] = (), *, batch_size: int = 32, report: bool = True) -> dict[str, int]:
-    """Fill `cache_dir` with the features of `paths` (files, or glob patterns such as
-    gs://bucket/images/**) through `model`, on the Beam runner `options` name (default
+def run(bb, paths: Sequence[str | ZipMember], cache_dir: Path, model, model_tag: str, augment: Augmentation | None,
+        options: Sequence[str] = (), *, batch_size: int = 32, report: bool = True,
+        dtype: str = "float32") -> dict[str, int]:
+    """Fill `cache_dir` with the features of `paths` (files, glob patterns such as
+    gs://bucket/images/**, or entries of a local zip) through `model`, on the Beam runner `options` name (default
     FnApiRunner). Returns Beam's counters: files, duplicates, cached/computed views, undecodable files."""
-    key = features.backbone_cache_key(bb, model_tag)
+    key = features.backbone_cache_key(bb, model_tag, dtype)
     job = Job(str(cache_dir), key, augment, tuple(bb.feature_shape), bb.preprocessing,
               save_model(model, features.FeatureCache(Path(cache_dir), key).dir), batch_size, report)
     job.cache()  # the cache folders and their key.json, once, before any worker
@@ -90,13 +94,18 @@ def run(bb, paths: Sequence[str], cache_dir: Path, model, model_tag: str, augmen
     return counts
 
 
-def build_pipeline(p, paths: Sequence[str], job: Job):
+def build_pipeline(p, paths: Sequence[str | ZipMember], job: Job):
     """The extraction's transforms on pipeline `p`; returns the written (digest, view) keys."""
-    listed = (p | "Patterns" >> beam.Create(list(paths)) | "List" >> fileio.MatchAll()
-              | "Images" >> beam.Filter(lambda m: os.path.splitext(m.path)[1].lower() in IMAGE_EXTENSIONS))
-    return (listed
-            | "Read" >> fileio.ReadMatches()
-            | "Digest" >> beam.Map(_digest)
+    patterns = [x for x in paths if not isinstance(x, ZipMember)]
+    members = [x for x in paths if isinstance(x, ZipMember)]
+    digested = []
+    if patterns or not members:
+        listed = (p | "Patterns" >> beam.Create(patterns) | "List" >> fileio.MatchAll()
+                  | "Images" >> beam.Filter(lambda m: os.path.splitext(m.path)[1].lower() in IMAGE_EXTENSIONS))
+        digested.append(listed | "Read" >> fileio.ReadMatches() | "Digest" >> beam.Map(_digest))
+    if members:
+        digested.append(p | "Members" >> beam.Create(members) | "DigestMember" >> beam.Map(_digest_member))
+    return (digested | "AllFiles" >> beam.Flatten()
             | "SameBytes" >> beam.GroupByKey()
             | "DropCached" >> beam.ParDo(_Missing(job))
             | "Views" >> beam.ParDo(_Views(job))
@@ -104,11 +113,12 @@ def build_pipeline(p, paths: Sequence[str], job: Job):
             | "Write" >> beam.ParDo(_Write(job)))
 
 
-def local_patterns(paths: Iterable[os.PathLike | str]) -> list[str]:
-    """Beam match patterns naming exactly these files (brackets, * and ? in names escaped)."""
+def local_patterns(paths: Iterable[os.PathLike | str | ZipMember]) -> list[str | ZipMember]:
+    """Beam match patterns naming exactly these files (brackets, * and ? in names escaped); a
+    zip's entries stay as they are (build_pipeline reads them in place)."""
     import glob
 
-    return [glob.escape(str(p)) for p in paths]
+    return [p if isinstance(p, ZipMember) else glob.escape(str(p)) for p in paths]
 
 
 def save_model(model, folder: Path) -> str:
@@ -160,6 +170,11 @@ def _digest(readable) -> tuple[str, str]:
     return h.hexdigest(), readable.metadata.path
 
 
+def _digest_member(member: ZipMember) -> tuple[str, ZipMember]:
+    """(sha256, entry) of a zip entry: features.file_digest, as the in-process build digests it."""
+    return features.file_digest(member), member
+
+
 class _Missing(beam.DoFn):
     """(digest, paths) -> (digest, paths, views not in the cache), if any."""
 
@@ -174,7 +189,7 @@ class _Missing(beam.DoFn):
 
     def process(self, element):
         digest, paths = element
-        paths = sorted(paths)
+        paths = sorted(paths, key=str)
         self.files.inc(len(paths))
         self.duplicates.inc(len(paths) - 1)
         missing = [v for v in range(self.cache.views) if self.cache.get(digest, v) is None]
@@ -198,7 +213,7 @@ class _Views(beam.DoFn):
         except UserError as e:
             self.undecodable.inc(len(paths))
             if self.job.report:
-                reason = features._reason(e, Path(paths[0]))
+                reason = features._reason(e, paths[0] if isinstance(paths[0], ZipMember) else Path(paths[0]))
                 for p in paths:
                     print(f"warning: skipping {p}: {reason}", file=sys.stderr)
             return
@@ -206,8 +221,10 @@ class _Views(beam.DoFn):
             yield (digest, v), features.view_pixels(resized, digest, v, self.job.prep, self.job.augment)
 
 
-def _decoded(path: str, prep: Preprocessing) -> np.ndarray:
-    """features.decoded for a local path; a remote file is copied to a local temporary first."""
+def _decoded(path: str | ZipMember, prep: Preprocessing) -> np.ndarray:
+    """features.decoded for a local path or zip entry; a remote file is copied to a local temporary first."""
+    if isinstance(path, ZipMember):
+        return features.decoded(path, prep)
     if "://" not in path:
         return features.decoded(Path(path), prep)
     with tempfile.TemporaryDirectory() as d:
@@ -264,7 +281,8 @@ def extract_command(cfg, data: str, options: Sequence[str]) -> dict[str, int]:
     check = serving.check_pixels(samples, bb.preprocessing)
     served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
     extractor, tag = served.feature_model(bb.model)
-    return run(bb, paths, Path(cfg.cache_dir), extractor, tag, recipe.augmentation(cfg.flip), options)
+    return run(bb, paths, Path(cfg.cache_dir), extractor, tag, recipe.augmentation(cfg.flip), options,
+               dtype=cfg.feature_dtype)
 
 
 def describe(counts: dict[str, int]) -> str:

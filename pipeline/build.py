@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, backbones, convert, dataset, features, heads, manifest, page, preprocess, serving, site, training
+from . import (__version__, backbones, convert, dataset, features, heads, manifest, page, preprocess, serving, site,
+               streamed, training)
 from .errors import UserError
 
 
@@ -43,6 +44,9 @@ class BuildConfig:
     backbone_only: bool = False    # no data, no head: the site the page opens into an empty project
     runner: str = "inprocess"      # "beam": extract features on Apache Beam (beam_extract.py), then as usual
     beam_options: list[str] = field(default_factory=list)  # Beam pipeline options (e.g. --direct_num_workers 2)
+    stream_features: str = "auto"  # train the head from the cache through tf.data: auto|on|off (streamed.wanted)
+    feature_dtype: str = "float32"  # the cache entries' dtype: float32, or float16 at half the size
+    site_images_per_class: int = 50  # the images served to the page: at most this many per class (0: all)
 
     def fingerprint(self, ds: dataset.Dataset | None, weights_id: str) -> str:
         """Everything the site depends on: settings, image bytes, weights, page bundle, our version."""
@@ -111,6 +115,9 @@ def _build(cfg: BuildConfig) -> dict:
         raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
     recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
     augmentation = recipe.augmentation(cfg.flip)
+    streamed.wanted(cfg.stream_features, 0, (), has_cache=cfg.cache_dir is not None)  # refuse before any work
+    if cfg.site_images_per_class < 0:
+        raise UserError(f"--site-images-per-class must be 0 (all) or more, got {cfg.site_images_per_class}")
 
     # 1. dataset
     ds = dataset.scan(cfg.data)
@@ -144,17 +151,23 @@ def _build(cfg: BuildConfig) -> dict:
     # 3. features (undecodable images are found here), from the backbone as it is served,
     # so the head trains on the features the page will compute
     t = time.perf_counter()
+    stream, why = streamed.wanted(cfg.stream_features, len(ds.samples) * (1 + recipe.augment_copies),
+                                  bb.feature_shape, has_cache=cfg.cache_dir is not None,
+                                  pixel_bytes=len(ds.samples) * bb.preprocessing.height * bb.preprocessing.width * 3 * 4
+                                  if recipe.fine_tune_epochs else 0)
+    log(f"head training features: {why}", cfg)
     check = serving.check_pixels(ds.samples, bb.preprocessing)
     served = serving.served_backbone(bb.model, check, cfg.quantize, cfg.fold_batch_norms)
     extractor, tag = served.feature_model(bb.model)
     if cfg.runner == "beam":  # fills the cache, which the in-process step below then reads
         beam = beam_extract_module()
         counts = beam.run(bb, beam.local_patterns(s.path for s in ds.samples), Path(cfg.cache_dir), extractor, tag,
-                          augmentation, cfg.beam_options, report=False)  # extract below reports bad files
+                          augmentation, cfg.beam_options, report=False,  # extract below reports bad files
+                          dtype=cfg.feature_dtype)
         log(f"features on Beam: {beam.describe(counts)}", cfg)
     feats = features.extract(bb, ds.samples, None if cfg.cache_dir is None else Path(cfg.cache_dir),
                              augment=augmentation, strict=cfg.strict, verbose=cfg.verbose,
-                             model=extractor, model_tag=tag)
+                             model=extractor, model_tag=tag, in_memory=not stream, dtype=cfg.feature_dtype)
     timings["features_s"] = time.perf_counter() - t
     log(f"features: {feats.computed} computed, {feats.cached} from cache ({1 + recipe.augment_copies} views an image), {len(feats.skipped)} skipped "
         f"({timings['features_s']:.1f}s)", cfg)
@@ -206,10 +219,11 @@ def _build(cfg: BuildConfig) -> dict:
         bb_info = convert.to_tfjs(served.model, tmp / "models" / "backbone", cfg.quantize)
         head_info = convert.to_tfjs(result.model, tmp / "models" / "head", cfg.quantize)
         head_info["roundtrip_max_abs_error"] = convert.roundtrip_error(result.model, tmp / "models/head/model.json",
-                                                                       feats.features[:8])
+                                                                       feats.load(range(min(8, len(feats.samples)))))
         bb_info["roundtrip_max_abs_error"] = convert.roundtrip_error(served.model, tmp / "models/backbone/model.json",
                                                                      check)
-        images = site.write_images(feats.samples, ds.labels, tmp, heads.image_roles(split_of, valid_idx))
+        images = site.write_images(feats.samples, ds.labels, tmp, heads.image_roles(split_of, valid_idx),
+                                   per_class=cfg.site_images_per_class, seed=cfg.seed)
         timings["convert_and_site_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t0
         written = manifest.compose(

@@ -96,7 +96,9 @@ def build_config(args):
         cache_dir=None if args.no_cache else Path(args.cache or default_cache_dir()),
         strict=args.strict, seed=args.seed, verbose=0 if args.quiet else 1, force=args.force,
         backbone_only=args.backbone_only,
-        runner=args.runner, beam_options=shlex.split(args.beam_options or ""))
+        runner=args.runner, beam_options=shlex.split(args.beam_options or ""),
+        stream_features=args.stream_features, site_images_per_class=args.site_images_per_class,
+        feature_dtype=args.feature_dtype)
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
     return cfg
@@ -119,7 +121,8 @@ def _extract(args) -> int:
         recipe=args.recipe, recipe_overrides={f.name: getattr(args, f.name) for f in overridable_fields()
                                               if getattr(args, f.name) is not None},
         flip=args.flip, init_from=args.init_from, quantize=args.quantize, fold_batch_norms=not args.no_fold,
-        fit=args.fit, cache_dir=Path(args.cache), seed=args.seed, verbose=0 if args.quiet else 1)
+        fit=args.fit, cache_dir=Path(args.cache), seed=args.seed, verbose=0 if args.quiet else 1,
+        feature_dtype=args.feature_dtype)
     counts = beam.extract_command(cfg, args.data, shlex.split(args.beam_options or ""))
     if not args.quiet:
         print(f"cache {args.cache}: {beam.describe(counts)}")
@@ -249,6 +252,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cache", help="feature cache folder (default: ~/.cache/tfjs-transfer/features)")
     b.add_argument("--no-cache", action="store_true", help="compute every feature afresh")
     b.add_argument("--strict", action="store_true", help="refuse the build on any undecodable image")
+    b.add_argument("--stream-features", choices=["auto", "on", "off"], default="auto",
+                   help="train the head from the feature cache through tf.data instead of from memory "
+                        "(auto: when the features would take over a quarter of this machine's memory)")
+    b.add_argument("--feature-dtype", choices=["float32", "float16"], default="float32",
+                   help="store cached features as float16: half the disk and reads (see README \"Large datasets\")")
+    b.add_argument("--site-images-per-class", type=_int_at_least(0), default=50, metavar="N",
+                   help="serve at most N images per class to the page (a seeded sample; 0: all)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--web-dist", help="the built page bundle (default: web/dist in a checkout, "
                                       "else the page installed with the package)")
@@ -276,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
     xt.add_argument("--no-fold", action="store_true")
     xt.add_argument("--fit", choices=["stretch", "crop_or_pad"], default="stretch")
     xt.add_argument("--seed", type=int, default=0)
+    xt.add_argument("--feature-dtype", choices=["float32", "float16"], default="float32", help="as for build")
     xt.add_argument("--beam-options", metavar="OPTIONS", help="Beam pipeline options (default runner: FnApiRunner)")
     xt.add_argument("--quiet", action="store_true")
     xt.set_defaults(func=_extract)

@@ -11,7 +11,7 @@ machine) can replace only the middle one and share the rest:
   compute  -> the in-process runner: decode, build the views, run the model, write the cache;
   assemble -> the Features, in sample order, from the plan and what was computed.
 A runner shares `plan`, `decoded` + `view_pixels` (its inputs), `ViewCache.put` (its writes)
-and `assemble`.
+and `assemble`. Entries are float32, or float16 at half the size (`dtype`, in the key).
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import PIL
 
 from .dataset import MIN_SIDE, Sample, Skipped, as_source, load_rgb
 from .errors import UserError
@@ -36,6 +38,10 @@ from .preprocess import normalize, resize
 
 CACHE_FORMAT = 1
 MAGIC = b"TFJSFEAT"
+# np.load parses the .npy header with ast.literal_eval, which CPython 3.11 breaks when threads
+# parse at once ("AST constructor recursion depth mismatch"): streamed.py's tf.data reads in
+# parallel threads, and a failed parse would count a good entry as corrupt and delete it.
+_NPY_HEADER = threading.Lock()
 
 
 def default_cache_dir() -> Path:
@@ -52,11 +58,16 @@ def file_digest(path) -> str:
     return h.hexdigest()
 
 
+DTYPES = ("float32", "float16")
+
+
 class FeatureCache:
-    """One .npy per image, behind a header holding a sha256 of the array bytes."""
+    """One .npy per image, behind a header holding a sha256 of the array bytes. Entries are
+    stored in the key's "dtype" (float32 unless it says float16) and read back as float32."""
 
     def __init__(self, root: Path | None, backbone_key: dict):
         self.enabled = root is not None
+        self.dtype = np.dtype(backbone_key.get("dtype", "float32"))
         key = json.dumps({"format": CACHE_FORMAT, **backbone_key}, sort_keys=True)
         self.key = hashlib.sha256(key.encode()).hexdigest()[:20]
         self.dir = Path(root) / self.key if root is not None else None
@@ -79,10 +90,11 @@ class FeatureCache:
         try:
             if blob[:8] != MAGIC or hashlib.sha256(blob[40:]).digest() != blob[8:40]:
                 raise ValueError("checksum mismatch")
-            arr = np.load(io.BytesIO(blob[40:]), allow_pickle=False)
-            if arr.shape != shape or arr.dtype != np.float32:
+            with _NPY_HEADER:
+                arr = np.load(io.BytesIO(blob[40:]), allow_pickle=False)
+            if arr.shape != shape or arr.dtype != self.dtype:
                 raise ValueError(f"shape {arr.shape} {arr.dtype}")
-            return arr
+            return arr.astype(np.float32, copy=False)
         except Exception as e:
             self.corrupt += 1
             print(f"warning: corrupt feature cache entry {p} ({e}); recomputing", file=sys.stderr)
@@ -93,7 +105,7 @@ class FeatureCache:
         if not self.enabled:
             return
         buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(arr, dtype=np.float32), allow_pickle=False)
+        np.save(buf, np.ascontiguousarray(arr, dtype=self.dtype), allow_pickle=False)
         payload = buf.getvalue()
         p = self._path(digest)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -110,23 +122,41 @@ class FeatureCache:
 @dataclass
 class Features:
     samples: list[Sample]
-    features: np.ndarray           # (n, *feature_shape) float32, one per kept sample
+    features: np.ndarray | None    # (n, *feature_shape) float32, one per kept sample; None: left in `cache`
     digests: list[str]
     augmented: np.ndarray | None = None  # (copies, n, *feature_shape): augmented views of the same samples
     skipped: list[Skipped] = field(default_factory=list)
     computed: int = 0              # views run through the backbone (cache misses)
     cached: int = 0
+    cache: "ViewCache | None" = None  # where the features are when not in memory (streamed.py reads them)
+
+    @property
+    def in_memory(self) -> bool:
+        return self.features is not None
+
+    def load(self, idx) -> np.ndarray:
+        """The features (view 0) of the samples at idx, from memory or from the cache."""
+        idx = np.asarray(idx, dtype=int)
+        if self.in_memory:
+            return self.features[idx]
+        return np.stack([self.cache.get(self.digests[i], 0) for i in idx]).astype(np.float32)
 
 
-def backbone_cache_key(backbone, model_tag: str = "") -> dict:
+def backbone_cache_key(backbone, model_tag: str = "", dtype: str = "float32") -> dict:
     """Everything besides an image's bytes that changes its features. `model_tag` names a
     model other than backbone.model (e.g. the folded copy the site serves), whose features
-    differ in the last digits."""
+    differ in the last digits; `dtype` float16 stores them at half the size."""
+    if dtype not in DTYPES:
+        raise UserError(f"--feature-dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     key = {"backbone": backbone.spec.name, "weights": backbone.weights_id, "cut": backbone.cut,
            "preprocessing": backbone.preprocessing.to_manifest(),
-           "decode": {"min_side": MIN_SIDE}}  # large images are decoded reduced (dataset.load_rgb)
+           # large images are decoded reduced (dataset.load_rgb); another Pillow may decode (JPEG's
+           # IDCT, its draft scaling, colour conversions) to other pixels
+           "decode": {"min_side": MIN_SIDE, "pillow": PIL.__version__}}
     if model_tag:
         key["model"] = model_tag
+    if dtype != "float32":  # float32 keys stay as they were
+        key["dtype"] = dtype
     return key
 
 
@@ -153,6 +183,12 @@ class ViewCache:
         """The one place computed features are written, whichever runner computed them."""
         self._cache(view).put(view_key(digest, view), features)
 
+    def stored(self, features: np.ndarray) -> np.ndarray:
+        """Features as a later read returns them (rounded to the stored dtype), so a build
+        that computes them trains on what one reading the cache would."""
+        dtype = self._caches[0].dtype
+        return features if dtype == np.float32 else features.astype(dtype).astype(np.float32)
+
     def _cache(self, view: int) -> FeatureCache:
         return self._caches[0] if view == 0 else self._caches[1]
 
@@ -165,7 +201,8 @@ class Plan:
     shape: tuple[int, ...]         # of one view's features
     digests: dict[int, str] = field(default_factory=dict)  # sample -> sha256 of its bytes (readable files)
     first: dict[str, int] = field(default_factory=dict)    # digest -> the first sample with those bytes
-    hits: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)  # (sample, view) -> cached features
+    hits: dict[tuple[int, int], np.ndarray | None] = field(default_factory=dict)  # (sample, view) -> cached
+    #                                                   features (None: checked, left in the cache)
     misses: dict[int, list[int]] = field(default_factory=dict)  # sample -> views to compute, in sample order
     skipped: list[Skipped] = field(default_factory=list)   # files that cannot be read
 
@@ -184,23 +221,29 @@ class Computed:
 
 def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment: Augmentation | None = None,
             batch_size: int = 32, strict: bool = False, verbose: int = 1, chunk: int = 256,
-            model=None, model_tag: str = "") -> Features:
+            model=None, model_tag: str = "", in_memory: bool = True, dtype: str = "float32") -> Features:
     """Features of every decodable sample (and of its augmented views); undecodable ones are
     skipped, or refused if strict. Each distinct content (the same bytes under several names or
     classes) is decoded at most once, and only on a cache miss. `model` computes them instead of
     backbone.model (e.g. the folded copy the site serves); `model_tag` names it in the cache key,
-    as its features differ in the last digits."""
-    cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag), augment, backbone.feature_shape)
-    planned = plan(samples, cache, strict=strict)
+    as its features differ in the last digits. `in_memory` False leaves the features in the cache
+    (Features.cache, for streamed.py): memory then holds the index, never the features. `dtype`
+    float16 stores the cache entries at half the size (features.DTYPES)."""
+    if not in_memory and cache_dir is None:
+        raise UserError("features left in the cache need a cache; drop --no-cache (or --stream-features on)")
+    cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag, dtype), augment, backbone.feature_shape)
+    planned = plan(samples, cache, strict=strict, keep=in_memory)
     computed = compute(planned, backbone.model if model is None else model, backbone.preprocessing, cache,
-                       augment=augment, batch_size=batch_size, chunk=chunk, strict=strict, verbose=verbose)
-    return assemble(planned, computed, strict=strict)
+                       augment=augment, batch_size=batch_size, chunk=chunk, strict=strict, verbose=verbose,
+                       keep=in_memory)
+    return assemble(planned, computed, strict=strict, cache=None if in_memory else cache)
 
 
-def plan(samples: list[Sample], cache: ViewCache, *, strict: bool = False) -> Plan:
+def plan(samples: list[Sample], cache: ViewCache, *, strict: bool = False, keep: bool = True) -> Plan:
     """Digest every sample's file, keep the first of each content, and look its views up in the
     cache (anything with `views`, `shape` and `get(digest, view)`). Unreadable files are
-    reported and skipped, or refused if strict."""
+    reported and skipped, or refused if strict. `keep` False checks each hit (its checksum: a
+    corrupt entry is recomputed) without holding it."""
     out = Plan(list(samples), cache.views, tuple(cache.shape))
     for i, s in enumerate(samples):
         try:
@@ -216,15 +259,17 @@ def plan(samples: list[Sample], cache: ViewCache, *, strict: bool = False) -> Pl
             if hit is None:
                 out.misses.setdefault(i, []).append(v)
             else:
-                out.hits[i, v] = hit
+                out.hits[i, v] = hit if keep else None
     return out
 
 
 def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation | None = None,
-            batch_size: int = 32, chunk: int = 256, strict: bool = False, verbose: int = 1) -> Computed:
+            batch_size: int = 32, chunk: int = 256, strict: bool = False, verbose: int = 1,
+            keep: bool = True) -> Computed:
     """The in-process runner: decode each sample with misses once, build its views, run the model
     on `chunk` samples' views at a time in batches of `batch_size`, and write each result to the
-    cache. Undecodable samples are reported and skipped, or refused if strict."""
+    cache. Undecodable samples are reported and skipped, or refused if strict. `keep` False
+    records only which views were computed (their features stay in the cache)."""
     import tf_keras as keras
 
     out = Computed()
@@ -246,17 +291,18 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
                 keys.append((i, v))
         if keys:
             for (i, v), f in zip(keys, predict_batches(model, np.stack(pixels), batch_size)):
-                out.features[i, v] = f
+                out.features[i, v] = cache.stored(f) if keep else None
                 cache.put(plan.digests[i], v, f)
         if bar:
             bar.add(sum(len(plan.misses[i]) for i in pending[start:start + chunk]))
     return out
 
 
-def assemble(plan: Plan, computed: Computed, *, strict: bool = False) -> Features:
+def assemble(plan: Plan, computed: Computed, *, strict: bool = False, cache: ViewCache | None = None) -> Features:
     """The Features of the plan's samples, in their order: a later copy of some bytes shares
     the first copy's features, or its skip if those bytes do not decode (reported here, or
-    refused if strict). `computed` counts the views the model ran on, `cached` the rest."""
+    refused if strict). `computed` counts the views the model ran on, `cached` the rest. With
+    `cache`, the features stay there (Features.cache) and only the index is assembled."""
     got = {**plan.hits, **computed.features}
     bad = dict(computed.undecodable)
     skipped = plan.skipped + [Skipped(plan.samples[i].path, reason) for i, reason in bad.items()]
@@ -272,6 +318,9 @@ def assemble(plan: Plan, computed: Computed, *, strict: bool = False) -> Feature
     kept = [i for i in sorted(plan.digests) if i not in bad]
     stack = lambda v: np.stack([got[i, v] for i in kept]) if kept else np.zeros((0, *plan.shape), np.float32)
     ran = sum(len(vs) for i, vs in plan.misses.items() if i not in bad)
+    if cache is not None:
+        return Features([plan.samples[i] for i in kept], None, [plan.digests[i] for i in kept], None, skipped,
+                        computed=ran, cached=len(kept) * plan.views - ran, cache=cache)
     return Features([plan.samples[i] for i in kept], stack(0), [plan.digests[i] for i in kept],
                     np.stack([stack(v) for v in views[1:]]) if plan.views > 1 else None, skipped,
                     computed=ran, cached=len(kept) * plan.views - ran)

@@ -10,6 +10,9 @@ fine-tune scored 66% where the frozen head scored 92%):
     brightness).
 Training the whole backbone this way beat unfreezing only its last layers on sign digits
 (about 98% against 90%, 5-fold CV), hence `fine_tune_from` 0 by default.
+
+The pixels come from memory (an array) or, for datasets past memory, from the image files
+(PixelFiles: decoded per batch through tf.data, with the same features.decoded).
 """
 
 from __future__ import annotations
@@ -19,6 +22,58 @@ import numpy as np
 from .errors import UserError
 from .heads import HeadTrainer, TrainResult, optimizer
 from .inference import predict_batches
+
+
+class PixelFiles:
+    """Resized [0, 255] pixels of samples known to decode, read from their files when used:
+    memory holds the sample list. Indexing with an index array gives the subset, as an
+    array would."""
+
+    def __init__(self, samples, prep):
+        self.samples, self.prep = list(samples), prep
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, idx) -> "PixelFiles":
+        return PixelFiles([self.samples[i] for i in np.asarray(idx, dtype=int)], self.prep)
+
+    def chunks(self, size: int = 256):
+        """The pixels `size` images at a time."""
+        from .features import decoded
+
+        for start in range(0, len(self), size):
+            yield np.stack([decoded(s.path, self.prep) for s in self.samples[start:start + size]])
+
+    def dataset(self, onehot: np.ndarray, batch_size: int, seed: int | None = None):
+        """(pixels, one-hot label) batches decoded in parallel; shuffled each epoch when seeded."""
+        import tensorflow as tf
+
+        from .features import decoded
+
+        paths = self.samples
+        shape = (self.prep.height, self.prep.width, 3)
+
+        def read(i):
+            return decoded(paths[int(i)].path, self.prep).astype(np.float32)
+
+        def load(i, label):
+            x = tf.numpy_function(read, [i], tf.float32, stateful=False)
+            x.set_shape(shape)
+            return x, label
+
+        ds = tf.data.Dataset.from_tensor_slices((np.arange(len(self)), onehot.astype(np.float32)))
+        if seed is not None:
+            ds = ds.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def predict_pixels(model, pixels, batch_size: int = 32) -> np.ndarray:
+    """predict_batches over an array or PixelFiles (a chunk of files at a time)."""
+    if isinstance(pixels, PixelFiles):
+        outs = [predict_batches(model, chunk, batch_size) for chunk in pixels.chunks()]
+        return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+    return predict_batches(model, pixels, batch_size)
 
 
 def first_trainable(model, fine_tune_from) -> int:
@@ -95,9 +150,15 @@ def fine_tune(backbone, head, recipe, augmentation, pixels, y, n_classes, *, pix
     if has_valid and recipe.early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=recipe.early_stopping,
                                                        restore_best_weights=True))
-    hist = model.fit(pixels, keras.utils.to_categorical(y, n_classes), batch_size=recipe.batch_size,
-                     epochs=recipe.fine_tune_epochs, shuffle=True, verbose=verbose, callbacks=callbacks,
-                     validation_data=(pixels_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None)
+    onehot = keras.utils.to_categorical(y, n_classes)
+    if isinstance(pixels, PixelFiles):
+        valid = pixels_valid.dataset(keras.utils.to_categorical(y_valid, n_classes), 256) if has_valid else None
+        hist = model.fit(pixels.dataset(onehot, recipe.batch_size, seed), epochs=recipe.fine_tune_epochs,
+                         verbose=verbose, callbacks=callbacks, validation_data=valid)
+    else:
+        hist = model.fit(pixels, onehot, batch_size=recipe.batch_size,
+                         epochs=recipe.fine_tune_epochs, shuffle=True, verbose=verbose, callbacks=callbacks,
+                         validation_data=(pixels_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None)
     backbone.model.trainable = False
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     history["trainable_layers"] = trainable
@@ -107,7 +168,7 @@ def fine_tune(backbone, head, recipe, augmentation, pixels, y, n_classes, *, pix
 
 def accuracy(backbone, head, pixels, y) -> float:
     model = full_model(backbone, head)
-    return float(np.mean(predict_batches(model, pixels, 32).argmax(1) == y))
+    return float(np.mean(predict_pixels(model, pixels, 32).argmax(1) == y))
 
 
 class FineTuneTrainer:
@@ -117,11 +178,13 @@ class FineTuneTrainer:
 
     trains_backbone = True
 
-    def __init__(self, backbone, recipe, augmentation, features: np.ndarray, augmented: np.ndarray | None,
-                 pixels: np.ndarray, y: np.ndarray, n_classes: int):
+    def __init__(self, backbone, recipe, augmentation, features: np.ndarray | None, augmented: np.ndarray | None,
+                 pixels: "np.ndarray | PixelFiles", y: np.ndarray, n_classes: int, *, head=None):
+        """`head`: phase 1's trainer (default: a HeadTrainer on `features`; the build passes a
+        streamed.StreamTrainer when the features stay in the cache)."""
         self.backbone, self.recipe, self.augmentation = backbone, recipe, augmentation
         self.pixels, self.y, self.n_classes = pixels, y, n_classes
-        self.head = HeadTrainer(recipe, features, augmented, y, n_classes)
+        self.head = head or HeadTrainer(recipe, features, augmented, y, n_classes)
         self.pretrained = backbone.model.get_weights()
 
     def train(self, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, verbose: int) -> TrainResult:

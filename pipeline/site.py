@@ -24,9 +24,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from . import manifest
@@ -219,15 +221,20 @@ def copy_web(web_dist: Path, site: Path) -> list[str]:
     return names
 
 
-def write_images(samples: list[Sample], labels: list[str], site: Path, roles: list[str]) -> dict:
+def write_images(samples: list[Sample], labels: list[str], site: Path, roles: list[str], *,
+                 per_class: int = 0, seed: int = 0) -> dict:
     """The served training images: decoded by Pillow, stored losslessly, safe names. Each
     entry keeps its dataset folder (`split`) and the part it played in Python's training
-    (`role`: train, valid or test), so the page can hold out exactly the same images."""
+    (`role`: train, valid or test), so the page can hold out exactly the same images.
+    `per_class` > 0 serves a seeded sample of at most that many per class (a site for millions
+    of images serves a page-sized sample, not millions of PNGs); `counts` says how many each
+    class has in all."""
     if len(roles) != len(samples):
         raise ValueError(f"write_images: {len(roles)} roles for {len(samples)} samples")
+    served = served_sample([s.label for s in samples], per_class, seed)
     entries = []
     counters: dict[str, int] = {}
-    for s, role in zip(samples, roles):
+    for s, role in ((samples[i], roles[i]) for i in served):
         k = labels.index(s.label)
         n = counters.get(s.label, 0)
         counters[s.label] = n + 1
@@ -236,6 +243,22 @@ def write_images(samples: list[Sample], labels: list[str], site: Path, roles: li
         dest.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(load_rgb(s.path)).save(dest, optimize=False, compress_level=6)
         entries.append({"path": rel, "label": s.label, "split": s.split, "role": role, "source": s.path.name})
-    index = {"labels": labels, "images": entries}
+    total = Counter(s.label for s in samples)
+    index = {"labels": labels, "images": entries, "counts": {label: total.get(label, 0) for label in labels},
+             "per_class_cap": per_class or None}
     manifest.write_json(site / "images.json", index)
     return index
+
+
+def served_sample(labels: list[str], per_class: int, seed: int = 0) -> list[int]:
+    """Indices, in order, of at most `per_class` items per label (all when 0), chosen by a
+    seeded shuffle per label; memory: the indices."""
+    if per_class <= 0:
+        return list(range(len(labels)))
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_label.setdefault(label, []).append(i)
+    keep = [i for label in sorted(by_label) for i in (by_label[label] if len(by_label[label]) <= per_class
+                                                      else rng.choice(by_label[label], per_class, replace=False))]
+    return sorted(int(i) for i in keep)

@@ -3,12 +3,15 @@
 Memory holds the index (each training item's digest, view and label: about 100 bytes an item)
 and a few prefetched batches, never the features: each epoch shuffles the index, reads the
 entries (features.ViewCache.get, checksummed) in parallel, batches and prefetches them.
-The same recipe, head and optimizer as heads.train_head, so metrics agree within the noise of
-a different shuffle order.
+The same recipe, head, optimizer, early stopping and collapse retries as heads.train_head, so
+metrics agree within the noise of a different shuffle order. `StreamTrainer` is the build's
+Trainer (training.Trainer) over it; `wanted` decides when the build streams.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,20 +75,88 @@ def evaluate(model, cache: ViewCache, index: Index, n_classes: int, prefix: str,
 
 
 def train_head(recipe: heads.Recipe, cache: ViewCache, train: Index, n_classes: int, *,
-               valid: Index | None = None, seed: int = 0, verbose: int = 0) -> heads.TrainResult:
-    """heads.train_head with features streamed from the cache (one attempt: no collapse retry)."""
+               valid: Index | None = None, seed: int = 0, verbose: int = 0, max_attempts: int = 3,
+               callbacks=()) -> heads.TrainResult:
+    """heads.train_head with features streamed from the cache: a run stuck at chance is reported
+    and retried with the next seed."""
+    import tf_keras as keras
+
     if not len(train):
         raise UserError("no training features")
-    model = heads.build_head(heads.head_layers(recipe, n_classes), cache.shape, seed)
-    steps = recipe.epochs * -(-len(train) // recipe.batch_size)
-    model.compile(heads.optimizer(recipe, recipe.learning_rate, steps), recipe.loss, metrics=["accuracy"])
     has_valid = valid is not None and len(valid) > 0
-    hist = model.fit(dataset(cache, train, n_classes, recipe.batch_size, seed), epochs=recipe.epochs, verbose=verbose,
-                     validation_data=dataset(cache, valid, n_classes, 1024) if has_valid else None)
     originals = Index(train.digests[train.views == 0], train.views[train.views == 0], train.labels[train.views == 0])
-    metrics = evaluate(model, cache, originals, n_classes, "train")
-    if has_valid:
-        metrics.update(evaluate(model, cache, valid, n_classes, "val"))
+    notes = []
+    for attempt in range(max_attempts):
+        s = seed + attempt
+        model = heads.build_head(heads.head_layers(recipe, n_classes), cache.shape, s)
+        steps = recipe.epochs * -(-len(train) // recipe.batch_size)
+        model.compile(heads.optimizer(recipe, recipe.learning_rate, steps), recipe.loss, metrics=["accuracy"])
+        cbs = list(callbacks)
+        if recipe.early_stopping and has_valid:
+            cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=recipe.early_stopping,
+                                                     restore_best_weights=True))
+        hist = model.fit(dataset(cache, train, n_classes, recipe.batch_size, s), epochs=recipe.epochs,
+                         verbose=verbose, callbacks=cbs,
+                         validation_data=dataset(cache, valid, n_classes, 1024) if has_valid else None)
+        metrics = evaluate(model, cache, originals, n_classes, "train")
+        if has_valid:
+            metrics.update(evaluate(model, cache, valid, n_classes, "val"))
+        collapsed = heads.is_collapsed(metrics["train_accuracy"], originals.labels, n_classes)
+        if not collapsed:
+            break
+        msg = (f"training collapsed (seed {s}: train accuracy {metrics['train_accuracy']:.2f}, "
+               f"chance {1 / n_classes:.2f})")
+        notes.append(msg)
+        print(f"warning: {msg}" + ("; retrying with the next seed" if attempt + 1 < max_attempts else ""),
+              file=sys.stderr)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    collapsed = heads.is_collapsed(metrics["train_accuracy"], originals.labels, n_classes)
-    return heads.TrainResult(model, history, metrics, collapsed, 1, seed, len(history.get("loss", [])), [])
+    return heads.TrainResult(model, history, metrics, collapsed, attempt + 1, s, len(history.get("loss", [])), notes)
+
+
+class StreamTrainer:
+    """heads.HeadTrainer with the features left in the cache (features.extract(in_memory=False)):
+    the images are known by digest and label, each training image with its augmented views."""
+
+    trains_backbone = False
+
+    def __init__(self, recipe: heads.Recipe, cache: ViewCache, digests, y: np.ndarray, n_classes: int):
+        self.recipe, self.cache, self.n_classes = recipe, cache, n_classes
+        self.digests, self.y = np.asarray(digests), np.asarray(y, np.int32)
+
+    def index(self, idx: np.ndarray, views: int = 1) -> Index:
+        return Index.of(self.digests[idx], self.y[idx], views)
+
+    def train(self, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int, verbose: int) -> heads.TrainResult:
+        return train_head(self.recipe, self.cache, self.index(train_idx, self.cache.views), self.n_classes,
+                          valid=self.index(valid_idx), seed=seed, verbose=verbose)
+
+    def accuracy(self, result: heads.TrainResult, idx: np.ndarray) -> float:
+        return evaluate(result.model, self.cache, self.index(idx), self.n_classes, "x")["x_accuracy"]
+
+
+MODES = ("auto", "on", "off")
+# auto streams once the features would take more than this share of the machine's memory:
+# below it, training from memory is faster and the whole build still fits beside TF.
+MEMORY_SHARE = 0.25
+
+
+def wanted(mode: str, views: int, shape, *, has_cache: bool, pixel_bytes: int = 0,
+           memory_bytes: int | None = None) -> tuple[bool, str]:
+    """Whether the build trains streamed from the cache (`--stream-features`), and why.
+    `pixel_bytes`: what a fine-tuning recipe would hold besides (its images' pixels), which
+    streaming reads from the files instead."""
+    if mode not in MODES:
+        raise UserError(f"--stream-features must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "off":
+        return False, "off"
+    if mode == "on":
+        if not has_cache:
+            raise UserError("--stream-features on reads the features from the cache, which --no-cache turns off; "
+                            "drop one of them")
+        return True, "on"
+    size = views * int(np.prod(shape)) * 4 + pixel_bytes
+    memory = memory_bytes or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    why = f"{'features and pixels' if pixel_bytes else 'features'} {size / 1e9:.2f} GB, {MEMORY_SHARE:.0%} of memory is {memory * MEMORY_SHARE / 1e9:.2f} GB"
+    if not has_cache or size <= memory * MEMORY_SHARE:
+        return False, f"auto: in memory ({why})"
+    return True, f"auto: streamed from the cache ({why})"

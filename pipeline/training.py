@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from . import features, finetune, heads
+from . import features, finetune, heads, streamed
 from .heads import Recipe, TrainResult
 
 
@@ -27,11 +27,16 @@ class Trainer(Protocol):
 
 
 def make_trainer(recipe: Recipe, backbone, feats, y: np.ndarray, n_classes: int, augmentation) -> Trainer:
-    """The trainer for `recipe`, over the images of `feats` (features.extract's result)."""
-    if recipe.fine_tune_epochs:
-        pixels = features.load_pixels(feats.samples, backbone.preprocessing)
+    """The trainer for `recipe`, over the images of `feats` (features.extract's result; with its
+    features left in the cache, streamed.StreamTrainer reads them from there)."""
+    head = None if feats.in_memory else streamed.StreamTrainer(recipe, feats.cache, feats.digests, y, n_classes)
+    if recipe.fine_tune_epochs:  # pixels as the features: in memory, or read from the files when used
+        pixels = (features.load_pixels(feats.samples, backbone.preprocessing) if feats.in_memory
+                  else finetune.PixelFiles(feats.samples, backbone.preprocessing))
         return finetune.FineTuneTrainer(backbone, recipe, augmentation, feats.features, feats.augmented, pixels,
-                                        y, n_classes)
+                                        y, n_classes, head=head)
+    if head is not None:
+        return head
     return heads.HeadTrainer(recipe, feats.features, feats.augmented, y, n_classes)
 
 

@@ -173,3 +173,34 @@ def test_build_runner_beam_extracts_on_beam_then_builds_from_the_cache(beam, tmp
     assert "features on Beam: 16 views computed, 0 from cache, 8 files" in out
     assert "features: 0 computed, 16 from cache" in out
     assert (tmp_path / "site" / "manifest.json").exists()
+
+
+@pytest.mark.slow
+def test_a_project_zip_is_read_in_place_on_beam_like_in_process(beam, served, tmp_path, capfd):
+    """--data x.zip --runner beam: the zip's entries enter the pipeline beside listed files,
+    with the in-process path's digests, features and warnings (naming the zip and the entry)."""
+    import zipfile
+
+    bb, model = served
+    logos = sorted(BRAND_TRAIN.iterdir())[::9]
+    zpath = tmp_path / "p.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        for src in logos:
+            zf.writestr(f"{src.stem.rsplit('-', 1)[0]}/{src.name}", src.read_bytes())
+        zf.writestr(f"apple/dup-{logos[0].name}", logos[0].read_bytes())
+        zf.writestr("apple/broken.png", b"not a png")
+    ds = dataset.scan(zpath)
+    assert len(ds.samples) == len(logos) + 2
+    capfd.readouterr()
+    counts = run_beam(beam, bb, model, ds.samples, tmp_path / "cache")
+    # Pillow's reason names the reader object by its address: the same words, another address
+    found = lambda err: sorted(re.sub(r" at 0x[0-9a-f]+", "", w) for w in WARNING.findall(err))
+    beam_warnings = found(capfd.readouterr().err)
+    assert (counts["files"], counts["duplicates"], counts["undecodable"]) == (len(logos) + 2, 1, 1)
+    assert counts["computed"] == len(logos) * 2
+    from_cache = features.extract(bb, ds.samples, tmp_path / "cache", augment=AUGMENT, verbose=0,
+                                  model=model, model_tag="folded")
+    assert from_cache.computed == 0 and beam_warnings == found(capfd.readouterr().err)
+    assert beam_warnings == [f"warning: skipping {zpath}/apple/broken.png: " + beam_warnings[0].split(": ", 2)[2]]
+    in_process = features.extract(bb, ds.samples, None, augment=AUGMENT, verbose=0, model=model, model_tag="folded")
+    np.testing.assert_allclose(from_cache.features, in_process.features, rtol=1e-5, atol=1e-5)

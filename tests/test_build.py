@@ -259,3 +259,54 @@ def test_two_builds_into_one_out_take_turns(tmp_path, feature_cache, web_dist):
     assert m["labels"] == ["blue", "green", "red"] and m["dataset"]["source"] == str(second_data)
     assert json.loads((tmp_path / "site.python" / "models.json").read_text())["fingerprint"] == m["fingerprint"]
     assert not list(tmp_path.glob(".site.*"))
+
+
+def test_a_streamed_build_trains_from_the_cache_and_serves_a_sample(tmp_path, feature_cache, web_dist, capsys):
+    """--stream-features on: the head trains from the cache (the features never in memory, here
+    stored as float16), to the in-memory build's metrics; --site-images-per-class caps the served images, and
+    images.json says how many each class has in all."""
+    data = make_folders(tmp_path / "data", per_class=8)
+    common = ("--recipe", "pooled", "--epochs", "12", "--folds", "2")
+    assert run_build(data, tmp_path / "mem", feature_cache, web_dist, *common, "--stream-features", "off") == 0
+    capsys.readouterr()
+    assert cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "st"),
+                     "--cache", str(feature_cache), "--web-dist", str(web_dist), *common,
+                     "--stream-features", "on", "--site-images-per-class", "3", "--feature-dtype", "float16"]) == 0
+    assert "head training features: on" in capsys.readouterr().out
+    mem, st = (json.loads((tmp_path / d / "manifest.json").read_text()) for d in ("mem", "st"))
+    for key in ("train_accuracy", "val_accuracy"):
+        assert st["training"]["metrics"][key] == pytest.approx(mem["training"]["metrics"][key], abs=0.2)
+    assert st["training"]["metrics"]["train_accuracy"] > 0.9
+    assert len(st["training"]["cross_validation"]["per_fold"]) == 2
+    assert st["head"]["roundtrip_max_abs_error"] < 1e-5
+    images = json.loads((tmp_path / "st" / "images.json").read_text())
+    assert images["counts"] == {"blue": 8, "green": 8, "red": 8} and images["per_class_cap"] == 3
+    assert sorted(e["label"] for e in images["images"]) == ["blue"] * 3 + ["green"] * 3 + ["red"] * 3
+    assert st["images"]["count"] == 9 and st["dataset"]["count"] == 24
+    assert len(list((tmp_path / "st" / "images").rglob("*.png"))) == 9
+    served = {e["source"] for e in images["images"]}
+    roles = {e["source"]: e["role"] for e in json.loads((tmp_path / "mem" / "images.json").read_text())["images"]}
+    assert all(e["role"] == roles[e["source"]] for e in images["images"]) and len(served) == 9
+
+
+def test_streaming_needs_the_cache(tmp_path, feature_cache, web_dist, capsys):
+    data = make_folders(tmp_path / "data", labels=("red", "green"), per_class=3)
+    code = cli.main(["build", "--data", str(data), "--weights", str(MOBILENET_H5), "--out", str(tmp_path / "s"),
+                     "--web-dist", str(web_dist), "--quiet", "--stream-features", "on", "--no-cache"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--stream-features on reads the features from the cache" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_streamed_fine_tune_reads_pixels_from_the_files(tmp_path, feature_cache, web_dist, monkeypatch):
+    """--recipe finetune with --stream-features on: the head from the cache, then the backbone
+    on pixels decoded from the files per batch (finetune.PixelFiles), never all in memory."""
+    from tfjs_transfer import features
+
+    monkeypatch.setattr(features, "load_pixels", lambda *a: pytest.fail("all pixels loaded into memory"))
+    data = make_folders(tmp_path / "data", per_class=6)
+    assert run_build(data, tmp_path / "s", feature_cache, web_dist, "--recipe", "finetune", "--epochs", "8",
+                     "--fine-tune-epochs", "2", "--augment-copies", "1", "--stream-features", "on") == 0
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())["training"]
+    assert "head_only_train_accuracy" in m["metrics"] and m["metrics"]["train_accuracy"] > 0.9, m["metrics"]
+    assert len(m["fine_tune_history"]["loss"]) == 2, m.get("fine_tune_history")

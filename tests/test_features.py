@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -108,7 +111,7 @@ def test_any_inner_layer_can_be_the_cut():
 # --- plan / compute / assemble ----------------------------------------------------------
 
 class FakeCache:
-    """What plan and compute use of a ViewCache: views, shape, get, put (recorded)."""
+    """What plan and compute use of a ViewCache: views, shape, get, put (recorded), stored."""
 
     def __init__(self, entries=None, views=1, shape=(2,)):
         self.entries, self.views, self.shape, self.puts = dict(entries or {}), views, shape, []
@@ -119,6 +122,9 @@ class FakeCache:
     def put(self, digest, view, arr):
         self.puts.append((digest, view))
         self.entries[digest, view] = arr
+
+    def stored(self, arr):
+        return arr
 
 
 def files(tmp_path, **contents):
@@ -227,3 +233,61 @@ def test_compute_writes_every_result_through_the_cache(tmp_path, mobilenet, caps
     assert cache.puts == [(plan.digests[i], v) for i, v in plan.work if i != broken]
     for (i, v), f in done.features.items():
         assert cache.entries[plan.digests[i], v] is f
+
+
+def test_features_left_in_the_cache_are_the_same_and_only_indexed(tmp_path, mobilenet):
+    """extract(in_memory=False), the streamed build's: the index in memory, features read back equal."""
+    root = make_folders(tmp_path / "d", labels=("red", "green"), per_class=3)
+    shutil.copy(root / "red" / "red0.png", root / "green" / "copy.png")  # same bytes: one entry
+    ds = dataset.scan(root)
+    left = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, in_memory=False)
+    assert left.features is None and left.augmented is None and not left.in_memory
+    assert (left.computed, left.cached) == (6, 1) and len(left.digests) == 7
+    held = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0)
+    assert (held.computed, held.cached) == (0, 7)
+    np.testing.assert_array_equal(left.load(range(7)), held.features)
+    np.testing.assert_array_equal(held.load([2, 0]), held.features[[2, 0]])
+    shape_image("red", 99).save(root / "red" / "new.png")  # a rebuild with one added image computes one
+    again = features.extract(mobilenet, dataset.scan(root).samples, tmp_path / "cache", verbose=0, in_memory=False)
+    assert (again.computed, again.cached) == (1, 7)
+    with pytest.raises(UserError, match="need a cache"):
+        features.extract(mobilenet, ds.samples, None, verbose=0, in_memory=False)
+
+
+def test_entries_read_from_many_threads_at_once_are_never_taken_for_corrupt(tmp_path, capsys):
+    """streamed.py's tf.data reads entries in parallel threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = features.FeatureCache(tmp_path, {"k": 1})
+    for i in range(64):
+        cache.put(f"{i:064x}", np.full((4, 4, 8), i, np.float32))
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda i: cache.get(f"{i % 64:064x}", (4, 4, 8)), range(2000)))
+    assert all(g is not None and g[0, 0, 0] == i % 64 for i, g in enumerate(got))
+    assert cache.corrupt == 0 and "corrupt" not in capsys.readouterr().err
+
+
+def test_the_key_names_the_decoder_version(monkeypatch, mobilenet):
+    """Another Pillow may decode other pixels: its features go under another key."""
+    import PIL
+
+    before = features.backbone_cache_key(mobilenet)
+    assert before["decode"]["pillow"] == PIL.__version__
+    monkeypatch.setattr(PIL, "__version__", "0.0.1")
+    assert features.backbone_cache_key(mobilenet) != before
+
+
+def test_float16_entries_are_half_the_size_their_own_key_and_read_as_float32(tmp_path, mobilenet):
+    root = make_folders(tmp_path / "d", labels=("red", "green"), per_class=2)
+    samples = dataset.scan(root).samples
+    f32 = features.extract(mobilenet, samples, tmp_path / "cache", verbose=0)
+    f16 = features.extract(mobilenet, samples, tmp_path / "cache", verbose=0, dtype="float16")
+    assert f16.computed == 4 and f16.features.dtype == np.float32  # its own entries, not float32's
+    np.testing.assert_array_equal(f16.features, f32.features.astype(np.float16).astype(np.float32))
+    again = features.extract(mobilenet, samples, tmp_path / "cache", verbose=0, dtype="float16")
+    assert again.cached == 4 and np.array_equal(again.features, f16.features)  # computed = read back
+    sizes = {json.loads(k.read_text()).get("dtype", "float32"): sum(p.stat().st_size for p in k.parent.rglob("*.npy"))
+             for k in (tmp_path / "cache").glob("*/key.json")}
+    assert 0.49 < sizes["float16"] / sizes["float32"] < 0.51
+    with pytest.raises(UserError, match="--feature-dtype"):
+        features.backbone_cache_key(mobilenet, dtype="int8")

@@ -3,14 +3,52 @@
 import numpy as np
 import pytest
 
-from tfjs_transfer import backbones, dataset, features, heads, streamed
+from tfjs_transfer import backbones, dataset, features, heads, streamed, training
 from tfjs_transfer.augment import Augmentation
+from tfjs_transfer.errors import UserError
 
 from .conftest import BRAND_TRAIN, MOBILENET_H5
 
-pytestmark = pytest.mark.slow
+
+def test_the_build_streams_when_asked_or_when_features_would_crowd_memory():
+    shape, gb = (7, 7, 256), 10**9  # 50,176 bytes a view
+    assert streamed.wanted("off", 10**9, shape, has_cache=True) == (False, "off")
+    assert streamed.wanted("on", 10, shape, has_cache=True) == (True, "on")
+    assert not streamed.wanted("auto", 10_000, shape, has_cache=True, memory_bytes=8 * gb)[0]   # 0.5 GB
+    assert streamed.wanted("auto", 100_000, shape, has_cache=True, memory_bytes=8 * gb)[0]      # 5 GB > 2 GB
+    assert "5.02 GB" in streamed.wanted("auto", 100_000, shape, has_cache=True, memory_bytes=8 * gb)[1]
+    # a fine-tuning recipe's pixels count too; auto never streams without a cache to stream from
+    assert streamed.wanted("auto", 10_000, shape, has_cache=True, pixel_bytes=2 * gb, memory_bytes=8 * gb)[0]
+    assert not streamed.wanted("auto", 100_000, shape, has_cache=False, memory_bytes=8 * gb)[0]
+    with pytest.raises(UserError, match="--no-cache"):
+        streamed.wanted("on", 10, shape, has_cache=False)
+    with pytest.raises(UserError, match="auto, on, off"):
+        streamed.wanted("sometimes", 10, shape, has_cache=True)
 
 
+@pytest.mark.slow
+def test_the_stream_trainer_cross_validates_like_the_head_trainer(tmp_path):
+    """The build's Trainer over features left in the cache: same folds, accuracies within noise."""
+    bb = backbones.load_backbone(None, str(MOBILENET_H5))
+    ds = dataset.scan(BRAND_TRAIN)
+    aug = Augmentation(copies=1)
+    recipe = heads.resolve_recipe("pooled", epochs=6, augment_copies=1)
+    kw = dict(augment=aug, verbose=0)
+    held = features.extract(bb, ds.samples, tmp_path / "cache", **kw)
+    left = features.extract(bb, ds.samples, tmp_path / "cache", in_memory=False, **kw)
+    y = np.array([ds.labels.index(s.label) for s in held.samples])
+    mem = training.make_trainer(recipe, bb, held, y, 3, aug)
+    st = training.make_trainer(recipe, bb, left, y, 3, aug)
+    assert isinstance(mem, heads.HeadTrainer) and isinstance(st, streamed.StreamTrainer)
+    pool = np.arange(len(y))
+    a, b = (training.cross_validate(t, y, pool, 3, seed=0) for t in (mem, st))
+    print(a["per_fold"], b["per_fold"])
+    assert abs(a["accuracy_mean"] - b["accuracy_mean"]) <= 0.05 and b["accuracy_mean"] > 0.9
+    result = st.train(pool[:60], pool[60:], 0, 0)
+    assert st.accuracy(result, pool[60:]) == pytest.approx(result.metrics["val_accuracy"])
+
+
+@pytest.mark.slow
 def test_streamed_training_matches_training_from_memory(tmp_path):
     bb = backbones.load_backbone(None, str(MOBILENET_H5))
     ds = dataset.scan(BRAND_TRAIN)
