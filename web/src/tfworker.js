@@ -93,11 +93,12 @@ export class TfWorker {
    * worker: the features go over once, each epoch's logs come back for onEpoch and the charts,
    * onModel gets a stand-in whose stopTraining = true stops the worker's loop, and the trained
    * head is rebuilt here from its artifacts (a tf.LayersModel the page predicts, saves and
-   * downloads with). feats.data is copied for the transfer: the caller's array stays usable.
+   * downloads with). feats.data is transferred, not copied (a copy of 2,000 examples' features
+   * would be a long task of its own): the caller's array is left empty (detached).
    */
   async trainHead({ tf, manifest, feats, labelIndex, split, hyper, classes, seed = 1, charts = null,
     onModel = () => {}, onEpoch = () => {} }) {
-    const data = feats.data.slice();
+    const { data } = feats;
     const worker = this;
     let charting = Promise.resolve();
     const pending = this.call('train', {
