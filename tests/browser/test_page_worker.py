@@ -19,6 +19,7 @@ from .test_page_project import WATCH_LONG_TASKS, add_class, assert_observer_sees
 
 pytestmark = pytest.mark.browser
 
+WORKER_TENSORS = "window.tfjsTransfer.tfWorker().then((w) => w.call('memory')).then((m) => m.numTensors)"
 WORKER = "async () => { const w = await window.tfjsTransfer.tfWorker(); return w ? w.info : null; }"
 
 
@@ -125,6 +126,7 @@ def test_long_tasks_adding_60_logos_and_training_20_epochs(page, site_url, worke
     assert (info is not None) == (worker == "1")
     page.click("[data-testid=project-start-empty]")
     baseline = page.evaluate("window.tfjsTransfer.numTensors()")
+    worker_baseline = page.evaluate(WORKER_TENSORS) if worker == "1" else None
     page.evaluate(WATCH_LONG_TASKS)
     started = page.evaluate("performance.now()")
     for name in ("android", "apple"):
@@ -140,6 +142,8 @@ def test_long_tasks_adding_60_logos_and_training_20_epochs(page, site_url, worke
     train_s = (page.evaluate("performance.now()") - started) / 1000
     train_longest = page.evaluate(LONGEST)
     assert "Trained 20 epochs" in status, status
+    if worker == "1":  # the worker's tensors are back to where they were: nothing kept per image or run
+        assert page.evaluate(WORKER_TENSORS) == worker_baseline
     assert_observer_sees_long_tasks(page)
     top = page.evaluate("u => window.tfjsTransfer.predictUrl(u)", data_url(BRAND_TEST / "android.jpg"))
     assert top[0]["label"] == "android", top

@@ -128,15 +128,20 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
       throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
     }
     if (bitmap.width === 0 || bitmap.height === 0) throw new InputError(`${name} has no pixels.`);
-    const canvas = newCanvas(bitmap.width, bitmap.height);
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    ctx.fillStyle = '#ffffff';
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.drawImage(bitmap, 0, 0);
-    return canvas;
+    return drawOnWhite(bitmap);
   } finally {
     bitmap.close();
   }
+}
+
+/** A canvas of the bitmap's size holding it drawn over white (alpha composites over white). */
+export function drawOnWhite(bitmap) {
+  const canvas = newCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0);
+  return canvas;
 }
 
 /** RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] int32. */

@@ -476,7 +476,8 @@ let webcamSection = null; // bindWebcam's {webcam, recorder, live, refresh}
 async function predictFrame(canvas) {
   const head = app.heads.active;
   if (!app.ready || !head) return null;
-  const probs = await probabilities(tf, app.manifest, app.backbone, head, canvas);
+  const worker = await app.tfWorker; // w18: predicted in the worker where there is one
+  const probs = worker ? await worker.probabilities(tf, head, canvas) : await probabilities(tf, app.manifest, app.backbone, head, canvas);
   return topK(probs, head.labels, Math.min(3, head.labels.length));
 }
 

@@ -23,6 +23,8 @@ export class TfWorker {
   constructor(worker, onDecoded = () => {}) {
     this.worker = worker;
     this.onDecoded = onDecoded;
+    this.headKeys = new WeakMap(); // head model -> its key in the worker
+    this.headSent = null; // the key of the head the worker holds
     this.calls = new Map();
     this.next = 1;
     worker.onmessage = ({ data }) => {
@@ -126,6 +128,34 @@ export class TfWorker {
     if (charts && charts.onTrainEnd) await charts.onTrainEnd();
     const model = await tf.loadLayersModel(tf.io.fromMemory(out.artifacts));
     return { model, history: out.history, epochs: out.epochs, stopped: out.stopped, ms: out.ms };
+  }
+
+  /**
+   * The probabilities of `head` ({model, kind, input?} as Heads gives it; tf: the page's, to
+   * save it) for a canvas (a webcam
+   * frame), computed in the worker as predict.js probabilities() computes them here. The head
+   * goes over (its artifacts) the first time it is used and whenever another head is.
+   * @returns {Promise<Float32Array>}
+   */
+  async probabilities(tf, head, canvas) {
+    let key = this.headKeys.get(head.model);
+    if (key == null) {
+      key = this.next++;
+      this.headKeys.set(head.model, key);
+    }
+    if (this.headSent !== key) {
+      let artifacts = null;
+      await head.model.save(tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }));
+      this.headSent = null;
+      await this.call('head', { key, artifacts, kind: head.kind, input: head.input || null },
+        { transfer: [].concat(artifacts.weightData) });
+      this.headSent = key;
+    }
+    const bitmap = await createImageBitmap(canvas);
+    return this.call('classify', { key, bitmap }, { transfer: [bitmap] });
   }
 
   terminate() {

@@ -1,19 +1,20 @@
 // The page's TensorFlow.js off the main thread (a module Worker; tfworker.js is its client):
 // backbone features of images (decoded here with the page's own data.js on an OffscreenCanvas,
-// fed by its preprocess.js, so the rows equal the main thread's) and head training (train.js'
-// trainHead, per-epoch logs posted back). A long backbone run or training step then blocks
+// fed by its preprocess.js, so the rows equal the main thread's), head training (train.js'
+// trainHead, per-epoch logs posted back) and live prediction of webcam frames with the page's head. A long backbone run or training step then blocks
 // this thread, never the page's. Jobs run one at a time in arrival order; 'stop' acts at once.
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend } from '../backend.js';
-import { InputError, srcToCanvas } from '../data.js';
-import { checkModels, features, loadModel, warmUp } from '../models.js';
+import { InputError, drawOnWhite, srcToCanvas } from '../data.js';
+import { checkModels, classify, disposeModel, features, loadModel, warmUp } from '../models.js';
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
 import { trainHead } from '../train.js';
 
 let manifest = null;
 let backbone = null;
+let head = null; // {key, model, kind, input}: the page's head in use, for live prediction
 let training = null; // the head being trained: 'stop' sets its stopTraining
 let stopAsked = false;
 let queue = Promise.resolve();
@@ -90,7 +91,39 @@ async function train({ manifest: m, feats, labelIndex, split, hyper, classes, se
   return { result: { artifacts, history, epochs, stopped, ms }, transfer: [].concat(artifacts.weightData) };
 }
 
-const JOBS = { init, features: featuresOf, train };
+/** The page's head in use (its artifacts), kept under `key` until another replaces it. */
+async function useHead({ key, artifacts, kind, input }) {
+  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  if (head) disposeModel(head.model);
+  head = { key, model, kind, input };
+  return { result: key };
+}
+
+/** The head's probabilities for a frame (an ImageBitmap), fed as predict.js feeds a canvas. */
+async function classifyFrame({ key, bitmap }) {
+  try {
+    if (!head || head.key !== key) throw new Error(`the worker does not hold head ${key}`);
+    const spec = head.input || manifest;
+    const canvas = drawOnWhite(bitmap);
+    const out = tf.tidy(() => classify(tf, backbone, head, preprocess(tf, pixelsOf(tf, canvas, spec), spec)));
+    let data;
+    try {
+      data = await out.data();
+    } finally {
+      out.dispose();
+    }
+    return { result: data, transfer: [data.buffer] };
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** The worker's tensor count (and bytes): the tests check that nothing accumulates. */
+async function memory() {
+  return { result: tf.memory() };
+}
+
+const JOBS = { init, features: featuresOf, train, head: useHead, classify: classifyFrame, memory };
 
 self.onmessage = ({ data: { id, type, payload } }) => {
   if (type === 'stop') {
