@@ -47,9 +47,9 @@ function startWorker() {
     onDecoded: (n) => { app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + n; } });
 }
 
-/** The worker, or null: none started, or the page now runs another backend than the worker's. */
+/** The worker, or null: none started, it failed, or the page now runs another backend than the worker's. */
 Object.defineProperty(app, 'tfWorker', {
-  get: () => tfWorkerStart.then((w) => (w && w.info.backend === tf.getBackend() ? w : null)),
+  get: () => tfWorkerStart.then((w) => (w && !w.failed && w.info.backend === tf.getBackend() ? w : null)),
 });
 // ---- end w18 ----
 

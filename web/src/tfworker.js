@@ -26,6 +26,7 @@ export class TfWorker {
     this.headKeys = new WeakMap(); // head model -> its key in the worker
     this.headSent = null; // the key of the head the worker holds
     this.calls = new Map();
+    this.failed = null;
     this.next = 1;
     worker.onmessage = ({ data }) => {
       const call = this.calls.get(data.id);
@@ -47,12 +48,14 @@ export class TfWorker {
   }
 
   failAll(error) {
+    this.failed = error; // later calls fail at once (a dead worker would never answer)
     for (const call of this.calls.values()) call.reject(error);
     this.calls.clear();
   }
 
   /** One job; onMessage gets the job's interim messages (training's epochs). */
   call(type, payload, { transfer = [], onMessage = () => {} } = {}) {
+    if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.calls.set(id, { resolve, reject, onMessage });
