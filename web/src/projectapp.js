@@ -11,7 +11,7 @@ import * as view from './ui-project.js';
  */
 export const ADD_BATCH = 1;
 
-/** Images per backbone call in the TF.js worker: its runs block no page task, and batches of 4 cost less per image. */
+/** Images per backbone call in the TF.js worker: its runs block no page task, so a call need not be one image. */
 export const WORKER_ADD_BATCH = 4;
 
 /** What predicting says before the project has a head. */
