@@ -22,12 +22,13 @@ export function yieldToPage() {
 /**
  * Adds items to the project's class `label`, features included.
  * @param {object} opts {tf, manifest, backbone, project, label, items: [{blob, name}],
- *   batchSize (images per backbone call), onProgress(done, total), shouldStop(), worker (a
+ *   batchSize (images per backbone call), onProgress(done, total), shouldStop(), onAdded(examples)
+ *   (each batch's new examples, as they enter the project), worker (a
  *   TfWorker: decode and backbone run there, off the page's thread; null: here)}
  * @returns {Promise<{added: object[], skipped: {name: string, reason: string}[]}>}
  */
 export async function addWithFeatures({ tf, manifest, backbone, project, label, items, batchSize = 4,
-  onProgress = () => {}, shouldStop = () => false, worker = null }) {
+  onProgress = () => {}, shouldStop = () => false, worker = null, onAdded = () => {} }) {
   const added = [];
   const skipped = [];
   for (let start = 0; start < items.length; start += batchSize) {
@@ -50,6 +51,7 @@ export async function addWithFeatures({ tf, manifest, backbone, project, label, 
         const examples = kept.map((item) => project.addNew(label, { src: item.blob, name: item.name }));
         project.storeFeatures(examples, { data, count: examples.length, size });
         added.push(...examples);
+        onAdded(examples);
       }
     }
     onProgress(Math.min(start + batchSize, items.length), items.length);

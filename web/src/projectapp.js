@@ -88,12 +88,13 @@ export function createProjectApp({ tf, app, ui, onChanged, onSelected = () => {}
           view.showClasses(project);
         },
         shouldStop: () => app.project !== project,
+        // thumbnails batch by batch: hundreds at once at the end were a long task of their own
+        onAdded: (examples) => { if (app.project === project) view.appendThumbs(project, examples); },
       });
       app.timings.addMs = performance.now() - started;
       app.timings.addCount = added.length;
       // every decode that feeds the backbone is counted (main.js' loadPixels counts the others)
       app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + added.length;
-      if (app.project === project) view.appendThumbs(project, added);
       view.setProjectProgress(`Added ${added.length} image${added.length === 1 ? '' : 's'} to "${label}" `
         + `in ${(app.timings.addMs / 1000).toFixed(1)} s (features included).`);
       if (skipped.length) ui.showMessage(skippedText(skipped));
