@@ -177,6 +177,8 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
             out["train_ms"] = pt["ms"]
             out["train_way"] = "page trainHead"
             out["train_final_accuracy"] = pt["finalTrainAccuracy"]
+            # the longest main-thread task extracting and training, main thread vs the TF.js worker
+            out["long_tasks"] = page.evaluate("e => window.__bench.longTasks(e)", epochs)
         if head_variants:
             out["train_ms_by_head"] = {"manifest_head": out["train_ms"]}
             for name, layers in HEAD_VARIANTS.items():

@@ -147,6 +147,39 @@
       const acc = r.history.history.acc;
       return { epochs: r.epochs, rows: S.page.feats.count, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
     },
+    // Issue 18's stall figure: the longest main-thread task (Chromium's long-task observer)
+    // while the page extracts the served images' features (batches of 16) and trains `epochs`
+    // epochs, on the main thread and in the TF.js worker (web/src/tfworker.js), with the times.
+    async longTasks(epochs) {
+      const P = T.steps, set = P.trainSet();
+      const hp = m.training.hyperparameters;
+      const observe = () => {
+        const tasks = [];
+        const obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) tasks.push(e.duration); });
+        obs.observe({ type: 'longtask' });
+        return async () => {
+          await new Promise((r) => setTimeout(r, 50)); // entries are delivered after the task
+          for (const e of obs.takeRecords()) tasks.push(e.duration);
+          obs.disconnect();
+          return { longestTaskMs: Math.max(0, ...tasks), tasksOver50: tasks.length };
+        };
+      };
+      const run = async (worker) => {
+        let stop = observe(), t = performance.now();
+        const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: 16 };
+        const feats = worker ? await worker.extract(ex) : await P.extractFeatures(ex);
+        const extract = { ms: performance.now() - t, ...(await stop()) };
+        stop = observe(); t = performance.now();
+        const tr = { tf, manifest: m, feats, labelIndex: set.labelIndex, split: { train: [...Array(feats.count).keys()], valid: [] },
+          hyper: { epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } };
+        const r = worker ? await worker.trainHead(tr) : await P.trainHead(tr);
+        const train = { ms: performance.now() - t, ...(await stop()) };
+        r.model.dispose();
+        return { extract, train, images: feats.count };
+      };
+      const worker = await T.tfWorker();
+      return { mainThread: await run(null), worker: worker ? await run(worker) : null };
+    },
     async predict(count) {
       const page = [], models = [];
       for (let i = 0; i < count; i++) {

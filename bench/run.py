@@ -401,6 +401,11 @@ def headline(res: dict) -> dict:
         h[f"browser_{name}_train_20_epochs_model_fit_ms"] = r.get("train_fit_ms")
         if r.get("page_extract"):
             h[f"browser_{name}_page_features_incl_decode_ms_per_image"] = r["page_extract"]["ms_per_image"]
+        for where, lt in (r.get("long_tasks") or {}).items():
+            if lt:
+                for step in ("extract", "train"):
+                    h[f"browser_{name}_{step}_longest_task_ms_{where}"] = lt[step]["longestTaskMs"]
+                    h[f"browser_{name}_{step}_ms_{where}"] = lt[step]["ms"]
         h[f"browser_{name}_predict_p50_ms"] = r["predict_page_ms"]["p50"]
         h[f"browser_{name}_predict_p90_ms"] = r["predict_page_ms"]["p90"]
         h[f"browser_{name}_peak_tensor_bytes"] = r["peak_tensor_bytes"]
@@ -421,6 +426,15 @@ def fmt(v, unit="", digits=1):
 
 def mb(n):
     return "-" if n is None else f"{n / 1e6:.2f} MB"
+
+
+def long_tasks(r, where):
+    """The longest main-thread task while extracting / training (and their ms), or '-'."""
+    lt = (r.get("long_tasks") or {}).get(where)
+    if not lt:
+        return "-"
+    return (f"{lt['extract']['longestTaskMs']:.0f} / {lt['train']['longestTaskMs']:.0f} "
+            f"(in {lt['extract']['ms']:.0f} / {lt['train']['ms']:.0f} ms)")
 
 
 def mb0(n):
@@ -553,6 +567,8 @@ def print_table(res: dict) -> None:
              if "4" in r["extract_ms_per_image"] else "-"),
             ("batched speedup", lambda r: fmt(r["batched_speedup"], "x", 2)),
             ("page features incl. decode ms/image", lambda r: fmt(r["page_extract"]["ms_per_image"]) if r.get("page_extract") else "-"),
+            ("longest task extract / train ms: main thread", lambda r: long_tasks(r, "mainThread")),
+            ("  in the TF.js worker", lambda r: long_tasks(r, "worker")),
             ("train 20 epochs ms (page loop)", lambda r: fmt(r["train_ms"], digits=0) if r.get("train_way") == "page trainHead" else "-"),
             ("train 20 epochs ms (model.fit)", lambda r: fmt(r["train_fit_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
             ("predict p50 / p90 ms (page hook)", lambda r: f"{r['predict_page_ms']['p50']:.0f} / {r['predict_page_ms']['p90']:.0f}"),

@@ -30,7 +30,8 @@ const oneTfjsCore = {
 };
 
 const options = {
-  entryPoints: { app: join(here, 'src', 'boot.js') },
+  // tf-worker.js: the TF.js worker (src/worker/), its own entry sharing the page's chunks
+  entryPoints: { app: join(here, 'src', 'boot.js'), 'tf-worker': join(here, 'src', 'worker', 'tf-worker.js') },
   outdir: dist,
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',

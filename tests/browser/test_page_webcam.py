@@ -102,6 +102,9 @@ def cam(camera_browser):
     assert not bad, "errors in the page:\n" + "\n".join(bad)
 
 
+WORKER_TENSORS = "window.tfjsTransfer.tfWorker().then((w) => w.call('memory')).then((m) => m.numTensors)"
+
+
 def start_camera(page):
     page.click(START)
     page.wait_for_function(f"document.querySelector('{START}').dataset.state === 'on' "
@@ -203,8 +206,12 @@ def test_record_adds_frames_of_the_logo_to_the_class(cam, site_url):
     assert tops == [LOGO_CLASS] * count, tops
 
 
-def test_live_prediction_names_the_logo_without_leaking(cam, site_url):
-    page = open_app(cam, site_url)
+# w18: the frames predicted in the TF.js worker (the default) and on the main thread (?worker=0)
+@pytest.mark.parametrize("query", ["", "?worker=0"])
+def test_live_prediction_names_the_logo_without_leaking(cam, site_url, query):
+    page = open_app(cam, site_url + query)
+    in_worker = page.evaluate("window.tfjsTransfer.tfWorker().then((w) => w !== null)")
+    assert in_worker == (query == "")
     start_camera(page)
     watch_long_tasks(page)
     page.check("[data-testid=webcam-live]")
@@ -218,6 +225,7 @@ def test_live_prediction_names_the_logo_without_leaking(cam, site_url):
     page.wait_for_function(f"Number(document.querySelector('{LIVE_RESULT}').dataset.frames) >= {first['frames'] + 100}",
                            timeout=120_000)
     tensors = page.evaluate("window.tfjsTransfer.numTensors()")
+    worker_tensors = page.evaluate(WORKER_TENSORS) if in_worker else None
     fps = float(page.get_attribute("[data-testid=webcam-fps]", "data-fps"))
     backend = page.evaluate("window.tfjsTransfer.backend()")
     longest = page.evaluate("window.longestTask")
@@ -238,9 +246,11 @@ def test_live_prediction_names_the_logo_without_leaking(cam, site_url):
     page.wait_for_function(f"document.querySelector('{LIVE_RESULT}').dataset.frames !== '{during}'")
     page.uncheck("[data-testid=webcam-live]")
     assert tensors == first["tensors"]
+    if in_worker:  # the worker's own tensors do not grow either
+        assert page.evaluate(WORKER_TENSORS) == worker_tensors
     assert fps > 0
     assert "predictions/s" in page.inner_text("[data-testid=webcam-fps]")
-    print(f"\nlive prediction: {fps:.1f} predictions/s ({backend}, fake camera at {CLIP_FPS} fps, "
+    print(f"\nlive prediction ({'TF.js worker' if in_worker else 'main thread'}): {fps:.1f} predictions/s ({backend}, fake camera at {CLIP_FPS} fps, "
           f"{CLIP_SIZE[0]}x{CLIP_SIZE[1]}); a prediction median {np.median(durations):.0f} ms, max {durations.max():.0f} ms; "
           f"longest main-thread task {longest:.0f} ms; {len(long_tasks)} tasks over 50 ms in 100 frames: {long_tasks[:8]}")
 

@@ -1,41 +1,81 @@
-// Live training curves (tfjs-vis, which brings vega): loaded with the training code
-// (training.js) when Train is first pressed, not with the page.
-import * as tfvis from '@tensorflow/tfjs-vis';
+// Live training curves: loaded with the training code (training.js) when Train is first
+// pressed, not with the page. The charts are vega-lite's (the library tfjs-vis draws with),
+// built once per run in steps with the page's turn between them (compile, parse, first
+// render) and fed each epoch's logs as new rows: tfjs-vis' show.history rebuilt the whole
+// vega view at each redraw, a main-thread task of 100 ms and more (the training itself runs
+// in a worker, so these drawings were the page's longest tasks).
+import { parse, View } from 'vega';
+import { compile } from 'vega-lite';
+import { yieldToPage } from './examples.js';
 
-// A redraw of the curves (vega rebuilds the charts) costs about as much as an epoch of the
-// default head on wasm, so redrawing every epoch would double the Train button's time.
-// Redraws are spaced so they take at most a fifth of it, and at least CHART_MS apart.
-const CHART_MS = 250;
-const CHART_SHARE = 0.2;
+/** The vega-lite spec of one chart: a line per series over the epochs, rows arriving in 'values'. */
+export function curveSpec(title, height = 180) {
+  return {
+    width: 'container',
+    height,
+    autosize: { type: 'fit-x', contains: 'padding' },
+    title,
+    data: { name: 'values' },
+    mark: { type: 'line', point: true, clip: true },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+      y: { field: 'value', type: 'quantitative', title: null, scale: { zero: false } },
+      color: { field: 'series', type: 'nominal', title: null },
+    },
+  };
+}
+
+/** Rows of one epoch for a chart: {epoch, series, value} per metric present in the logs. */
+export function curveRows(epoch, logs, metrics) {
+  return metrics.filter((m) => logs[m] != null).map((m) => ({ epoch: epoch + 1, series: m, value: logs[m] }));
+}
 
 /**
- * Live tfjs-vis loss and accuracy curves in the charts panel, cleared for a new run:
- * every epoch's logs are kept, the curves redrawn when enough time has passed (above) and
- * once more when training ends, each redraw followed by a frame so the page paints it.
+ * A vega view of a vega-lite spec in `box`, its first rows in place before the first render (an
+ * empty chart has no scale domains), built in steps that each leave the page a turn.
+ */
+async function buildView(box, spec, rows) {
+  await yieldToPage();
+  const vega = compile(spec).spec;
+  await yieldToPage();
+  const runtime = parse(vega);
+  await yieldToPage();
+  const view = new View(runtime, { renderer: 'canvas', container: box, hover: false });
+  await yieldToPage();
+  await view.insert('values', rows).runAsync(); // the first layout and drawing: the longest step
+  return view;
+}
+
+/**
+ * Live loss and accuracy curves in the charts panel, cleared for a new run: the charts are
+ * built at the first epoch's logs, later epochs' rows inserted into their views (vega
+ * redraws only what changed), each followed by a frame so the page paints them.
  * @returns {{onEpochEnd(epoch: number, logs: object): Promise<void>, onTrainEnd(): Promise<void>}}
  */
 export function trainingCharts(panel, withValidation) {
   panel.textContent = '';
-  const metrics = withValidation ? ['loss', 'val_loss', 'acc', 'val_acc'] : ['loss', 'acc'];
-  const history = [];
-  let next = 0; // performance.now() after which the next redraw may start
-  let behind = false;
-  const draw = async () => {
-    const started = performance.now();
-    behind = false;
-    await tfvis.show.history(panel, history, metrics, { height: 180, zoomToFit: true });
-    await new Promise((resolve) => requestAnimationFrame(resolve));
-    const took = performance.now() - started;
-    next = performance.now() + Math.max(CHART_MS, took * (1 / CHART_SHARE - 1));
-  };
+  const groups = [
+    { title: 'loss', metrics: withValidation ? ['loss', 'val_loss'] : ['loss'] },
+    { title: 'accuracy', metrics: withValidation ? ['acc', 'val_acc'] : ['acc'] },
+  ];
+  const boxes = groups.map(() => {
+    const box = document.createElement('div');
+    box.className = 'chart';
+    panel.appendChild(box);
+    return box;
+  });
+  let views = null; // built at the first epoch's logs, one chart after the other
   return {
     async onEpochEnd(epoch, logs) {
-      history.push({ ...logs });
-      behind = true;
-      if (performance.now() >= next) await draw();
+      const rows = groups.map((group) => curveRows(epoch, logs, group.metrics));
+      if (!views) {
+        views = [];
+        for (let i = 0; i < boxes.length; i++) views.push(await buildView(boxes[i], curveSpec(groups[i].title), rows[i]));
+      } else {
+        await Promise.all(views.map((view, i) => view.insert('values', rows[i]).runAsync()));
+      }
+      await new Promise((resolve) => requestAnimationFrame(resolve));
     },
-    async onTrainEnd() {
-      if (behind) await draw();
-    },
+    async onTrainEnd() {},
   };
 }

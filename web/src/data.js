@@ -90,9 +90,18 @@ export function sniffImage(b) {
   return null;
 }
 
+/** A canvas to draw on: the page's own element, or an OffscreenCanvas in a worker (no document). */
+function newCanvas(width, height) {
+  if (typeof document === 'undefined') return new OffscreenCanvas(width, height);
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  return canvas;
+}
+
 /**
- * Decodes an image Blob onto a white canvas.
- * @returns {Promise<HTMLCanvasElement>} a canvas of the image's (oriented) size
+ * Decodes an image Blob onto a white canvas (the same code in the page and in its feature worker).
+ * @returns {Promise<HTMLCanvasElement|OffscreenCanvas>} a canvas of the image's (oriented) size
  * @throws {InputError} not an image, too large, or undecodable
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
@@ -119,17 +128,20 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
       throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
     }
     if (bitmap.width === 0 || bitmap.height === 0) throw new InputError(`${name} has no pixels.`);
-    const canvas = document.createElement('canvas');
-    canvas.width = bitmap.width;
-    canvas.height = bitmap.height;
-    const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    ctx.fillStyle = '#ffffff';
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.drawImage(bitmap, 0, 0);
-    return canvas;
+    return drawOnWhite(bitmap);
   } finally {
     bitmap.close();
   }
+}
+
+/** A canvas of the bitmap's size holding it drawn over white (alpha composites over white). */
+export function drawOnWhite(bitmap) {
+  const canvas = newCanvas(bitmap.width, bitmap.height);
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(bitmap, 0, 0);
+  return canvas;
 }
 
 /** RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] int32. */
@@ -142,7 +154,8 @@ export function canvasToPixels(tf, canvas, channels = 3) {
 /** Fetches an image URL and decodes it onto a white canvas. */
 export async function fetchToCanvas(url) {
   const response = await fetchOk(url, url);
-  const name = decodeURIComponent(new URL(url, document.baseURI).pathname.split('/').pop() || url);
+  const base = typeof document === 'undefined' ? globalThis.location.href : document.baseURI;
+  const name = decodeURIComponent(new URL(url, base).pathname.split('/').pop() || url);
   return decodeToCanvas(await response.blob(), name);
 }
 

@@ -69,11 +69,12 @@ export function scoreHeldOut({ classes, headLabels, examples, probabilities }) {
  * Machine export) runs on the pixels, fed as its `input` says. Batches run inside tf.tidy.
  * @param {object} opts {tf, manifest, backbone, head: {model, kind, labels, input?}, project,
  *   examples, loadPixels(example, spec) -> Promise<Tensor3D> (spec: the manifest or the head's
- *   input), batchSize, onProgress(done, total)}
+ *   input), batchSize, onProgress(done, total), worker (a TfWorker computing the missing
+ *   features; null: here)}
  * @returns {Promise<Float32Array>}
  */
 export async function headProbabilities({ tf, manifest, backbone, head, project, examples, loadPixels,
-  batchSize = 32, onProgress = () => {} }) {
+  batchSize = 32, onProgress = () => {}, worker = null }) {
   const k = head.labels.length;
   const out = new Float32Array(examples.length * k);
   if (head.kind === 'merged') {
@@ -96,9 +97,10 @@ export async function headProbabilities({ tf, manifest, backbone, head, project,
   }
   const missing = project.withoutFeatures(examples);
   if (missing.length) {
-    const feats = await extractFeatures({ tf, backbone, manifest, items: missing, batchSize: 16,
+    const opts = { tf, backbone, manifest, items: missing, batchSize: 16,
       loadPixels: (e) => loadPixels(e, manifest),
-      onProgress: (done, total) => onProgress(done, total + examples.length) });
+      onProgress: (done, total) => onProgress(done, total + examples.length) };
+    const feats = await (worker ? worker.extract(opts) : extractFeatures(opts));
     project.storeFeatures(missing, feats);
   }
   const shape = manifest.backbone.output_shape;

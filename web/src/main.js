@@ -20,6 +20,7 @@ import { bindProject, setProjectBusy } from './ui-project.js';
 import * as evaluationUi from './ui-evaluation.js'; // evaluation (p14eval)
 import { startPersistence } from './persist.js'; // p14store
 import { bindWebcam } from './ui-webcam.js';
+import { startTfWorker, workerRequested } from './tfworker.js'; // w18
 
 const PAGE = document.baseURI;
 
@@ -34,6 +35,23 @@ const app = {
   last: null, // {canvas, name} of the last predicted image, re-predicted when the head changes
   timings: {},
 };
+
+// ---- w18: TF.js in a worker (tfworker.js) for adding examples, training and evaluation ----
+let tfWorkerStart = Promise.resolve(null);
+
+/** Starts the worker once the page is ready (?worker=0: none, everything on this thread). */
+function startWorker() {
+  if (!workerRequested(location.search)) return;
+  tfWorkerStart = startTfWorker({ manifest: app.manifest, pageUrl: PAGE, backend: tf.getBackend(),
+    kernels: pageKernels(location.search),
+    onDecoded: (n) => { app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + n; } });
+}
+
+/** The worker, or null: none started, it failed, or the page now runs another backend than the worker's. */
+Object.defineProperty(app, 'tfWorker', {
+  get: () => tfWorkerStart.then((w) => (w && !w.failed && w.info.backend === tf.getBackend() ? w : null)),
+});
+// ---- end w18 ----
 
 function refreshControls() {
   ui.setBusy({ ready: app.ready, training: app.training, hasBrowserHead: Boolean(app.heads && app.heads.browser) });
@@ -162,7 +180,7 @@ async function onTrain(hp) {
     if (!trainingCode) ui.setStatus('training', 'Loading the training code…');
     const { trainProjectHead } = await loadTraining();
     const result = await trainProjectHead({ tf, manifest: app.manifest, backbone: app.backbone, project: app.project,
-      hyper, loadPixels, ui, stop: app.stop, timings: app.timings });
+      hyper, loadPixels, ui, stop: app.stop, timings: app.timings, worker: await app.tfWorker });
     if (!result) {
       ui.setProgress(0, 1, 'stopped');
       ui.setStatus('ready', 'Stopped before training started. ' + readyText());
@@ -265,7 +283,7 @@ async function evaluateInUse() {
     evaluationUi.showRunning('Evaluating…');
     const { evaluateHead, drawEvaluation } = await loadEvaluation();
     const result = await evaluateHead({ tf, manifest: app.manifest, backbone: app.backbone, head: app.heads.active,
-      headName: app.heads.which, project: app.project, onProgress: evaluationUi.showProgress,
+      headName: app.heads.which, project: app.project, onProgress: evaluationUi.showProgress, worker: await app.tfWorker,
       loadPixels: async (example, spec) => pixelsOf(tf, await srcToCanvas(example.src, example.name), spec) });
     await evaluationUi.show(result, app.heads.describe(), new Map(app.project.examples.map((e) => [e.id, e])), drawEvaluation);
     return result;
@@ -458,7 +476,8 @@ let webcamSection = null; // bindWebcam's {webcam, recorder, live, refresh}
 async function predictFrame(canvas) {
   const head = app.heads.active;
   if (!app.ready || !head) return null;
-  const probs = await probabilities(tf, app.manifest, app.backbone, head, canvas);
+  const worker = await app.tfWorker; // w18: predicted in the worker where there is one
+  const probs = worker ? await worker.probabilities(tf, head, canvas) : await probabilities(tf, app.manifest, app.backbone, head, canvas);
   return topK(probs, head.labels, Math.min(3, head.labels.length));
 }
 
@@ -485,6 +504,7 @@ function expose() {
     head: () => app.heads.which,
     evaluate: onEvaluate, // evaluation (p14eval): the result shown in [data-testid=evaluation]
     webcam: () => webcamSection, // p14cam: {webcam, recorder, live}
+    tfWorker: () => app.tfWorker, // w18: the TF.js worker (or null)
     predictUrl: async (url) => {
       const head = app.heads.active;
       if (!head) throw new Error(NO_HEAD);
@@ -586,6 +606,7 @@ async function start() {
   expose();
   await startStore(); // p14store
   startWebcam(); // p14cam
+  startWorker(); // w18
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());

@@ -11,6 +11,9 @@ import * as view from './ui-project.js';
  */
 export const ADD_BATCH = 1;
 
+/** Images per backbone call in the TF.js worker: its runs block no page task, so a call need not be one image. */
+export const WORKER_ADD_BATCH = 4;
+
 /** What predicting says before the project has a head. */
 export const NO_HEAD = 'No model yet: add at least 2 classes with examples, then press Train.';
 
@@ -39,7 +42,8 @@ export async function backboneFingerprint(backbone, manifest) {
 }
 
 /**
- * @param {object} opts {tf, app (manifest, backbone, project, training, ready, timings),
+ * @param {object} opts {tf, app (manifest, backbone, project, training, ready, timings, tfWorker: a
+ *   promise of the TF.js worker or null),
  *   ui (showMessage, setTrainSummary), onChanged() (main.js' onProjectChanged), onSelected() (the
  *   class list's selection may have changed: the webcam records to it), loadSiteProject()
  *   (the served dataset as a Project, or null), refreshControls()}
@@ -75,19 +79,22 @@ export function createProjectApp({ tf, app, ui, onChanged, onSelected = () => {}
     refreshControls();
     const started = performance.now();
     try {
+      const worker = await app.tfWorker; // w18: the TF.js worker, or null (then here)
       const { added, skipped } = await addWithFeatures({
-        tf, manifest: app.manifest, backbone: app.backbone, project, label, items, batchSize: ADD_BATCH,
+        tf, manifest: app.manifest, backbone: app.backbone, project, label, items, worker,
+        batchSize: worker ? WORKER_ADD_BATCH : ADD_BATCH,
         onProgress: (done, total) => {
           view.setProjectProgress(`Adding images to "${label}": ${done}/${total}`);
           view.showClasses(project);
         },
         shouldStop: () => app.project !== project,
+        // thumbnails batch by batch: hundreds at once at the end were a long task of their own
+        onAdded: (examples) => { if (app.project === project) view.appendThumbs(project, examples); },
       });
       app.timings.addMs = performance.now() - started;
       app.timings.addCount = added.length;
       // every decode that feeds the backbone is counted (main.js' loadPixels counts the others)
       app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + added.length;
-      if (app.project === project) view.appendThumbs(project, added);
       view.setProjectProgress(`Added ${added.length} image${added.length === 1 ? '' : 's'} to "${label}" `
         + `in ${(app.timings.addMs / 1000).toFixed(1)} s (features included).`);
       if (skipped.length) ui.showMessage(skippedText(skipped));

@@ -102,22 +102,26 @@ export function showGallery(project) {
     }
   }
   el.gallery.textContent = '';
-  for (const [label, examples] of project.byClass()) {
-    el.gallery.append(make('div', { className: 'group', dataset: { label, count: String(examples.length) } }, [
-      make('h3', { textContent: groupTitle(label, examples) }),
-      make('div', { className: 'thumbs' }, examples.map(thumb)),
-    ]));
-  }
+  for (const [label, examples] of project.byClass()) el.gallery.append(newGroup(label, examples));
+}
+
+function newGroup(label, examples) {
+  return make('div', { className: 'group', dataset: { label, count: String(examples.length) } }, [
+    make('h3', { textContent: groupTitle(label, examples) }),
+    make('div', { className: 'thumbs' }, examples.map(thumb)),
+  ]);
 }
 
 /** Adds the thumbnails of examples just added, without drawing the others again. */
 export function appendThumbs(project, examples) {
   const groups = project.byClass();
   for (const label of new Set(examples.map((e) => e.label))) {
+    if (!groups.has(label)) continue; // deleted meanwhile
     const g = group(label);
-    if (!g) {
-      showGallery(project);
-      return;
+    if (!g) { // a class's first examples: its group alone, in class order (not the whole gallery again)
+      const later = project.classes.slice(project.classes.indexOf(label) + 1).map(group).find(Boolean);
+      el.gallery.insertBefore(newGroup(label, groups.get(label)), later || null);
+      continue;
     }
     g.querySelector('.thumbs').append(...examples.filter((e) => e.label === label).map(thumb));
     g.dataset.count = String(groups.get(label).length);

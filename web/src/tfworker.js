@@ -1,0 +1,194 @@
+// The main thread's side of worker/tf-worker.js: starts it (the same TF.js build, backend and
+// backbone as the page), and gives promise calls for backbone features and head training, the
+// typed arrays transferred, not copied. Where a module Worker, OffscreenCanvas or
+// createImageBitmap is missing, or the worker fails to start, there is no worker (null) and
+// the callers keep the main-thread path.
+
+export const WORKER_FILE = 'tf-worker.js';
+
+/** ?worker=0 keeps TF.js on the main thread (before/after measurements, a fallback to compare). */
+export function workerRequested(search) {
+  return new URLSearchParams(search).get('worker') !== '0';
+}
+
+/** Why this browser cannot run the worker, or null when it can. */
+export function workerMissing(g = globalThis) {
+  if (typeof g.Worker !== 'function') return 'no Worker';
+  if (typeof g.OffscreenCanvas !== 'function') return 'no OffscreenCanvas';
+  if (typeof g.createImageBitmap !== 'function') return 'no createImageBitmap';
+  return null;
+}
+
+export class TfWorker {
+  constructor(worker, onDecoded = () => {}) {
+    this.worker = worker;
+    this.onDecoded = onDecoded;
+    this.headKeys = new WeakMap(); // head model -> its key in the worker
+    this.headSent = null; // the key of the head the worker holds
+    this.calls = new Map();
+    this.failed = null;
+    this.next = 1;
+    worker.onmessage = ({ data }) => {
+      const call = this.calls.get(data.id);
+      if (!call) return;
+      if (data.type === 'done') {
+        this.calls.delete(data.id);
+        call.resolve(data.result);
+      } else if (data.type === 'error') {
+        this.calls.delete(data.id);
+        call.reject(new Error(data.message));
+      } else {
+        call.onMessage(data);
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.failAll(new Error(`the TF.js worker failed: ${event.message || 'it could not run'}`));
+    };
+  }
+
+  failAll(error) {
+    this.failed = error; // later calls fail at once (a dead worker would never answer)
+    for (const call of this.calls.values()) call.reject(error);
+    this.calls.clear();
+  }
+
+  /** One job; onMessage gets the job's interim messages (training's epochs). */
+  call(type, payload, { transfer = [], onMessage = () => {} } = {}) {
+    if (this.failed) return Promise.reject(this.failed);
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject, onMessage });
+      this.worker.postMessage({ id, type, payload }, transfer);
+    });
+  }
+
+  /**
+   * Features of items [{src: Blob|URL string, name}], decoded in the worker.
+   * @returns {Promise<{data: Float32Array, size: number, skipped: {index, reason, input}[]}>}
+   *   row i for items[i]; skipped items' rows are zero
+   */
+  rows(items, batchSize = 4) {
+    return this.call('features', { items: items.map(({ src, name }) => ({ src, name })), batchSize });
+  }
+
+  /**
+   * train.js extractFeatures' contract on the worker: every item's features, `chunk` images per
+   * message (progress and Stop between); an item that cannot be loaded fails the whole run.
+   * @returns {Promise<{data: Float32Array, count: number, size: number}|null>} null if stopped
+   */
+  async extract({ items, batchSize = 16, onProgress = () => {}, shouldStop = () => false }) {
+    let data = null;
+    let size = 0;
+    for (let start = 0; start < items.length; start += batchSize) {
+      if (shouldStop()) return null;
+      const part = await this.rows(items.slice(start, start + batchSize), batchSize);
+      this.onDecoded(Math.min(batchSize, items.length - start));
+      if (part.skipped.length) throw new Error(part.skipped[0].reason);
+      size = part.size;
+      if (!data) data = new Float32Array(items.length * size);
+      data.set(part.data, start * size);
+      onProgress(Math.min(start + batchSize, items.length), items.length);
+    }
+    return { data: data || new Float32Array(0), count: items.length, size };
+  }
+
+  /**
+   * train.js trainHead's contract (a fresh head; no `head` to continue) with the loop in the
+   * worker: the features go over once, each epoch's logs come back for onEpoch and the charts,
+   * onModel gets a stand-in whose stopTraining = true stops the worker's loop, and the trained
+   * head is rebuilt here from its artifacts (a tf.LayersModel the page predicts, saves and
+   * downloads with). feats.data is transferred, not copied (a copy of 2,000 examples' features
+   * would be a long task of its own): the caller's array is left empty (detached).
+   */
+  async trainHead({ tf, manifest, feats, labelIndex, split, hyper, classes, seed = 1, charts = null,
+    onModel = () => {}, onEpoch = () => {} }) {
+    const { data } = feats;
+    const worker = this;
+    let charting = Promise.resolve();
+    const pending = this.call('train', {
+      manifest, feats: { data, count: feats.count, size: feats.size }, labelIndex, split,
+      hyper: { epochs: hyper.epochs, batchSize: hyper.batchSize, learningRate: hyper.learningRate,
+        optimizer: hyper.optimizer, loss: hyper.loss },
+      classes, seed,
+    }, {
+      transfer: [data.buffer],
+      onMessage: ({ epoch, logs }) => {
+        onEpoch(epoch, logs);
+        if (charts) charting = charting.then(() => charts.onEpochEnd(epoch - 1, logs));
+      },
+    });
+    onModel({ // after the job is posted: a stop it sends arrives after it
+      set stopTraining(value) {
+        if (value) worker.worker.postMessage({ type: 'stop' });
+      },
+      get stopTraining() {
+        return false;
+      },
+    });
+    const out = await pending;
+    await charting;
+    if (charts && charts.onTrainEnd) await charts.onTrainEnd();
+    const model = await tf.loadLayersModel(tf.io.fromMemory(out.artifacts));
+    return { model, history: out.history, epochs: out.epochs, stopped: out.stopped, ms: out.ms };
+  }
+
+  /**
+   * The probabilities of `head` ({model, kind, input?} as Heads gives it; tf: the page's, to
+   * save it) for a canvas (a webcam
+   * frame), computed in the worker as predict.js probabilities() computes them here. The head
+   * goes over (its artifacts) the first time it is used and whenever another head is.
+   * @returns {Promise<Float32Array>}
+   */
+  async probabilities(tf, head, canvas) {
+    let key = this.headKeys.get(head.model);
+    if (key == null) {
+      key = this.next++;
+      this.headKeys.set(head.model, key);
+    }
+    if (this.headSent !== key) {
+      let artifacts = null;
+      await head.model.save(tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }));
+      this.headSent = null;
+      await this.call('head', { key, artifacts, kind: head.kind, input: head.input || null },
+        { transfer: [].concat(artifacts.weightData) });
+      this.headSent = key;
+    }
+    const bitmap = await createImageBitmap(canvas);
+    return this.call('classify', { key, bitmap }, { transfer: [bitmap] });
+  }
+
+  terminate() {
+    this.worker.terminate();
+    this.failAll(new Error('the TF.js worker was stopped'));
+  }
+}
+
+/**
+ * Starts the worker beside the page's dist files and loads the backbone in it.
+ * @param {object} opts {manifest, pageUrl, backend (the page's backend name), kernels (pageKernels()),
+ *   onDecoded(n) (extract() decoded n images: the page counts them)}
+ * @returns {Promise<TfWorker|null>} null (and a console note) where it cannot run
+ */
+export async function startTfWorker({ manifest, pageUrl, backend, kernels, onDecoded = () => {},
+  scriptUrl = new URL(WORKER_FILE, import.meta.url) }) {
+  const missing = workerMissing();
+  if (missing) {
+    console.info(`tfjs-transfer: TF.js runs on the main thread (${missing} in this browser)`);
+    return null;
+  }
+  let client = null;
+  try {
+    client = new TfWorker(new Worker(scriptUrl, { type: 'module' }), onDecoded);
+    client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels });
+    if (client.info.backend !== backend) throw new Error(`it runs ${client.info.backend}, the page ${backend}`);
+    return client;
+  } catch (e) {
+    if (client) client.terminate();
+    console.info(`tfjs-transfer: TF.js runs on the main thread (the worker did not start: ${e.message})`);
+    return null;
+  }
+}

@@ -1,0 +1,145 @@
+// The page's TensorFlow.js off the main thread (a module Worker; tfworker.js is its client):
+// backbone features of images (decoded here with the page's own data.js on an OffscreenCanvas,
+// fed by its preprocess.js, so the rows equal the main thread's), head training (train.js'
+// trainHead, per-epoch logs posted back) and live prediction of webcam frames with the page's head. A long backbone run or training step then blocks
+// this thread, never the page's. Jobs run one at a time in arrival order; 'stop' acts at once.
+import * as tf from '../tf.js';
+import '@tensorflow/tfjs-backend-wasm';
+import { activateBackend } from '../backend.js';
+import { InputError, drawOnWhite, srcToCanvas } from '../data.js';
+import { checkModels, classify, disposeModel, features, loadModel, warmUp } from '../models.js';
+import { pixelsOf } from '../predict.js';
+import { preprocess } from '../preprocess.js';
+import { trainHead } from '../train.js';
+
+let manifest = null;
+let backbone = null;
+let head = null; // {key, model, kind, input}: the page's head in use, for live prediction
+let training = null; // the head being trained: 'stop' sets its stopTraining
+let stopAsked = false;
+let queue = Promise.resolve();
+
+async function init({ manifest: m, pageUrl, backend: asked, kernels }) {
+  const backend = await activateBackend(tf, asked, pageUrl, kernels);
+  manifest = m;
+  backbone = await loadModel(tf, m.backbone.path, pageUrl, 'backbone');
+  checkModels(m, backbone, null);
+  warmUp(tf, backbone, null, m);
+  return { backend: backend.name, details: backend.details };
+}
+
+/**
+ * Features of items [{src: Blob|URL, name}], batchSize images per backbone run.
+ * @returns {{data: Float32Array, size: number, skipped: {index, reason, input}[]}} row i for
+ *   items[i]; a skipped item's row stays zero (input: the file is not a usable image)
+ */
+async function featuresOf({ items, batchSize = 4 }) {
+  const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(items.length * size);
+  const skipped = [];
+  for (let start = 0; start < items.length; start += batchSize) {
+    const pixels = [];
+    const rows = [];
+    try {
+      for (let i = start; i < Math.min(start + batchSize, items.length); i++) {
+        const { src, name } = items[i];
+        try {
+          pixels.push(pixelsOf(tf, await srcToCanvas(src, name), manifest));
+          rows.push(i);
+        } catch (e) {
+          const input = e instanceof InputError;
+          skipped.push({ index: i, input, reason: input ? e.message : `${name}: ${e.message}` });
+        }
+      }
+      if (!rows.length) continue;
+      const out = tf.tidy(() => features(tf, backbone, tf.concat(pixels.map((p) => preprocess(tf, p, manifest)), 0)));
+      let values;
+      try {
+        values = await out.data();
+      } finally {
+        out.dispose();
+      }
+      rows.forEach((row, k) => data.set(values.subarray(k * size, (k + 1) * size), row * size));
+    } finally {
+      pixels.forEach((p) => p.dispose());
+    }
+  }
+  return { result: { data, size, skipped }, transfer: [data.buffer] };
+}
+
+/** trainHead on the features sent; the trained head comes back as its artifacts (topology + weights). */
+async function train({ manifest: m, feats, labelIndex, split, hyper, classes, seed }, post) {
+  const result = await trainHead({
+    tf, manifest: m, feats, labelIndex, split, hyper, classes, seed,
+    onModel: (model) => {
+      training = model;
+      if (stopAsked) model.stopTraining = true;
+    },
+    onEpoch: (epoch, logs) => post({ type: 'epoch', epoch, logs }),
+  });
+  training = null;
+  let artifacts = null;
+  try {
+    await result.model.save(tf.io.withSaveHandler(async (a) => {
+      artifacts = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }));
+  } finally {
+    result.model.dispose();
+  }
+  const { history, epochs, stopped, ms } = result;
+  return { result: { artifacts, history, epochs, stopped, ms }, transfer: [].concat(artifacts.weightData) };
+}
+
+/** The page's head in use (its artifacts), kept under `key` until another replaces it. */
+async function useHead({ key, artifacts, kind, input }) {
+  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  if (head) disposeModel(head.model);
+  head = { key, model, kind, input };
+  return { result: key };
+}
+
+/** The head's probabilities for a frame (an ImageBitmap), fed as predict.js feeds a canvas. */
+async function classifyFrame({ key, bitmap }) {
+  try {
+    if (!head || head.key !== key) throw new Error(`the worker does not hold head ${key}`);
+    const spec = head.input || manifest;
+    const canvas = drawOnWhite(bitmap);
+    const out = tf.tidy(() => classify(tf, backbone, head, preprocess(tf, pixelsOf(tf, canvas, spec), spec)));
+    let data;
+    try {
+      data = await out.data();
+    } finally {
+      out.dispose();
+    }
+    return { result: data, transfer: [data.buffer] };
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** The worker's tensor count (and bytes): the tests check that nothing accumulates. */
+async function memory() {
+  return { result: tf.memory() };
+}
+
+const JOBS = { init, features: featuresOf, train, head: useHead, classify: classifyFrame, memory };
+
+self.onmessage = ({ data: { id, type, payload } }) => {
+  if (type === 'stop') {
+    stopAsked = true;
+    if (training) training.stopTraining = true;
+    return;
+  }
+  if (type === 'train') stopAsked = false; // a stop sent after this job is posted stops it
+  const post = (message, transfer = []) => self.postMessage({ id, ...message }, transfer);
+  queue = queue.then(async () => {
+    try {
+      if (type !== 'init' && !backbone) throw new Error('the worker has not started');
+      const { result, transfer = [] } = type === 'init' ? { result: await init(payload) } : await JOBS[type](payload, post);
+      post({ type: 'done', result }, transfer);
+    } catch (e) {
+      post({ type: 'error', message: e && e.message ? e.message : String(e) });
+    }
+  });
+};
