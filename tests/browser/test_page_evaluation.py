@@ -70,7 +70,7 @@ def test_python_head_scored_as_python_scores_it(page, site_url, built_site, held
     # the first visit loads app.js and what index.html preloads: not the evaluation or tfjs-vis
     preloaded = set(re.findall(r'modulepreload" href="([^"]+)"', (built_site / "index.html").read_text()))
     first = {u.rsplit("/", 1)[-1] for u in requested if u.endswith(".js")}
-    # w18: the TF.js worker (tf-worker.js and the chunks it imports) starts once the page is ready
+    # the TF.js worker (tf-worker.js and the chunks it imports) starts once the page is ready
     worker = {"tf-worker.js", *re.findall(r'"\./([^"]+\.js)"', (built_site / "tf-worker.js").read_text())}
     assert not any(f.startswith(("evaluating-", "training-")) for f in worker), worker
     assert first - (worker - preloaded) == preloaded | {"app.js"}, first

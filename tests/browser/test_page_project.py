@@ -108,7 +108,7 @@ def held_out_accuracy(page) -> dict:
 
 @pytest.fixture
 def backbone_only_url(broken_site):
-    """A built site made backbone-only as contract14.md describes `build --backbone-only`'s."""
+    """A built site made backbone-only as `build --backbone-only` makes one (README: A backbone-only site)."""
     def strip(dest: Path):
         manifest = json.loads((dest / "manifest.json").read_text())
         manifest["labels"] = []

@@ -206,7 +206,7 @@ def test_record_adds_frames_of_the_logo_to_the_class(cam, site_url):
     assert tops == [LOGO_CLASS] * count, tops
 
 
-# w18: the frames predicted in the TF.js worker (the default) and on the main thread (?worker=0)
+# the frames predicted in the TF.js worker (the default) and on the main thread (?worker=0)
 @pytest.mark.parametrize("query", ["", "?worker=0"])
 def test_live_prediction_names_the_logo_without_leaking(cam, site_url, query):
     page = open_app(cam, site_url + query)

@@ -1,8 +1,9 @@
-// The app: holds its state (manifest, backbone, project, heads) and wires the page's
-// controls (ui.bind) to what they do: predict, train, download (head, merged model,
+// The app: holds its state (manifest, backbone, project, heads, the TF.js worker) and wires
+// the page's controls to what they do: predict, the project (projectapp.js), the webcam
+// (ui-webcam.js), train, evaluate, keep projects (persist.js), download (head, merged model,
 // Teachable Machine zip), load (a TF.js model or a Teachable Machine export), switch backend.
-// What prediction needs is imported here; the training code (training.js, with tfjs-vis)
-// is a chunk of its own, imported when Train is first pressed (or pointed at).
+// What prediction needs is imported here; the training and evaluation code (with tfjs-vis)
+// are chunks of their own, imported when first used; TF.js work runs in tfworker.js's worker.
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
@@ -13,14 +14,12 @@ import { pixelsOf, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { Project, projectFromSite } from './project.js';
 import * as ui from './ui.js';
-// --- p14core: the project in the page ---
 import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
-// --- end p14core ---
-import * as evaluationUi from './ui-evaluation.js'; // evaluation (p14eval)
-import { startPersistence } from './persist.js'; // p14store
+import * as evaluationUi from './ui-evaluation.js';
+import { startPersistence } from './persist.js';
 import { bindWebcam } from './ui-webcam.js';
-import { startTfWorker, workerRequested } from './tfworker.js'; // w18
+import { startTfWorker, workerRequested } from './tfworker.js';
 
 const PAGE = document.baseURI;
 
@@ -36,7 +35,7 @@ const app = {
   timings: {},
 };
 
-// ---- w18: TF.js in a worker (tfworker.js) for adding examples, training and evaluation ----
+// ---------- TF.js in a worker (tfworker.js) for adding examples, training and evaluation ----------
 let tfWorkerStart = Promise.resolve(null);
 
 /** Starts the worker once the page is ready (?worker=0: none, everything on this thread). */
@@ -51,12 +50,11 @@ function startWorker() {
 Object.defineProperty(app, 'tfWorker', {
   get: () => tfWorkerStart.then((w) => (w && !w.failed && w.info.backend === tf.getBackend() ? w : null)),
 });
-// ---- end w18 ----
 
 function refreshControls() {
   ui.setBusy({ ready: app.ready, training: app.training, hasBrowserHead: Boolean(app.heads && app.heads.browser) });
   setProjectBusy({ ready: app.ready, training: app.training, hasSite: Boolean(app.manifest && app.manifest.head.path) });
-  evaluationUi.setEnabled(app.ready && !app.training && !evaluating); // evaluation (p14eval)
+  evaluationUi.setEnabled(app.ready && !app.training && !evaluating);
 }
 
 function readyText() {
@@ -64,7 +62,7 @@ function readyText() {
   return `Ready: drop, paste or choose an image to classify it as ${app.heads.active.labels.join(', ')}.`;
 }
 
-// --- p14core: the app hooks of the project (contract14.md) ---
+// ---------- the app hooks of the project ----------
 /** After any edit of the project (class list, summary; persistence hooks its autosave here). */
 function onProjectChanged() {
   projectApp.refresh();
@@ -86,7 +84,6 @@ const addExamples = (label, items) => projectApp.addExamples(label, items);
 
 /** The class new examples go to (the class list's selection), or null. */
 const selectedClass = () => projectApp.selectedClass();
-// --- end p14core ---
 
 function fail(error) {
   app.ready = false;
@@ -159,12 +156,11 @@ function onTrainIntent() {
 
 async function onTrain(hp) {
   if (app.training || !app.ready) return;
-  // ---- n15: a loaded Teachable Machine model continues its own head (tmtrain.js) ----
+  // a loaded Teachable Machine model continues its own head (tmtrain.js)
   if (app.heads.active && app.heads.active.source === 'tm') {
     await continueTm(hp);
     return;
   }
-  // ---- end n15 ----
   const problem = app.project ? app.project.trainingProblems() : 'There are no training images to train on.';
   if (problem) {
     ui.showMessage(problem);
@@ -187,9 +183,9 @@ async function onTrain(hp) {
       return;
     }
     app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page', hyper });
-    onProjectChanged(); // p14store: the trained head is saved with the project
+    onProjectChanged(); // the trained head is saved with the project
     ui.setHeadChoice('browser', 'trained in this page');
-    ui.setStatus('training', 'Evaluating the new head on the held-out examples…'); // evaluation (p14eval)
+    ui.setStatus('training', 'Evaluating the new head on the held-out examples…');
     await evaluateInUse();
     const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
     ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the head trained here.`);
@@ -205,7 +201,7 @@ async function onTrain(hp) {
   }
 }
 
-// ---- n15: continuing a loaded Teachable Machine model's head on the project ----
+// ---------- continuing a loaded Teachable Machine model's head on the project ----------
 async function continueTm(hp) {
   const defaults = app.manifest.training.hyperparameters;
   const hyper = { ...hp, optimizer: defaults.optimizer, loss: defaults.loss };
@@ -244,14 +240,13 @@ async function continueTm(hp) {
     refreshControls();
   }
 }
-// ---- end n15 ----
 
 function onStop() {
   app.stop.requested = true;
   if (app.stop.model) app.stop.model.stopTraining = true;
 }
 
-// --- evaluation (p14eval) ---
+// ---------- evaluation ----------
 
 let evaluationCode = null;
 let evaluating = false;
@@ -312,9 +307,8 @@ async function onShowExample(id) {
   }
 }
 
-// --- end evaluation ---
 
-// --- p14store: the project kept in IndexedDB, exported and imported as a zip ---
+// ---------- the project kept in IndexedDB, exported and imported as a zip ----------
 async function startStore() {
   app.persist = await startPersistence({
     tf,
@@ -348,7 +342,6 @@ async function startStore() {
     store: { stats: app.persist.stats, saveNow: () => app.persist.saveNow(), current: () => app.persist.current() },
   });
 }
-// --- end p14store ---
 
 // ---------- download / load ----------
 
@@ -468,7 +461,7 @@ async function onBackendChange(name) {
   }
 }
 
-// ---------- webcam (p14cam) ----------
+// ---------- webcam ----------
 
 let webcamSection = null; // bindWebcam's {webcam, recorder, live, refresh}
 
@@ -476,7 +469,7 @@ let webcamSection = null; // bindWebcam's {webcam, recorder, live, refresh}
 async function predictFrame(canvas) {
   const head = app.heads.active;
   if (!app.ready || !head) return null;
-  const worker = await app.tfWorker; // w18: predicted in the worker where there is one
+  const worker = await app.tfWorker; // predicted in the worker where there is one
   const probs = worker ? await worker.probabilities(tf, head, canvas) : await probabilities(tf, app.manifest, app.backbone, head, canvas);
   return topK(probs, head.labels, Math.min(3, head.labels.length));
 }
@@ -488,7 +481,6 @@ function startWebcam() {
   });
   webcamSection.refresh();
 }
-// ---------- end webcam ----------
 
 // ---------- start ----------
 
@@ -502,9 +494,9 @@ function expose() {
     backend: () => tf.getBackend(),
     timings: app.timings,
     head: () => app.heads.which,
-    evaluate: onEvaluate, // evaluation (p14eval): the result shown in [data-testid=evaluation]
-    webcam: () => webcamSection, // p14cam: {webcam, recorder, live}
-    tfWorker: () => app.tfWorker, // w18: the TF.js worker (or null)
+    evaluate: onEvaluate, // the result shown in [data-testid=evaluation]
+    webcam: () => webcamSection, // {webcam, recorder, live}
+    tfWorker: () => app.tfWorker, // the TF.js worker (or null)
     predictUrl: async (url) => {
       const head = app.heads.active;
       if (!head) throw new Error(NO_HEAD);
@@ -528,7 +520,7 @@ function expose() {
         out.dispose();
       }
     },
-    // p14core: the project's hooks
+    // the project's hooks
     addExamples,
     selectedClass,
     backboneKey: () => projectApp.backboneKey,
@@ -565,7 +557,7 @@ async function loadProject(manifest) {
 async function start() {
   ui.bind({ onImage, onTrain, onTrainIntent, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
   bindProject(projectApp.handlers);
-  evaluationUi.bind({ onEvaluate, onShowExample }); // evaluation (p14eval)
+  evaluationUi.bind({ onEvaluate, onShowExample });
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
   // manifest.json downloads while the backend fetches and compiles its .wasm
@@ -604,9 +596,9 @@ async function start() {
   await projectApp.useBackbone(backbone, manifest);
   await loadProject(manifest);
   expose();
-  await startStore(); // p14store
-  startWebcam(); // p14cam
-  startWorker(); // w18
+  await startStore();
+  startWebcam();
+  startWorker();
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());

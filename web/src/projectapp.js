@@ -79,7 +79,7 @@ export function createProjectApp({ tf, app, ui, onChanged, onSelected = () => {}
     refreshControls();
     const started = performance.now();
     try {
-      const worker = await app.tfWorker; // w18: the TF.js worker, or null (then here)
+      const worker = await app.tfWorker; // the TF.js worker, or null (then here)
       const { added, skipped } = await addWithFeatures({
         tf, manifest: app.manifest, backbone: app.backbone, project, label, items, worker,
         batchSize: worker ? WORKER_ADD_BATCH : ADD_BATCH,
