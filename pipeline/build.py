@@ -125,14 +125,10 @@ def _build(cfg: BuildConfig) -> dict:
         f"{', '.join(ds.labels)}", cfg)
     for s in ds.skipped:
         print(f"warning: skipping {s.path}: {s.reason}", file=sys.stderr)
-    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed, cfg.backbone)
-    if cfg.init_from:
-        weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
+    weights_id = _weights_id(cfg)
     fingerprint = cfg.fingerprint(ds, weights_id)
-    previous = manifest.read(cfg.out)
-    python = manifest.read_python(site.python_dir(cfg.out)) or {}
-    if not cfg.force and previous and previous.get("fingerprint") == fingerprint == python.get("fingerprint"):
-        log(f"site: {cfg.out} is up to date (same images, weights, settings and page; --force rebuilds)", cfg)
+    previous = _up_to_date(cfg, fingerprint, "images, weights, settings and page")
+    if previous:
         return previous
     quiet_tensorflow()
 
@@ -251,14 +247,10 @@ def _build_backbone_only(cfg: BuildConfig) -> dict:
         raise UserError(f"--quantize must be one of {', '.join(convert.QUANTIZATIONS)}")
     recipe = heads.resolve_recipe(cfg.recipe, **cfg.recipe_overrides)
     augmentation = recipe.augmentation(cfg.flip)
-    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed, cfg.backbone)
-    if cfg.init_from:
-        weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
+    weights_id = _weights_id(cfg)
     fingerprint = cfg.fingerprint(None, weights_id)
-    previous = manifest.read(cfg.out)
-    python = manifest.read_python(site.python_dir(cfg.out)) or {}
-    if not cfg.force and previous and previous.get("fingerprint") == fingerprint == python.get("fingerprint"):
-        log(f"site: {cfg.out} is up to date (same weights, settings and page; --force rebuilds)", cfg)
+    previous = _up_to_date(cfg, fingerprint, "weights, settings and page")
+    if previous:
         return previous
     quiet_tensorflow()
     t = time.perf_counter()
@@ -310,6 +302,25 @@ def beam_extract_module():
     finally:
         logging.disable(logging.NOTSET)
     return beam_extract
+
+
+def _weights_id(cfg: BuildConfig) -> str:
+    """What identifies the backbone's weights (and those it is initialised from)."""
+    weights_id = backbones.weights_fingerprint(cfg.weights, cfg.seed, cfg.backbone)
+    if cfg.init_from:
+        weights_id += "+init-" + backbones.weights_fingerprint(cfg.init_from)
+    return weights_id
+
+
+def _up_to_date(cfg: BuildConfig, fingerprint: str, same: str) -> dict | None:
+    """The site's manifest if the site and its Python-side models were built from `fingerprint`
+    (then nothing needs doing), else None."""
+    previous = manifest.read(cfg.out)
+    python = manifest.read_python(site.python_dir(cfg.out)) or {}
+    if not cfg.force and previous and previous.get("fingerprint") == fingerprint == python.get("fingerprint"):
+        log(f"site: {cfg.out} is up to date (same {same}; --force rebuilds)", cfg)
+        return previous
+    return None
 
 
 def _guess_backbone(weights: str) -> str | None:

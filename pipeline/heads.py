@@ -198,29 +198,48 @@ def is_collapsed(accuracy: float, y: np.ndarray, n_classes: int) -> bool:
 def train_head(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *,
                x_valid: np.ndarray | None = None, y_valid: np.ndarray | None = None,
                seed: int = 0, verbose: int = 1, max_attempts: int = 3, callbacks=()) -> TrainResult:
-    """Fit the head; a run stuck at chance is reported and retried with the next seed."""
+    """Fit the head on features in memory; a run stuck at chance is reported and retried with the next seed."""
     import tf_keras as keras
 
     if len(x) == 0:
         raise UserError("no training features")
-    notes = []
-    for attempt in range(max_attempts):
-        s = seed + attempt
-        model = build_head(head_layers(recipe, n_classes), x.shape[1:], s)
-        steps = recipe.epochs * -(-len(x) // recipe.batch_size)
-        model.compile(optimizer(recipe, recipe.learning_rate, steps), recipe.loss, metrics=["accuracy"])
-        cbs = list(callbacks)
-        has_valid = x_valid is not None and len(x_valid) > 0
-        if recipe.early_stopping and has_valid:
-            cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=recipe.early_stopping,
-                                                     restore_best_weights=True))
-        hist = model.fit(x, keras.utils.to_categorical(y, n_classes), batch_size=recipe.batch_size,
+    has_valid = x_valid is not None and len(x_valid) > 0
+
+    def fit(model, seed, cbs):
+        return model.fit(x, keras.utils.to_categorical(y, n_classes), batch_size=recipe.batch_size,
                          epochs=recipe.epochs, shuffle=True, verbose=verbose, callbacks=cbs,
                          validation_data=(x_valid, keras.utils.to_categorical(y_valid, n_classes)) if has_valid else None)
+
+    def score(model):
         metrics = evaluate_head(model, x, y, n_classes, "train")
         if has_valid:
             metrics.update(evaluate_head(model, x_valid, y_valid, n_classes, "val"))
-        collapsed = is_collapsed(metrics["train_accuracy"], y, n_classes)
+        return metrics
+
+    return fit_with_retries(recipe, n_classes, x.shape[1:], y, len(x), fit, score, seed=seed,
+                            max_attempts=max_attempts, callbacks=callbacks, has_valid=has_valid)
+
+
+def fit_with_retries(recipe: Recipe, n_classes: int, feature_shape, train_labels: np.ndarray, n_train: int,
+                     fit, score, *, seed: int, max_attempts: int, callbacks, has_valid: bool) -> TrainResult:
+    """A fresh head fitted by fit(model, seed, callbacks) and scored by score(model) -> metrics; a
+    run whose training accuracy is no better than chance is reported and retried with the next
+    seed. Shared by training from memory (train_head) and from the cache (streamed.py)."""
+    import tf_keras as keras
+
+    notes = []
+    for attempt in range(max_attempts):
+        s = seed + attempt
+        model = build_head(head_layers(recipe, n_classes), feature_shape, s)
+        steps = recipe.epochs * -(-n_train // recipe.batch_size)
+        model.compile(optimizer(recipe, recipe.learning_rate, steps), recipe.loss, metrics=["accuracy"])
+        cbs = list(callbacks)
+        if recipe.early_stopping and has_valid:
+            cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=recipe.early_stopping,
+                                                     restore_best_weights=True))
+        hist = fit(model, s, cbs)
+        metrics = score(model)
+        collapsed = is_collapsed(metrics["train_accuracy"], train_labels, n_classes)
         if not collapsed:
             break
         msg = (f"training collapsed (seed {s}: train accuracy {metrics['train_accuracy']:.2f}, "

@@ -11,7 +11,6 @@ Trainer (training.Trainer) over it; `wanted` decides when the build streams.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,38 +78,24 @@ def train_head(recipe: heads.Recipe, cache: ViewCache, train: Index, n_classes: 
                callbacks=()) -> heads.TrainResult:
     """heads.train_head with features streamed from the cache: a run stuck at chance is reported
     and retried with the next seed."""
-    import tf_keras as keras
-
     if not len(train):
         raise UserError("no training features")
     has_valid = valid is not None and len(valid) > 0
     originals = Index(train.digests[train.views == 0], train.views[train.views == 0], train.labels[train.views == 0])
-    notes = []
-    for attempt in range(max_attempts):
-        s = seed + attempt
-        model = heads.build_head(heads.head_layers(recipe, n_classes), cache.shape, s)
-        steps = recipe.epochs * -(-len(train) // recipe.batch_size)
-        model.compile(heads.optimizer(recipe, recipe.learning_rate, steps), recipe.loss, metrics=["accuracy"])
-        cbs = list(callbacks)
-        if recipe.early_stopping and has_valid:
-            cbs.append(keras.callbacks.EarlyStopping("val_loss", patience=recipe.early_stopping,
-                                                     restore_best_weights=True))
-        hist = model.fit(dataset(cache, train, n_classes, recipe.batch_size, s), epochs=recipe.epochs,
+
+    def fit(model, seed, cbs):
+        return model.fit(dataset(cache, train, n_classes, recipe.batch_size, seed), epochs=recipe.epochs,
                          verbose=verbose, callbacks=cbs,
                          validation_data=dataset(cache, valid, n_classes, 1024) if has_valid else None)
+
+    def score(model):
         metrics = evaluate(model, cache, originals, n_classes, "train")
         if has_valid:
             metrics.update(evaluate(model, cache, valid, n_classes, "val"))
-        collapsed = heads.is_collapsed(metrics["train_accuracy"], originals.labels, n_classes)
-        if not collapsed:
-            break
-        msg = (f"training collapsed (seed {s}: train accuracy {metrics['train_accuracy']:.2f}, "
-               f"chance {1 / n_classes:.2f})")
-        notes.append(msg)
-        print(f"warning: {msg}" + ("; retrying with the next seed" if attempt + 1 < max_attempts else ""),
-              file=sys.stderr)
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return heads.TrainResult(model, history, metrics, collapsed, attempt + 1, s, len(history.get("loss", [])), notes)
+        return metrics
+
+    return heads.fit_with_retries(recipe, n_classes, cache.shape, originals.labels, len(train), fit, score,
+                                  seed=seed, max_attempts=max_attempts, callbacks=callbacks, has_valid=has_valid)
 
 
 class StreamTrainer:

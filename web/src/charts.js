@@ -6,7 +6,7 @@
 // in a worker, so these drawings were the page's longest tasks).
 import { parse, View } from 'vega';
 import { compile } from 'vega-lite';
-import { yieldToPage } from './examples.js';
+import { yieldToPage } from './tasks.js';
 
 /** The vega-lite spec of one chart: a line per series over the epochs, rows arriving in 'values'. */
 export function curveSpec(title, height = 180) {

@@ -6,18 +6,7 @@ import { InputError, decodeToCanvas } from './data.js';
 import { features } from './models.js';
 import { pixelsOf } from './predict.js';
 import { preprocess } from './preprocess.js';
-
-/** Lets input events and rendering run between batches (a macrotask, not a frame's wait). */
-export function yieldToPage() {
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
-    channel.port2.postMessage(null);
-  });
-}
+import { yieldToPage } from './tasks.js';
 
 /**
  * Adds items to the project's class `label`, features included.

@@ -136,18 +136,27 @@ async function repredict() {
 
 // ---------- training ----------
 
-let trainingCode = null;
-
-/** The training chunk (training.js), imported once; a failed import is tried again next time. */
-function loadTraining() {
-  if (!trainingCode) {
-    trainingCode = import('./training.js').catch((e) => {
-      trainingCode = null;
-      throw new Error(`could not load the training code: ${e.message}`);
-    });
-  }
-  return trainingCode;
+/**
+ * A chunk imported once, on first use; a failed import is tried again next time. `load` is
+ * the literal import() for the bundler to split on; `what` names it in the error.
+ */
+function lazyChunk(load, what) {
+  let chunk = null;
+  const get = () => {
+    if (!chunk) {
+      chunk = load().catch((e) => {
+        chunk = null;
+        throw new Error(`could not load ${what}: ${e.message}`);
+      });
+    }
+    return chunk;
+  };
+  get.started = () => chunk != null;
+  return get;
 }
+
+/** The training chunk (training.js, with tfjs-vis). */
+const loadTraining = lazyChunk(() => import('./training.js'), 'the training code');
 
 /** The user is about to train (pointer on, or focus in, the Train button): start fetching. */
 function onTrainIntent() {
@@ -173,7 +182,7 @@ async function onTrain(hp) {
   refreshControls();
   ui.showMessage('');
   try {
-    if (!trainingCode) ui.setStatus('training', 'Loading the training code…');
+    if (!loadTraining.started()) ui.setStatus('training', 'Loading the training code…');
     const { trainProjectHead } = await loadTraining();
     const result = await trainProjectHead({ tf, manifest: app.manifest, backbone: app.backbone, project: app.project,
       hyper, loadPixels, ui, stop: app.stop, timings: app.timings, worker: await app.tfWorker });
@@ -248,19 +257,10 @@ function onStop() {
 
 // ---------- evaluation ----------
 
-let evaluationCode = null;
 let evaluating = false;
 
-/** The evaluation chunk (evaluating.js: scoring and its tfjs-vis drawings), imported once. */
-function loadEvaluation() {
-  if (!evaluationCode) {
-    evaluationCode = import('./evaluating.js').catch((e) => {
-      evaluationCode = null;
-      throw new Error(`could not load the evaluation code: ${e.message}`);
-    });
-  }
-  return evaluationCode;
-}
+/** The evaluation chunk (evaluating.js: scoring and its tfjs-vis drawings). */
+const loadEvaluation = lazyChunk(() => import('./evaluating.js'), 'the evaluation code');
 
 /** Evaluates the head in use on the project's held-out examples and shows it; the result, or null. */
 async function evaluateInUse() {

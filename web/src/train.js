@@ -6,6 +6,7 @@ import { adam } from './wasm/adam.js';
 import { preprocess } from './preprocess.js';
 import { whileWeightsChange } from './wasm/matmul.js';
 import { buildHead, features } from './models.js';
+import { yieldToPage } from './tasks.js';
 
 /**
  * Backbone features of every item, batchSize images at a time, yielding between batches.
@@ -46,21 +47,6 @@ export async function extractFeatures({ tf, backbone, manifest, items, loadPixel
     if (next) next.then((pixels) => pixels.forEach((p) => p.dispose()), () => {});
   }
   return { data, count: items.length, size };
-}
-
-/**
- * Yields to the page (input events, the Stop button) without waiting for the next frame:
- * tf.nextFrame() after every batch would leave the page idle for a frame each time.
- */
-function yieldToPage() {
-  return new Promise((resolve) => {
-    const channel = new MessageChannel();
-    channel.port1.onmessage = () => {
-      channel.port1.close();
-      resolve();
-    };
-    channel.port2.postMessage(null);
-  });
 }
 
 /** A small deterministic PRNG (mulberry32), so the batch order repeats run to run. */

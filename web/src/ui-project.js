@@ -3,6 +3,7 @@
 // a paste), clear and the two ways to start. It listens to its own controls and hands
 // what the user did to the app (bindProject); it only reads the project.
 import { groupByFolder } from './folders.js';
+import { make } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -23,16 +24,6 @@ const el = {
 
 let selected = null; // the class new examples go to
 const thumbUrls = new Map(); // example id -> object URL of its Blob, revoked when it leaves
-
-function make(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node[k] = v;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 /** The class new examples go to, or null when the project has none. */
 export function selectedClass() {

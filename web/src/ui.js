@@ -2,6 +2,7 @@
 // training curves are charts.js'), and listens to its own controls, handing what the user
 // did to main.js (bind).
 import { firstFile } from './data.js';
+import { make } from './dom.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -33,16 +34,6 @@ const el = {
   about: $('about'),
   titleLabels: $('title-labels'),
 };
-
-function make(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'dataset') Object.assign(node.dataset, v);
-    else node[k] = v;
-  }
-  for (const child of children) node.append(child);
-  return node;
-}
 
 /** state: loading | ready | training | error */
 export function setStatus(state, text) {
