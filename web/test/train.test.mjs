@@ -149,6 +149,33 @@ describe('the head and its optimizer', () => {
     }
   });
 
+  test('a head for 100 classes is built and learns them (the project allows 2 to at least 100)', async () => {
+    await tf.setBackend('cpu');
+    const n = 100;
+    // the default recipe's head: dense(100, relu), dropout 0.5, softmax
+    const wide = { ...manifest, backbone: { output_shape: [10, 10, 1] },
+      head: { layers: [{ type: 'flatten' }, { type: 'dense', units: 100, activation: 'relu' },
+        { type: 'dropout', rate: 0.5 }, { type: 'dense', units: null, activation: 'softmax' }] } };
+    // class k: a feature vector lit at k (plus a little noise), 3 examples a class
+    const rows = Array.from({ length: 3 * n }, (_, i) => i % n);
+    const data = new Float32Array(rows.length * n);
+    rows.forEach((k, i) => {
+      for (let j = 0; j < n; j++) data[i * n + j] = (j === k ? 1 : 0) + 0.05 * Math.sin(i * 7 + j);
+    });
+    const every = rows.map((_, i) => i);
+    const before = tf.memory().numTensors;
+    const result = await trainHead({ tf, manifest: wide, feats: { data, count: rows.length, size: n }, labelIndex: rows,
+      split: { train: every, valid: [] }, hyper: { ...hyper, epochs: 30, batchSize: 32, learningRate: 0.02 }, classes: n });
+    try {
+      assert.deepEqual(result.model.outputs[0].shape, [null, n]);
+      const acc = result.history.history.acc;
+      assert.ok(acc[acc.length - 1] >= 0.9, `training accuracy ${acc[acc.length - 1]} over 100 classes`);
+    } finally {
+      result.model.dispose();
+    }
+    assert.equal(tf.memory().numTensors, before);
+  });
+
   test('buildHead refuses a head whose last layer is not a softmax dense', () => {
     const bad = { ...manifest, head: { layers: manifest.head.layers.slice(0, 3) } };
     assert.throws(() => buildHead(tf, bad), /manifest\.json: head\.layers ends with .*softmax dense/);
