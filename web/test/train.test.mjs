@@ -168,8 +168,10 @@ describe('the head and its optimizer', () => {
       split: { train: every, valid: [] }, hyper: { ...hyper, epochs: 30, batchSize: 32, learningRate: 0.02 }, classes: n });
     try {
       assert.deepEqual(result.model.outputs[0].shape, [null, n]);
-      const acc = result.history.history.acc;
-      assert.ok(acc[acc.length - 1] >= 0.9, `training accuracy ${acc[acc.length - 1]} over 100 classes`);
+      // scored as the page predicts (no dropout): every example named right but a few
+      const guess = tf.tidy(() => result.model.predict(tf.tensor(data, [rows.length, 10, 10, 1])).argMax(-1).dataSync());
+      const right = Array.from(guess).filter((g, i) => g === rows[i]).length;
+      assert.ok(right >= 0.95 * rows.length, `${right}/${rows.length} right over 100 classes`);
     } finally {
       result.model.dispose();
     }
