@@ -27,7 +27,7 @@
   function info() {
     const b = tf.backend();
     const out = { backend: tf.getBackend(), crossOriginIsolated: self.crossOriginIsolated,
-      hardwareConcurrency: navigator.hardwareConcurrency, tfjs: tf.version.tfjs };
+      hardwareConcurrency: navigator.hardwareConcurrency, tfjs: tf.version_core };
     out.registered = Object.fromEntries(Object.entries(tf.engine().registryFactory).map(([k, v]) => [k, v.priority]));
     if (out.backend === 'wasm') {
       out.simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
@@ -62,7 +62,7 @@
   function trainingData(rows) {
     const { feats, labelIndex } = featureRows(rows);
     const xs = tf.tensor(feats.data, [feats.count, ...m.backbone.output_shape]);
-    const ys = tf.tidy(() => tf.oneHot(tf.tensor1d(labelIndex, 'int32'), m.labels.length).toFloat());
+    const ys = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labelIndex, 'int32'), m.labels.length), 'float32'));
     return [xs, ys];
   }
 
