@@ -428,13 +428,13 @@ def mb(n):
     return "-" if n is None else f"{n / 1e6:.2f} MB"
 
 
-def long_tasks(r, where):
-    """The longest main-thread task while extracting / training (and their ms), or '-'."""
+def long_tasks(r, where, key="longestTaskMs"):
+    """Extracting / training with the TF.js work `where` (mainThread or worker): the longest
+    main-thread task (key longestTaskMs) or the step's time (key ms), as 'a / b', or '-'."""
     lt = (r.get("long_tasks") or {}).get(where)
     if not lt:
         return "-"
-    return (f"{lt['extract']['longestTaskMs']:.0f} / {lt['train']['longestTaskMs']:.0f} "
-            f"(in {lt['extract']['ms']:.0f} / {lt['train']['ms']:.0f} ms)")
+    return f"{lt['extract'][key]:.0f} / {lt['train'][key]:.0f}"
 
 
 def mb0(n):
@@ -567,8 +567,10 @@ def print_table(res: dict) -> None:
              if "4" in r["extract_ms_per_image"] else "-"),
             ("batched speedup", lambda r: fmt(r["batched_speedup"], "x", 2)),
             ("page features incl. decode ms/image", lambda r: fmt(r["page_extract"]["ms_per_image"]) if r.get("page_extract") else "-"),
-            ("longest task extract / train ms: main thread", lambda r: long_tasks(r, "mainThread")),
-            ("  in the TF.js worker", lambda r: long_tasks(r, "worker")),
+            ("longest task extract / train ms, main", lambda r: long_tasks(r, "mainThread")),
+            ("  with the TF.js worker", lambda r: long_tasks(r, "worker")),
+            ("  their extract / train ms, main", lambda r: long_tasks(r, "mainThread", "ms")),
+            ("  with the TF.js worker", lambda r: long_tasks(r, "worker", "ms")),
             ("train 20 epochs ms (page loop)", lambda r: fmt(r["train_ms"], digits=0) if r.get("train_way") == "page trainHead" else "-"),
             ("train 20 epochs ms (model.fit)", lambda r: fmt(r["train_fit_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
             ("predict p50 / p90 ms (page hook)", lambda r: f"{r['predict_page_ms']['p50']:.0f} / {r['predict_page_ms']['p90']:.0f}"),
