@@ -163,14 +163,15 @@ function onTrainIntent() {
   loadTraining().catch(() => {}); // onTrain reports a failure
 }
 
+/**
+ * Train: a head for the project's classes, or, with a Teachable Machine model in use, its own
+ * head continued on the project (tmtrain.js). Both share the run's state, Stop and messages.
+ */
 async function onTrain(hp) {
   if (app.training || !app.ready) return;
-  // a loaded Teachable Machine model continues its own head (tmtrain.js)
-  if (app.heads.active && app.heads.active.source === 'tm') {
-    await continueTm(hp);
-    return;
-  }
-  const problem = app.project ? app.project.trainingProblems() : 'There are no training images to train on.';
+  const tmHead = app.heads.active && app.heads.active.source === 'tm' ? app.heads.active : null;
+  const problem = tmHead ? null
+    : app.project ? app.project.trainingProblems() : 'There are no training images to train on.';
   if (problem) {
     ui.showMessage(problem);
     return;
@@ -182,22 +183,15 @@ async function onTrain(hp) {
   refreshControls();
   ui.showMessage('');
   try {
-    if (!loadTraining.started()) ui.setStatus('training', 'Loading the training code…');
-    const { trainProjectHead } = await loadTraining();
-    const result = await trainProjectHead({ tf, manifest: app.manifest, backbone: app.backbone, project: app.project,
-      hyper, loadPixels, ui, stop: app.stop, timings: app.timings, worker: await app.tfWorker });
+    const result = tmHead ? await continueTm(tmHead, hyper) : await trainProject(hyper);
     if (!result) {
       ui.setProgress(0, 1, 'stopped');
       ui.setStatus('ready', 'Stopped before training started. ' + readyText());
       return;
     }
-    app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page', hyper });
-    onProjectChanged(); // the trained head is saved with the project
-    ui.setHeadChoice('browser', 'trained in this page');
-    ui.setStatus('training', 'Evaluating the new head on the held-out examples…');
-    await evaluateInUse();
-    const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
-    ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the head trained here.`);
+    const how = `${result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`}`
+      + ` in ${(result.ms / 1000).toFixed(1)} s`;
+    await (tmHead ? useContinuedTm(tmHead, result, how) : useProjectHead(result, hyper, how));
     refreshControls();
     await repredict();
   } catch (e) {
@@ -210,43 +204,42 @@ async function onTrain(hp) {
   }
 }
 
+/** A new head for the project's classes (trainer.js), or null if stopped before it started. */
+async function trainProject(hyper) {
+  if (!loadTraining.started()) ui.setStatus('training', 'Loading the training code…');
+  const { trainProjectHead } = await loadTraining();
+  return trainProjectHead({ tf, manifest: app.manifest, backbone: app.backbone, project: app.project,
+    hyper, loadPixels, ui, stop: app.stop, timings: app.timings, worker: await app.tfWorker });
+}
+
+/** The page's new head is used, saved with the project and evaluated. */
+async function useProjectHead(result, hyper, how) {
+  app.heads.setBrowser({ model: result.model, kind: 'head', labels: result.labels, source: 'trained', name: 'this page', hyper });
+  onProjectChanged(); // the trained head is saved with the project
+  ui.setHeadChoice('browser', 'trained in this page');
+  ui.setStatus('training', 'Evaluating the new head on the held-out examples…');
+  await evaluateInUse();
+  ui.setStatus('ready', `${how}; predictions now use the head trained here.`);
+}
+
 // ---------- continuing a loaded Teachable Machine model's head on the project ----------
-async function continueTm(hp) {
-  const defaults = app.manifest.training.hyperparameters;
-  const hyper = { ...hp, optimizer: defaults.optimizer, loss: defaults.loss };
-  const tmHead = app.heads.active;
-  app.training = true;
-  app.stop = { requested: false, model: null };
-  refreshControls();
-  ui.showMessage('');
-  try {
-    const { continueTmHead, trainingCharts } = await loadTraining();
-    const result = await continueTmHead({ tf, tmHead, project: app.project, hyper, loadPixels, stop: app.stop,
-      charts: trainingCharts(ui.chartsPanel(), app.project.withRole('valid').length > 0),
-      onStatus: (text) => ui.setStatus('training', text), onProgress: ui.setProgress });
-    if (!result) {
-      ui.setProgress(0, 1, 'stopped');
-      ui.setStatus('ready', 'Stopped before training started. ' + readyText());
-      return;
-    }
-    app.heads.setBrowser({ ...tmHead, model: result.model, name: `${tmHead.name}, head trained on in this page` });
-    ui.setHeadChoice('browser', `Teachable Machine model from ${tmHead.name}, head trained on in this page`);
-    const how = result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`;
-    ui.setStatus('ready', `${how} in ${(result.ms / 1000).toFixed(1)} s; predictions now use the Teachable Machine `
-      + "model with the head trained on here.");
-    if (result.leftOut.length) {
-      ui.showMessage(`Left out the examples of ${result.leftOut.join(', ')}: not among the model's classes `
-        + `(${result.labels.join(', ')}).`, 'info');
-    }
-    refreshControls();
-    await repredict();
-  } catch (e) {
-    ui.showMessage(`Training failed: ${e.message}`);
-    ui.setStatus('ready', readyText());
-  } finally {
-    app.training = false;
-    app.stop.model = null;
-    refreshControls();
+
+/** A copy of the TM model with its head trained on from its own weights, or null if stopped. */
+async function continueTm(tmHead, hyper) {
+  const { continueTmHead, trainingCharts } = await loadTraining();
+  return continueTmHead({ tf, tmHead, project: app.project, hyper, loadPixels, stop: app.stop,
+    charts: trainingCharts(ui.chartsPanel(), app.project.withRole('valid').length > 0),
+    onStatus: (text) => ui.setStatus('training', text), onProgress: ui.setProgress });
+}
+
+/** The continued TM model is used; examples of classes it does not have were left out. */
+function useContinuedTm(tmHead, result, how) {
+  app.heads.setBrowser({ ...tmHead, model: result.model, name: `${tmHead.name}, head trained on in this page` });
+  ui.setHeadChoice('browser', `Teachable Machine model from ${tmHead.name}, head trained on in this page`);
+  ui.setStatus('ready', `${how}; predictions now use the Teachable Machine model with the head trained on here.`);
+  if (result.leftOut.length) {
+    ui.showMessage(`Left out the examples of ${result.leftOut.join(', ')}: not among the model's classes `
+      + `(${result.labels.join(', ')}).`, 'info');
   }
 }
 
