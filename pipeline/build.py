@@ -133,15 +133,7 @@ def _build(cfg: BuildConfig) -> dict:
     quiet_tensorflow()
 
     # 2. backbone
-    t = time.perf_counter()
-    bb = backbones.load_backbone(cfg.backbone or _guess_backbone(cfg.weights), cfg.weights, cfg.cut,
-                                 fit=cfg.fit, seed=cfg.seed, weights_id=weights_id)
-    init_report = None
-    if cfg.init_from:
-        init_report = backbones.init_from(bb, cfg.init_from)
-        log(f"init-from {cfg.init_from}: {len(init_report['matched'])} layers matched by name, "
-            f"{len(init_report['shape_mismatch'])} with other shapes, {len(init_report['not_found'])} not found", cfg)
-    timings["backbone_load_s"] = time.perf_counter() - t
+    bb, init_report, timings["backbone_load_s"] = _load_backbone(cfg, weights_id)
     log(f"backbone: {bb.spec.name} cut at {bb.cut} -> features {bb.feature_shape}", cfg)
 
     # 3. features (undecodable images are found here), from the backbone as it is served,
@@ -253,11 +245,8 @@ def _build_backbone_only(cfg: BuildConfig) -> dict:
     if previous:
         return previous
     quiet_tensorflow()
-    t = time.perf_counter()
-    bb = backbones.load_backbone(cfg.backbone or _guess_backbone(cfg.weights), cfg.weights, cfg.cut,
-                                 fit=cfg.fit, seed=cfg.seed, weights_id=weights_id)
-    init_report = backbones.init_from(bb, cfg.init_from) if cfg.init_from else None
-    timings = {"backbone_load_s": time.perf_counter() - t}
+    bb, init_report, load_s = _load_backbone(cfg, weights_id)
+    timings = {"backbone_load_s": load_s}
     log(f"backbone only: {bb.spec.name} cut at {bb.cut} -> features {bb.feature_shape}; no data, no head", cfg)
     # no images to check the serving rewrite on: seeded noise exercises every channel as well
     noise = np.random.default_rng(cfg.seed).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
@@ -321,6 +310,19 @@ def _up_to_date(cfg: BuildConfig, fingerprint: str, same: str) -> dict | None:
         log(f"site: {cfg.out} is up to date (same {same}; --force rebuilds)", cfg)
         return previous
     return None
+
+
+def _load_backbone(cfg: BuildConfig, weights_id: str):
+    """The cut backbone, the report of --init-from's by-name weights (or None), and the seconds taken."""
+    t = time.perf_counter()
+    bb = backbones.load_backbone(cfg.backbone or _guess_backbone(cfg.weights), cfg.weights, cfg.cut,
+                                 fit=cfg.fit, seed=cfg.seed, weights_id=weights_id)
+    init_report = None
+    if cfg.init_from:
+        init_report = backbones.init_from(bb, cfg.init_from)
+        log(f"init-from {cfg.init_from}: {len(init_report['matched'])} layers matched by name, "
+            f"{len(init_report['shape_mismatch'])} with other shapes, {len(init_report['not_found'])} not found", cfg)
+    return bb, init_report, time.perf_counter() - t
 
 
 def _guess_backbone(weights: str) -> str | None:
