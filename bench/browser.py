@@ -25,6 +25,10 @@ with ?backend=NAME and measures:
   - on wasm: other head shapes' training time, the page's own Train button, and, when the
     Python phase wrote one beside the site's, the backbone as trained (batch-norm and padding
     not folded into the convs), timed against the site's backbone batch by batch;
+  - on wasm and wasm_unfused (?fuse=0, the "before" of web/src/fused.js), the page's own
+    features (models.js: fused ops unless ?fuse=0) at batch 1, 16 and 32 and a prediction on
+    the models as the page runs them; on wasm, the same fused vs layer by layer alternated in
+    one page (A B A B) with the features' max |diff|;
   - wasm_tfjs_kernels: training with TF.js' own wasm kernels (?tfjs=all), the "before" of
     web/src/wasm/kernels.js (matmul.js, transpose.js, adam.js, identity.js).
 TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2 unless told;
@@ -53,6 +57,8 @@ ISOLATION_HEADERS = ("Cross-Origin-Opener-Policy", "Cross-Origin-Embedder-Policy
 # name -> (query backend, served with COOP/COEP?, navigator.hardwareConcurrency to report or None)
 BACKENDS = {
     "wasm": ("wasm", True, None),          # SIMD + threads (cross-origin isolated), the page's default
+    # before/after of web/src/fused.js: the backbone layer by layer (model.apply), not as fused ops
+    "wasm_unfused": ("wasm&fuse=0", True, None),
     # SIMD, no SharedArrayBuffer -> the single-threaded build (coi=0: without the page's
     # isolation service worker, web/coi-sw.js, which would otherwise add the headers)
     "wasm_1thread": ("wasm&coi=0", False, None),
@@ -120,7 +126,7 @@ HEAD_VARIANTS = {
 
 def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: int, train_epochs: int,
                 predicts: int, batches=(16,), page_train: bool = False, head_variants: bool = False,
-                page_steps: bool = False,
+                page_steps: bool = False, page_features=(), fuse_paired: int = 0,
                 compare: str | None = None, cores: int | None = None, flip: bool = False) -> dict:
     """One fresh context (empty HTTP cache), one backend: every browser figure for it, in ms.
     Training runs `train_epochs` epochs and is reported scaled to `epochs` (equal when the
@@ -161,6 +167,20 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         ext = {b: page.evaluate("b => window.__bench.extract(b)", b) for b in (sizes[::-1] if flip else sizes)}
         out["extract_ms_per_image"] = {str(b): ext[b]["msPerImage"] for b in sizes}
         out["batched_speedup"] = ext[1]["msPerImage"] / ext[batches[0]]["msPerImage"]
+        if page_features:
+            pf = {b: page.evaluate("b => window.__bench.pageFeatures(b)", b)
+                  for b in (page_features[::-1] if flip else page_features)}
+            out["page_features_ms_per_image"] = {str(b): pf[b]["msPerImage"] for b in page_features}
+        if fuse_paired:
+            fp = page.evaluate("([b, r, p]) => window.__bench.fusePaired(b, r, p)", [[1, 16, 32], fuse_paired, predicts])
+            out["fuse_paired"] = {
+                "max_abs_diff": fp["maxAbsDiff"],
+                "batches": {b: {"fused_ms_per_image": statistics.median(v["fused"]),
+                                "unfused_ms_per_image": statistics.median(v["unfused"]),
+                                "speedup": statistics.median(u / f for f, u in zip(v["fused"], v["unfused"]))}
+                            for b, v in fp["batches"].items()},
+                "predict_models_p50": {"fused": pct(fp["predict"]["fused"], 50),
+                                       "unfused": pct(fp["predict"]["unfused"], 50)}}
         phase["extract"] = time.perf_counter()
         # model.fit on the features (fit's own shuffle): the tutorial's way of training
         tr = page.evaluate("([e, b, r]) => window.__bench.train(e, b, r)", [train_epochs, None, rows])
@@ -192,6 +212,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         pr = page.evaluate("c => window.__bench.predict(c)", predicts)
         out["predict_page_ms"] = {"p50": pct(pr["page"], 50), "p90": pct(pr["page"], 90)}
         out["predict_models_ms"] = {"p50": pct(pr["models"], 50), "p90": pct(pr["models"], 90)}
+        out["predict_models_page_ms"] = {"p50": pct(pr["modelsPage"], 50), "p90": pct(pr["modelsPage"], 90)}
         phase["predict"] = time.perf_counter()
         prof = page.evaluate("r => window.__bench.peaks(r)", rows)
         out["peak_bytes"] = prof["bytes"]
@@ -288,7 +309,9 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                                   rows=total, epochs=epochs,
                                   train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
                                   predicts=predicts if fast and not training_only else predicts_slow,
-                                  batches=(16, 4, 32) if name == "wasm" else (16,),
+                                  batches=(16, 4, 32) if name in ("wasm", "wasm_unfused") else (16,),
+                                  page_features=(1, 16, 32) if name in ("wasm", "wasm_unfused") else (),
+                                  fuse_paired=2 if name == "wasm" else 0,
                                   page_train=(name == "wasm"), page_steps=fast,
                                   head_variants=True if name == "wasm" else
                                   ["tutorial_dense10"] if name == "webgl" else False,

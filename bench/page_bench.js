@@ -119,6 +119,70 @@
       S.feats = data;
       return { batch, ms, msPerImage: ms / n };
     },
+    // The page's features (web/src/models.js: the fused plan of web/src/fused.js unless ?fuse=0)
+    // at `batch`, one image included: what the page pays per image for its backbone.
+    async pageFeatures(batch) {
+      const n = S.bitmaps.length;
+      tf.tidy(() => T.steps.features(tf, S.backbone, batchOf(0, Math.min(batch, n))).dataSync()); // plan compiled, kernels warm
+      const t = performance.now();
+      for (let s = 0; s < n; s += batch) {
+        const out = tf.tidy(() => T.steps.features(tf, S.backbone, batchOf(s, batch)));
+        await out.data();
+        out.dispose();
+      }
+      const ms = performance.now() - t;
+      return { batch, ms, msPerImage: ms / n };
+    },
+    // web/src/fused.js before/after in this one page: the backbone as fused ops vs layer by layer
+    // (model.apply), alternated A B A B (order flipped each round) over every image at each
+    // batch size, one-image predictions (features + head) likewise; and the features' max |diff|.
+    async fusePaired(batches, rounds, predicts) {
+      const n = S.bitmaps.length;
+      const feats = async (batch, keep) => {
+        const rows = [];
+        for (let s = 0; s < n; s += batch) {
+          const out = tf.tidy(() => T.steps.features(tf, S.backbone, batchOf(s, batch)));
+          const d = await out.data();
+          out.dispose();
+          if (keep) rows.push(d);
+        }
+        return rows;
+      };
+      const time = async (fused, f) => {
+        T.steps.useFusedBackbone(fused);
+        const t = performance.now();
+        const r = await f();
+        return { ms: performance.now() - t, r };
+      };
+      const out = { batches: {}, predict: { fused: [], unfused: [] }, maxAbsDiff: 0 };
+      try {
+        // parity on every image, batch 16: the fused plan against model.apply
+        const a = (await time(true, () => feats(16, true))).r, b = (await time(false, () => feats(16, true))).r;
+        a.forEach((d, i) => { for (let j = 0; j < d.length; j++) out.maxAbsDiff = Math.max(out.maxAbsDiff, Math.abs(d[j] - b[i][j])); });
+        for (const batch of batches) {
+          const row = { fused: [], unfused: [] };
+          for (let r = 0; r < rounds; r++) {
+            for (const fused of (r % 2 ? [false, true] : [true, false])) {
+              row[fused ? 'fused' : 'unfused'].push((await time(fused, () => feats(batch, false))).ms / n);
+            }
+          }
+          out.batches[batch] = row;
+        }
+        for (let i = 0; i < predicts; i++) {
+          for (const fused of (i % 2 ? [false, true] : [true, false])) {
+            const { ms } = await time(fused, async () => {
+              const p = tf.tidy(() => S.head.apply(T.steps.features(tf, S.backbone, batchOf(i % n, 1)), { training: false }));
+              await p.data();
+              p.dispose();
+            });
+            out.predict[fused ? 'fused' : 'unfused'].push(ms);
+          }
+        }
+      } finally {
+        T.steps.useFusedBackbone(true);
+      }
+      return out;
+    },
     async train(epochs, batchSize, rows, layers) {
       const [xs, ys] = trainingData(rows);
       const hp = m.training.hyperparameters;
@@ -181,7 +245,7 @@
       return { mainThread: await run(null), worker: worker ? await run(worker) : null };
     },
     async predict(count) {
-      const page = [], models = [];
+      const page = [], models = [], modelsPage = [];
       for (let i = 0; i < count; i++) {
         const u = S.urls[i % S.urls.length];
         let t = performance.now();
@@ -192,8 +256,14 @@
         await out.data();
         out.dispose();
         models.push(performance.now() - t);
+        // the models as the page runs them (models.js' features: fused unless ?fuse=0)
+        t = performance.now();
+        const own = tf.tidy(() => S.head.apply(T.steps.features(tf, S.backbone, batchOf(i % S.bitmaps.length, 1)), { training: false }));
+        await own.data();
+        own.dispose();
+        modelsPage.push(performance.now() - t);
       }
-      return { page, models };
+      return { page, models, modelsPage };
     },
     async peaks(rows) {
       // tf.profile records tf.memory().numBytes after every kernel: the true peak of a step.

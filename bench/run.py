@@ -293,14 +293,15 @@ def phase_quant(tmp: Path, quick: bool, site_logos: Path | None) -> dict:
     return out
 
 
-def phase_browser(site: Path, repeat: int, quick: bool) -> dict:
+def phase_browser(site: Path, repeat: int, quick: bool, backends=None) -> dict:
     why = browser_bench.available()
     if why:
         log(f"  browser: skipped ({why})")
         return {"skipped": why}
     return browser_bench.run(site, repeat=repeat, n=24 if quick else 90, n_slow=6 if quick else 16,
                              predicts=8 if quick else 20, predicts_slow=4 if quick else 8,
-                             cpu_epochs=2 if quick else 5, log=log)
+                             cpu_epochs=2 if quick else 5, log=log,
+                             backends=tuple(backends or browser_bench.BACKENDS))
 
 
 def phase_first_visit(site: Path, repeat: int) -> dict:
@@ -575,6 +576,9 @@ def print_table(res: dict) -> None:
             ("train 20 epochs ms (model.fit)", lambda r: fmt(r["train_fit_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
             ("predict p50 / p90 ms (page hook)", lambda r: f"{r['predict_page_ms']['p50']:.0f} / {r['predict_page_ms']['p90']:.0f}"),
             ("predict p50 ms (models only)", lambda r: fmt(r["predict_models_ms"]["p50"], digits=0)),
+            ("  the page's way (models.js)", lambda r: fmt(r["predict_models_page_ms"]["p50"], digits=1)),
+            ("page features 1 / 16 / 32 ms/image", lambda r: " / ".join(
+                fmt(r["page_features_ms_per_image"][b]) for b in ("1", "16", "32")) if r.get("page_features_ms_per_image") else "-"),
             ("peak tensor MB", lambda r: f"{r['peak_tensor_bytes'] / 1e6:.0f}"),
             ("  of which models (page + bench)", lambda r: f"{r['peak_bytes']['modelsBytes'] / 1e6:.0f}"),
             ("  peak extracting 1 / 4 / 16 images", lambda r: " / ".join(
@@ -610,6 +614,22 @@ def print_table(res: dict) -> None:
                       f"{int(w['info'].get('threads') or 0)} threads): features batched(16) "
                       f"{pool1['extract_ms_per_image']['16']:.1f} -> {w['extract_ms_per_image']['16']:.1f} ms/image, "
                       f"train {pool1['train_ms']:.0f} -> {w['train_ms']:.0f} ms")
+            fp, unf = w.get("fuse_paired"), br.get("wasm_unfused")
+            if fp:
+                print("  before/after web/src/fused.js (the backbone as fused conv + bias + relu6 kernels), paired in one page: "
+                      + "; ".join(f"batch {b_} {v['unfused_ms_per_image']:.1f} -> {v['fused_ms_per_image']:.1f} ms/image "
+                                  f"({v['speedup']:.2f}x)" for b_, v in fp["batches"].items())
+                      + f"; predict p50 (models) {fp['predict_models_p50']['unfused']:.1f} -> "
+                      f"{fp['predict_models_p50']['fused']:.1f} ms; features max |diff| {fp['max_abs_diff']:.1e}")
+            if unf and unf.get("page_features_ms_per_image") and w.get("page_features_ms_per_image"):
+                print("    separate pages (wasm_unfused -> wasm): features " + "; ".join(
+                    f"batch {b_} {unf['page_features_ms_per_image'][b_]:.1f} -> {w['page_features_ms_per_image'][b_]:.1f}"
+                    for b_ in ("1", "16", "32")) + f" ms/image; predict p50 page hook {unf['predict_page_ms']['p50']:.1f} -> "
+                    f"{w['predict_page_ms']['p50']:.1f} ms, models {unf['predict_models_page_ms']['p50']:.1f} -> "
+                    f"{w['predict_models_page_ms']['p50']:.1f} ms")
+                k = unf.get("kernels", {}).get("extractBatch16")
+                if k:
+                    print("    wasm_unfused kernels, extractBatch16: " + ", ".join(f"{x['name']} {x['share']:.0%}" for x in k["top"][:5]))
             plain = br.get("wasm_tfjs_kernels")
             if plain:
                 print(f"  before/after web/src/wasm/kernels.js (transposed products, SIMD transposes, fused Adam, shared clones): 20 epochs "
@@ -677,6 +697,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="a fast smoke run: one round, fewer images")
     ap.add_argument("--json", type=Path, default=ROOT / "bench-results.json")
     ap.add_argument("--skip", nargs="*", default=[], choices=PHASES)
+    ap.add_argument("--backends", nargs="*", default=None, choices=list(browser_bench.BACKENDS),
+                    help="the browser phase's variants (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
     args = ap.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
@@ -713,7 +735,7 @@ def main(argv=None) -> int:
             elif phase == "quant":
                 res["quant"] = phase_quant(tmp, args.quick, site)
             elif phase == "browser":
-                res["browser"] = phase_browser(site, repeat, args.quick)
+                res["browser"] = phase_browser(site, repeat, args.quick, args.backends)
             elif phase == "first_visit":
                 res["first_visit"] = phase_first_visit(site, repeat)
             elif phase == "serve":

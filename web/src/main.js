@@ -9,7 +9,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
 import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, srcToCanvas } from './data.js';
 import { Heads } from './heads.js';
-import { buildHead, checkModels, features, loadFromFiles, loadModel, mergeModels, warmUp } from './models.js';
+import { buildHead, checkModels, features, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
+import { fuseRequested } from './fused.js';
 import { pixelsOf, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { Project, projectFromSite } from './project.js';
@@ -42,7 +43,7 @@ let tfWorkerStart = Promise.resolve(null);
 function startWorker() {
   if (!workerRequested(location.search)) return;
   tfWorkerStart = startTfWorker({ manifest: app.manifest, pageUrl: PAGE, backend: tf.getBackend(),
-    kernels: pageKernels(location.search),
+    kernels: pageKernels(location.search), fuse: fuseRequested(location.search),
     onDecoded: (n) => { app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + n; } });
 }
 
@@ -502,6 +503,7 @@ function expose() {
       extractFeatures: async (opts) => (await loadTraining()).extractFeatures(opts),
       trainHead: async (opts) => (await loadTraining()).trainHead(opts),
       loadTraining, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
+      useFusedBackbone, // fused.js' plan on/off in one page: bench/page_bench.js' paired before/after
       trainSet: () => (app.project ? app.project.trainingSet() : null),
     },
     featuresUrl: async (url) => {
@@ -557,6 +559,7 @@ async function start() {
   const manifestRequest = fetchJson(new URL('manifest.json', PAGE).href, 'manifest.json');
   manifestRequest.catch(() => {}); // awaited (and reported) below
   const asked = requestedBackend(location.search);
+  useFusedBackbone(fuseRequested(location.search)); // ?fuse=0: the backbone layer by layer (fused.js)
   const backend = await activateBackend(tf, asked, PAGE, pageKernels(location.search));
   ui.showBackend(backend.name, backend.details, backend.fellBack ? `${asked} failed, fell back` : '');
   ui.setStatus('loading', 'Loading manifest.json…');

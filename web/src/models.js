@@ -1,5 +1,6 @@
 // Models: load the backbone and head named by the manifest, predict, build a fresh
 // head from manifest.head.layers, merge backbone + head into one model, save, load.
+import { compilePlan } from './fused.js';
 
 function sameShape(a, b) {
   return a.length === b.length && a.every((v, i) => v === b[i]);
@@ -75,11 +76,30 @@ export function run(model, x) {
   return model.apply(x, { training: false });
 }
 
+let fuse = true;
+const plans = new WeakMap(); // backbone model -> compilePlan()'s result
+
+/** Whether backbones run as fused ops (fused.js) where they can: ?fuse=0 turns it off. */
+export function useFusedBackbone(on) {
+  fuse = Boolean(on);
+}
+
+/** The backbone's features of x: its fused plan (fused.js) when it has one, else model.apply. */
+export function runBackbone(tf, backbone, x) {
+  if (!fuse) return run(backbone, x);
+  let plan = plans.get(backbone);
+  if (!plan) {
+    plan = compilePlan(tf, backbone);
+    plans.set(backbone, plan);
+  }
+  return plan.run ? plan.run(x) : run(backbone, x);
+}
+
 /** Warms the kernels up once so the first real prediction is not the slow one (head: may be null). */
 export function warmUp(tf, backbone, head, manifest) {
   const { height, width, channels } = manifest.input;
   tf.tidy(() => {
-    const feats = run(backbone, tf.zeros([1, height, width, channels]));
+    const feats = runBackbone(tf, backbone, tf.zeros([1, height, width, channels]));
     const out = head ? run(head, feats) : feats;
     out.dataSync();
   });
@@ -87,7 +107,7 @@ export function warmUp(tf, backbone, head, manifest) {
 
 /** Backbone features for a preprocessed batch (tf.Tensor4D); caller owns the result. */
 export function features(tf, backbone, x) {
-  return tf.tidy(() => run(backbone, x));
+  return tf.tidy(() => runBackbone(tf, backbone, x));
 }
 
 /**
@@ -97,7 +117,7 @@ export function features(tf, backbone, x) {
 export function classify(tf, backbone, classifier, x) {
   return tf.tidy(() => (classifier.kind === 'merged'
     ? run(classifier.model, x)
-    : run(classifier.model, run(backbone, x))));
+    : run(classifier.model, runBackbone(tf, backbone, x))));
 }
 
 /**

@@ -170,10 +170,11 @@ export class TfWorker {
 /**
  * Starts the worker beside the page's dist files and loads the backbone in it.
  * @param {object} opts {manifest, pageUrl, backend (the page's backend name), kernels (pageKernels()),
+ *   fuse (fuseRequested(): the backbone as fused ops, as the page runs it),
  *   onDecoded(n) (extract() decoded n images: the page counts them)}
  * @returns {Promise<TfWorker|null>} null (and a console note) where it cannot run
  */
-export async function startTfWorker({ manifest, pageUrl, backend, kernels, onDecoded = () => {},
+export async function startTfWorker({ manifest, pageUrl, backend, kernels, fuse = true, onDecoded = () => {},
   scriptUrl = new URL(WORKER_FILE, import.meta.url) }) {
   const missing = workerMissing();
   if (missing) {
@@ -183,7 +184,7 @@ export async function startTfWorker({ manifest, pageUrl, backend, kernels, onDec
   let client = null;
   try {
     client = new TfWorker(new Worker(scriptUrl, { type: 'module' }), onDecoded);
-    client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels });
+    client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels, fuse });
     if (client.info.backend !== backend) throw new Error(`it runs ${client.info.backend}, the page ${backend}`);
     return client;
   } catch (e) {

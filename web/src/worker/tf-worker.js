@@ -7,7 +7,7 @@ import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend } from '../backend.js';
 import { InputError, drawOnWhite, srcToCanvas } from '../data.js';
-import { checkModels, classify, disposeModel, features, loadModel, warmUp } from '../models.js';
+import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
 import { trainHead } from '../train.js';
@@ -19,8 +19,9 @@ let training = null; // the head being trained: 'stop' sets its stopTraining
 let stopAsked = false;
 let queue = Promise.resolve();
 
-async function init({ manifest: m, pageUrl, backend: asked, kernels }) {
+async function init({ manifest: m, pageUrl, backend: asked, kernels, fuse = true }) {
   const backend = await activateBackend(tf, asked, pageUrl, kernels);
+  useFusedBackbone(fuse); // the backbone as the page runs it (models.js, fused.js)
   manifest = m;
   backbone = await loadModel(tf, m.backbone.path, pageUrl, 'backbone');
   checkModels(m, backbone, null);
