@@ -410,6 +410,8 @@ def headline(res: dict) -> dict:
         h[f"browser_{name}_predict_p50_ms"] = r["predict_page_ms"]["p50"]
         h[f"browser_{name}_predict_p90_ms"] = r["predict_page_ms"]["p90"]
         h[f"browser_{name}_peak_tensor_bytes"] = r["peak_tensor_bytes"]
+        for b, v in r.get("fuse_paired", {}).get("batches", {}).items():
+            h[f"browser_{name}_fused_speedup_batch{b}"] = v["speedup"]  # web/src/fused.js, paired in one page
     for mode in ("compress_on", "compress_off"):
         if mode in s:
             h[f"serve_{mode}_requests_per_s"] = s[mode]["requests_per_s"]
