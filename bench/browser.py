@@ -192,6 +192,8 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         pr = page.evaluate("c => window.__bench.predict(c)", predicts)
         out["predict_page_ms"] = {"p50": pct(pr["page"], 50), "p90": pct(pr["page"], 90)}
         out["predict_models_ms"] = {"p50": pct(pr["models"], 50), "p90": pct(pr["models"], 90)}
+        # a new image from a file (a fresh File of a served image's bytes) through the page's file path
+        out["predict_file_ms"] = {"p50": pct(pr["file"], 50), "p90": pct(pr["file"], 90), "n": len(pr["file"])}
         phase["predict"] = time.perf_counter()
         prof = page.evaluate("r => window.__bench.peaks(r)", rows)
         out["peak_bytes"] = prof["bytes"]
