@@ -6,7 +6,7 @@
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend } from '../backend.js';
-import { InputError, srcToCanvas } from '../data.js';
+import { InputError, rgbaToPixels, srcToCanvas } from '../data.js';
 import { checkModels, classify, disposeModel, features, loadModel, warmUp } from '../models.js';
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
@@ -107,7 +107,7 @@ async function classifyFrame({ key, pixels }) {
   if (!head || head.key !== key) throw new Error(`the worker does not hold head ${key}`);
   const spec = head.input || manifest;
   const out = tf.tidy(() => classify(tf, backbone, head,
-    preprocess(tf, tf.browser.fromPixels(pixels, spec.input.channels), spec)));
+    preprocess(tf, rgbaToPixels(tf, pixels.data, pixels.width, pixels.height, spec.input.channels), spec)));
   let data;
   try {
     data = await out.data();
