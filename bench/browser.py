@@ -14,8 +14,10 @@ with ?backend=NAME and measures:
     again by bench/page_bench.js (evaluated in the page): decoding the 90 served logos,
     features one image at a time (the original tutorial's way) vs batched, a fresh head
     (manifest head.layers) trained 20 epochs with model.fit (the tutorial's way), and
-    predict latency through the page's `probabilitiesUrl` hook (fetch + decode +
-    preprocess + backbone + head) and on the models alone;
+    predict latency for a new image from a file (a fresh File of a served image's bytes
+    through the page's file path, `probabilitiesFile`: decode + pixels + preprocess +
+    backbone + head; the headline's predict_p50_ms_wasm), through the `probabilitiesUrl`
+    hook (the same plus a fetch) and on the models alone, alternated image by image;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
     over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
     loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
