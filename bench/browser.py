@@ -14,8 +14,10 @@ with ?backend=NAME and measures:
     again by bench/page_bench.js (evaluated in the page): decoding the 90 served logos,
     features one image at a time (the original tutorial's way) vs batched, a fresh head
     (manifest head.layers) trained 20 epochs with model.fit (the tutorial's way), and
-    predict latency through the page's `probabilitiesUrl` hook (fetch + decode +
-    preprocess + backbone + head) and on the models alone;
+    predict latency for a new image from a file (a fresh File of a served image's bytes
+    through the page's file path, `probabilitiesFile`: decode + pixels + preprocess +
+    backbone + head; the headline's predict_p50_ms_wasm), through the `probabilitiesUrl`
+    hook (the same plus a fetch) and on the models alone, alternated image by image;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
     over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
     loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
@@ -213,6 +215,8 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["predict_page_ms"] = {"p50": pct(pr["page"], 50), "p90": pct(pr["page"], 90)}
         out["predict_models_ms"] = {"p50": pct(pr["models"], 50), "p90": pct(pr["models"], 90)}
         out["predict_models_page_ms"] = {"p50": pct(pr["modelsPage"], 50), "p90": pct(pr["modelsPage"], 90)}
+        # a new image from a file (a fresh File of a served image's bytes) through the page's file path
+        out["predict_file_ms"] = {"p50": pct(pr["file"], 50), "p90": pct(pr["file"], 90), "n": len(pr["file"])}
         phase["predict"] = time.perf_counter()
         prof = page.evaluate("r => window.__bench.peaks(r)", rows)
         out["peak_bytes"] = prof["bytes"]

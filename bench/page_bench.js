@@ -4,7 +4,7 @@
 // expose window.tfjsTransfer; nothing in web/src depends on it.
 (() => {
   const T = window.tfjsTransfer, tf = T.tf, m = T.manifest;
-  const S = { bitmaps: [], labels: [], urls: [], backbone: null, head: null, feats: null };
+  const S = { bitmaps: [], labels: [], urls: [], files: [], backbone: null, head: null, feats: null };
   const H = m.input.height, W = m.input.width, C = m.input.channels;
   const FEATURE_SIZE = m.backbone.output_shape.reduce((a, b) => a * b, 1);
   const url = (p) => new URL(p, document.baseURI).href;
@@ -96,6 +96,7 @@
       const t2 = performance.now();
       for (const it of chosen) {
         const blob = await (await fetch(url(it.path))).blob();
+        S.files.push({ bytes: await blob.arrayBuffer(), name: it.path.split('/').pop(), type: blob.type });
         S.bitmaps.push(await createImageBitmap(blob));
         S.labels.push(m.labels.indexOf(it.label));
         S.urls.push(url(it.path));
@@ -244,11 +245,19 @@
       const worker = await T.tfWorker();
       return { mainThread: await run(null), worker: worker ? await run(worker) : null };
     },
+    // Predict latency three ways, alternated image by image: a new image from a file (a new
+    // File of the image's bytes each time, through the page's own file path: decode,
+    // pixels, preprocess, backbone, head, one read back), the page's URL hook (the same plus
+    // a fetch from the server) and the models alone on a decoded bitmap.
     async predict(count) {
-      const page = [], models = [], modelsPage = [];
+      const page = [], models = [], modelsPage = [], file = [];
       for (let i = 0; i < count; i++) {
         const u = S.urls[i % S.urls.length];
+        const f = S.files[i % S.files.length];
         let t = performance.now();
+        await T.probabilitiesFile(new File([f.bytes], f.name, { type: f.type }));
+        file.push(performance.now() - t);
+        t = performance.now();
         await T.probabilitiesUrl(u);
         page.push(performance.now() - t);
         t = performance.now();
@@ -263,7 +272,7 @@
         own.dispose();
         modelsPage.push(performance.now() - t);
       }
-      return { page, models, modelsPage };
+      return { page, models, modelsPage, file };
     },
     async peaks(rows) {
       // tf.profile records tf.memory().numBytes after every kernel: the true peak of a step.
@@ -339,7 +348,7 @@
       S.bitmaps.forEach((b) => b.close());
       if (S.backbone) S.backbone.dispose();
       if (S.head) S.head.dispose();
-      S.bitmaps = []; S.labels = []; S.urls = []; S.feats = null; S.page = null;
+      S.bitmaps = []; S.labels = []; S.urls = []; S.files = []; S.feats = null; S.page = null;
       return tf.memory().numTensors;
     },
   };

@@ -178,6 +178,33 @@ def test_uploads_match_python(page, site_url, test_paths, python_reference):
     assert state(page) == "ready"
 
 
+def test_a_new_file_predicts_as_the_canvas_path_without_leaks(page, site_url, test_paths, python_reference):
+    """predict.js predictFile (what a drop, paste or pick runs, and what `make bench` times as
+    a new image from a file) gives the canvas path's probabilities (the same bytes fetched from
+    an object URL: fetchToCanvas + probabilities) within 1e-6, Python's within PROB_ATOL, and
+    leaves no tensor behind."""
+    open_app(page, site_url)
+    before = num_tensors(page)
+    rows = []
+    for path in test_paths:
+        got = page.evaluate("""async ([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const T = window.tfjsTransfer;
+            const file = await T.probabilitiesFile(new File([bytes], name));
+            const url = URL.createObjectURL(new Blob([bytes]));
+            try {
+                return { file, canvas: await T.probabilitiesUrl(url) };
+            } finally {
+                URL.revokeObjectURL(url);
+            }
+        }""", [base64.b64encode(path.read_bytes()).decode(), path.name])
+        assert len(got["file"]) == len(python_reference["labels"])
+        assert np.abs(np.array(got["file"]) - np.array(got["canvas"])).max() <= 1e-6, (path.name, got)
+        rows.append(got["file"])
+    assert num_tensors(page) == before, "a prediction from a file leaked tensors"
+    assert np.abs(np.array(rows) - python_reference["probabilities"]).max() <= PROB_ATOL
+
+
 def test_features_match_python(page, site_url, test_paths, python_reference):
     open_app(page, site_url)
     for path, ref in zip(test_paths, python_reference["features"]):

@@ -144,11 +144,34 @@ export function drawOnWhite(bitmap) {
   return canvas;
 }
 
-/** RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] int32. */
+/** The RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] float32 (values 0..255). */
 export function canvasToPixels(tf, canvas, channels = 3) {
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
-  return tf.browser.fromPixels(data, channels);
+  const { data, width, height } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  return rgbaToPixels(tf, data, width, height, channels);
+}
+
+/**
+ * RGBA bytes (a canvas's ImageData.data) as a tf.Tensor3D [height, width, channels] float32:
+ * the values tf.browser.fromPixels gives (the first `channels` of each pixel), made float32
+ * here in one loop instead of an int32 tensor that preprocess would cast (a second pass over
+ * every pixel, in a wasm kernel). 0..255 are exact in float32: the same numbers either way.
+ */
+export function rgbaToPixels(tf, rgba, width, height, channels = 3) {
+  if (!(channels >= 1 && channels <= 4)) throw new Error(`pixels have 1 to 4 channels, not ${channels}`);
+  const out = new Float32Array(width * height * channels);
+  if (channels === 3) {
+    for (let i = 0, j = 0; j < out.length; i += 4, j += 3) {
+      out[j] = rgba[i];
+      out[j + 1] = rgba[i + 1];
+      out[j + 2] = rgba[i + 2];
+    }
+  } else {
+    for (let i = 0, j = 0; j < out.length; i += 4) {
+      for (let c = 0; c < channels; c++) out[j++] = rgba[i + c];
+    }
+  }
+  return tf.tensor3d(out, [height, width, channels], 'float32');
 }
 
 /** Fetches an image URL and decodes it onto a white canvas. */

@@ -1,6 +1,8 @@
-// Live prediction's loop: one prediction per new video frame, one in flight at a time (the
-// next frame is asked for only when the last prediction is done, so frames that arrive
-// meanwhile are dropped), and the predictions per second over the last FPS_WINDOW_MS.
+// Live prediction's loop: one prediction per new video frame, one in flight at a time, and the
+// predictions per second over the last FPS_WINDOW_MS. Every frame the video presents is
+// noted; a prediction that ends after a newer frame came starts the next one at once (on the
+// latest frame) instead of waiting for the frame after, so a prediction slower than the
+// camera's frame interval costs only the frames it overlaps, not every other one.
 // No DOM beyond the video whose frames pace it.
 
 const FPS_WINDOW_MS = 2000;
@@ -27,31 +29,44 @@ export class LiveLoop {
     this.frames = 0;
     this.times = [];
     this.durations = []; // the last 100 predictions' ms (frame grab to probabilities read back)
+    this.videoFrames = 0;
+    this.busy = false;
+    this.fresh = false;
   }
 
   start() {
     if (this.running) return;
     this.running = true;
     this.frames = 0;
+    this.videoFrames = 0; // frames the video presented while running
     this.times = [];
     this.durations = [];
-    this.next();
+    this.busy = false;
+    this.fresh = false; // a frame came that no prediction has started on yet
+    this.watch();
   }
 
   stop() {
     this.running = false;
   }
 
-  /** Waits for the video's next frame (requestVideoFrameCallback, else the next paint). */
-  next() {
-    if (!this.running) return;
-    const run = () => this.step();
-    if (typeof this.video.requestVideoFrameCallback === 'function') this.video.requestVideoFrameCallback(run);
-    else requestAnimationFrame(run);
+  /** Notes every new video frame (requestVideoFrameCallback, else each paint) while running. */
+  watch() {
+    const onFrame = () => {
+      if (!this.running) return;
+      this.videoFrames += 1;
+      this.fresh = true;
+      if (!this.busy) this.step();
+      this.watch();
+    };
+    if (typeof this.video.requestVideoFrameCallback === 'function') this.video.requestVideoFrameCallback(onFrame);
+    else requestAnimationFrame(onFrame);
   }
 
   async step() {
     if (!this.running) return;
+    this.busy = true;
+    this.fresh = false;
     try {
       const started = performance.now();
       const result = await this.predictFrame();
@@ -68,7 +83,9 @@ export class LiveLoop {
       this.running = false;
       this.onError(e);
       return;
+    } finally {
+      this.busy = false;
     }
-    this.next();
+    if (this.fresh) this.step(); // a newer frame is already there
   }
 }

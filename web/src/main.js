@@ -11,7 +11,7 @@ import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, 
 import { Heads } from './heads.js';
 import { buildHead, checkModels, features, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
 import { fuseRequested } from './fused.js';
-import { pixelsOf, probabilities } from './predict.js';
+import { pixelsOf, predictFile, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { Project, projectFromSite } from './project.js';
 import * as ui from './ui.js';
@@ -104,7 +104,12 @@ async function predictAndShow(canvas, name) {
   const head = app.heads.active;
   const started = performance.now();
   const probs = await probabilities(tf, app.manifest, app.backbone, head, canvas);
-  const ms = performance.now() - started;
+  show(canvas, name, probs, performance.now() - started);
+}
+
+/** A prediction's preview and top classes, remembered for repredict(). */
+function show(canvas, name, probs, ms) {
+  const head = app.heads.active;
   app.timings.lastPredictMs = ms;
   ui.showPreview(canvas, name);
   ui.showPrediction(topK(probs, head.labels, Math.min(3, head.labels.length)), app.heads.which,
@@ -123,8 +128,10 @@ async function onImage(file) {
     return;
   }
   try {
-    const canvas = await decodeToCanvas(file, file.name || 'the pasted image');
-    await predictAndShow(canvas, file.name || 'pasted image');
+    const started = performance.now(); // a new file's time counts its decoding
+    const { canvas, probabilities: probs } = await predictFile(tf, app.manifest, app.backbone, app.heads.active,
+      file, file.name || 'the pasted image');
+    show(canvas, file.name || 'pasted image', probs, performance.now() - started);
     ui.showMessage('');
   } catch (e) {
     ui.showMessage(e instanceof InputError ? e.message : `Could not classify ${file.name}: ${e.message}`);
@@ -497,6 +504,9 @@ function expose() {
       return topK(await probabilities(tf, app.manifest, app.backbone, head, await canvasOf(url)), head.labels, head.labels.length);
     },
     probabilitiesUrl: async (url) => probabilities(tf, app.manifest, app.backbone, app.heads.active, await canvasOf(url)),
+    // a new image File/Blob through the page's own file path (onImage's), without the DOM update
+    probabilitiesFile: async (file) => (await predictFile(tf, app.manifest, app.backbone, app.heads.active, file,
+      file.name || 'the file')).probabilities,
     // The page's own steps, for `make bench` to time the product's code rather than a copy.
     // extractFeatures and trainHead import the training chunk on their first call.
     steps: {

@@ -1,5 +1,5 @@
-// One image through the head in use: canvas -> pixels -> preprocess -> backbone -> head.
-import { canvasToPixels } from './data.js';
+// One image through the head in use: (file ->) canvas -> pixels -> preprocess -> backbone -> head.
+import { canvasToPixels, decodeToCanvas } from './data.js';
 import { classify } from './models.js';
 import { preprocess } from './preprocess.js';
 
@@ -20,4 +20,16 @@ export async function probabilities(tf, manifest, backbone, head, canvas) {
   } finally {
     out.dispose();
   }
+}
+
+/**
+ * A new image file (a dropped, pasted or chosen File, or any image Blob): decoded onto a
+ * canvas as every image is (data.js) and predicted. The page's one path for a new file, which
+ * `make bench` times as "predict a new image from a file".
+ * @returns {Promise<{canvas: HTMLCanvasElement, probabilities: number[]}>} the canvas, for the preview
+ * @throws {InputError} not an image, too large, or undecodable
+ */
+export async function predictFile(tf, manifest, backbone, head, file, name) {
+  const canvas = await decodeToCanvas(file, name);
+  return { canvas, probabilities: await probabilities(tf, manifest, backbone, head, canvas) };
 }

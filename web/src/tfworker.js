@@ -135,9 +135,9 @@ export class TfWorker {
 
   /**
    * The probabilities of `head` ({model, kind, input?} as Heads gives it; tf: the page's, to
-   * save it) for a canvas (a webcam
-   * frame), computed in the worker as predict.js probabilities() computes them here. The head
-   * goes over (its artifacts) the first time it is used and whenever another head is.
+   * save it) for an opaque canvas (a webcam frame), computed in the worker as predict.js
+   * probabilities() computes them here. The head goes over (its artifacts) the first time it
+   * is used and whenever another head is.
    * @returns {Promise<Float32Array>}
    */
   async probabilities(tf, head, canvas) {
@@ -157,8 +157,12 @@ export class TfWorker {
         { transfer: [].concat(artifacts.weightData) });
       this.headSent = key;
     }
-    const bitmap = await createImageBitmap(canvas);
-    return this.call('classify', { key, bitmap }, { transfer: [bitmap] });
+    // The frame's RGBA bytes go over (transferred): a frame is opaque, so nothing to composite
+    // over white, and no ImageBitmap to make here nor canvas to draw it on there.
+    const { data, width, height } = canvas.getContext('2d', { willReadFrequently: true })
+      .getImageData(0, 0, canvas.width, canvas.height);
+    return this.call('classify', { key, pixels: { data: new Uint8Array(data.buffer), width, height } },
+      { transfer: [data.buffer] });
   }
 
   terminate() {

@@ -6,7 +6,7 @@
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend } from '../backend.js';
-import { InputError, drawOnWhite, srcToCanvas } from '../data.js';
+import { InputError, rgbaToPixels, srcToCanvas } from '../data.js';
 import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
@@ -100,23 +100,22 @@ async function useHead({ key, artifacts, kind, input }) {
   return { result: key };
 }
 
-/** The head's probabilities for a frame (an ImageBitmap), fed as predict.js feeds a canvas. */
-async function classifyFrame({ key, bitmap }) {
+/**
+ * The head's probabilities for a frame: its RGBA bytes {data: Uint8Array, width, height}, read
+ * as predict.js reads a canvas (the RGB of each pixel), then fed as predict.js feeds it.
+ */
+async function classifyFrame({ key, pixels }) {
+  if (!head || head.key !== key) throw new Error(`the worker does not hold head ${key}`);
+  const spec = head.input || manifest;
+  const out = tf.tidy(() => classify(tf, backbone, head,
+    preprocess(tf, rgbaToPixels(tf, pixels.data, pixels.width, pixels.height, spec.input.channels), spec)));
+  let data;
   try {
-    if (!head || head.key !== key) throw new Error(`the worker does not hold head ${key}`);
-    const spec = head.input || manifest;
-    const canvas = drawOnWhite(bitmap);
-    const out = tf.tidy(() => classify(tf, backbone, head, preprocess(tf, pixelsOf(tf, canvas, spec), spec)));
-    let data;
-    try {
-      data = await out.data();
-    } finally {
-      out.dispose();
-    }
-    return { result: data, transfer: [data.buffer] };
+    data = await out.data();
   } finally {
-    bitmap.close();
+    out.dispose();
   }
+  return { result: data, transfer: [data.buffer] };
 }
 
 /** The worker's tensor count (and bytes): the tests check that nothing accumulates. */
