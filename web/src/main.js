@@ -18,8 +18,10 @@ import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
 import * as evaluationUi from './ui-evaluation.js';
 import { startPersistence } from './persist.js';
+import { yieldToPage } from './tasks.js';
 import { bindWebcam } from './ui-webcam.js';
 import { startTfWorker, workerRequested } from './tfworker.js';
+import { prepareInIdle, prepareRequested } from './prepare.js';
 
 const PAGE = document.baseURI;
 
@@ -218,6 +220,7 @@ async function useProjectHead(result, hyper, how) {
   onProjectChanged(); // the trained head is saved with the project
   ui.setHeadChoice('browser', 'trained in this page');
   ui.setStatus('training', 'Evaluating the new head on the held-out examples…');
+  await yieldToPage(); // the status is painted: the new head and the evaluation are tasks of their own
   await evaluateInUse();
   ui.setStatus('ready', `${how}; predictions now use the head trained here.`);
 }
@@ -273,6 +276,7 @@ async function evaluateInUse() {
     const result = await evaluateHead({ tf, manifest: app.manifest, backbone: app.backbone, head: app.heads.active,
       headName: app.heads.which, project: app.project, onProgress: evaluationUi.showProgress, worker: await app.tfWorker,
       loadPixels: async (example, spec) => pixelsOf(tf, await srcToCanvas(example.src, example.name), spec) });
+    await yieldToPage();
     await evaluationUi.show(result, app.heads.describe(), new Map(app.project.examples.map((e) => [e.id, e])), drawEvaluation);
     return result;
   } catch (e) {
@@ -595,6 +599,8 @@ async function start() {
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());
+  // the first Train and evaluation, prepared in idle time (prepare.js)
+  window.tfjsTransfer.prepared = prepareRequested(location.search) ? prepareInIdle({ loadTraining, loadEvaluation }) : null;
 }
 
 start().catch(fail);
