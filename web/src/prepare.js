@@ -39,6 +39,12 @@ export async function prepareInIdle({ loadTraining, loadEvaluation }) {
     return boxes[boxes.length - 1];
   };
   try {
+    // vega-lite, then vega, then the rest: the training chunk's libraries evaluate their
+    // modules in three tasks, not one (esbuild gives each dynamic import a chunk of its own)
+    await whenIdle();
+    await import('vega-lite');
+    await whenIdle();
+    await import('vega');
     await whenIdle();
     const training = await loadTraining();
     await whenIdle();
