@@ -42,6 +42,7 @@ Nothing in web/src is changed; the page only has to expose `window.tfjsTransfer`
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -258,6 +259,35 @@ def _page_train(page, epochs: int) -> dict:
     return {"features_ms": t.get("featuresMs"), "train_ms": t.get("trainMs"), "epochs": t.get("trainEpochs")}
 
 
+def train_button_long_tasks(browser, url: str, rounds: int = 2, epochs: int = 20, log=print) -> dict:
+    """Issue 18's stall figure for the page's Train button as a whole (page_bench.js trainButton):
+    fresh pages (empty cache, cold code) alternating ?prepare=0 (the training and evaluation
+    code imported and first drawn at the first Train: before) and the page as shipped (done in
+    idle time once the page is ready, web/src/prepare.js: after), A B then B A; with the load average."""
+    out = {"before": [], "after": [], "load": []}
+    for r in range(rounds):
+        for prepare in ((False, True) if r % 2 == 0 else (True, False)):
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            try:
+                page = context.new_page()
+                page.set_default_timeout(READY_TIMEOUT_MS)
+                page.goto(url + ("" if prepare else "?prepare=0"))
+                _wait_ready(page)
+                page.evaluate("window.tfjsTransfer.prepared")  # settled (null with ?prepare=0)
+                page.evaluate(PAGE_BENCH_JS.read_text())
+                got = page.evaluate("e => window.__bench.trainButton(e)", epochs)
+                if not got["status"].startswith("Trained"):
+                    raise RuntimeError(f"the Train button did not train: {got['status']}")
+                out["after" if prepare else "before"].append(got)
+                out["load"].append(os.getloadavg()[0])
+                log(f"  Train button ({'prepared in idle time' if prepare else '?prepare=0'}): longest task "
+                    f"{got['longestTaskMs']:.0f} ms, {got['tasksOver50']} over 50 ms, {got['ms']:.0f} ms; "
+                    f"load {out['load'][-1]:.1f}")
+            finally:
+                context.close()
+    return out
+
+
 def end_to_end(res: dict, batch: int, total: int, page: bool = False) -> dict:
     """The in-browser path for `total` images: load the models (cold), decode, extract at
     `batch`, train the head, predict one image; per-image steps scaled to `total` when
@@ -341,8 +371,12 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                     row["tutorial_own_head_total_ms"] = own_total
                     row["speedup_vs_tutorial_own_head"] = own_total / ours["total_ms"]
                 e2e.append(row)
+        if "wasm" in backends:
+            train_button = train_button_long_tasks(browser, urls[True], rounds=2, epochs=epochs, log=log)
     out = {name: summarize(rs) for name, rs in runs.items()}
     out["site_images"] = total
+    if "wasm" in backends:
+        out["train_button_long_tasks"] = train_button
     if e2e:
         out["end_to_end"] = {"speedup": statistics.median(x["speedup"] for x in e2e),
                              "speedups": [x["speedup"] for x in e2e],

@@ -245,6 +245,29 @@
       const worker = await T.tfWorker();
       return { mainThread: await run(null), worker: worker ? await run(worker) : null };
     },
+    // ...and the page's Train button as a whole (the training chunk's import if not yet done,
+    // features, the live curves, the new head and its evaluation's drawings): clicked as a user
+    // does, until the status is ready again. bench/browser.py's train_button_long_tasks runs it
+    // on fresh pages with and without the idle-time preparation (web/src/prepare.js).
+    async trainButton(epochs) {
+      const tasks = [];
+      const obs = new PerformanceObserver((l) => { for (const e of l.getEntries()) tasks.push(e.duration); });
+      obs.observe({ type: 'longtask' });
+      const status = document.querySelector('[data-testid=status]');
+      const epochsInput = document.querySelector('[data-testid=epochs]');
+      epochsInput.value = String(epochs);
+      epochsInput.dispatchEvent(new Event('input', { bubbles: true }));
+      const until = (f) => new Promise((resolve) => { const check = () => (f() ? resolve() : setTimeout(check, 10)); check(); });
+      const t = performance.now();
+      document.querySelector('[data-testid=train]').click();
+      await until(() => status.dataset.state !== 'ready');
+      await until(() => status.dataset.state === 'ready');
+      const ms = performance.now() - t;
+      await new Promise((r) => setTimeout(r, 100)); // entries are delivered after the task
+      for (const e of obs.takeRecords()) tasks.push(e.duration);
+      obs.disconnect();
+      return { ms, longestTaskMs: Math.max(0, ...tasks), tasksOver50: tasks.length, status: status.textContent };
+    },
     // Predict latency three ways, alternated image by image: a new image from a file (a new
     // File of the image's bytes each time, through the page's own file path: decode,
     // pixels, preprocess, backbone, head, one read back), the page's URL hook (the same plus

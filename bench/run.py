@@ -602,6 +602,11 @@ def print_table(res: dict) -> None:
                 u = w["page_ui"]
                 print(f"  the page's own Train button (wasm): features {u['features_ms']:.0f} ms for the training set "
                       f"(fetch + canvas decode + batch 16), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
+            tb = br.get("train_button_long_tasks")
+            if tb and tb["before"] and tb["after"]:
+                fmt = lambda rs: " / ".join(f"{x['longestTaskMs']:.0f}" for x in rs)  # noqa: E731
+                print(f"  longest task, the page's Train button as a whole (fresh pages, A B B A): ?prepare=0 {fmt(tb['before'])} ms, "
+                      f"prepared in idle time {fmt(tb['after'])} ms (load {' '.join(f'{x:.1f}' for x in tb['load'])})")
             if w.get("train_ms_by_head"):
                 print("  20 epochs by head (wasm): " + ", ".join(f"{k} {v:.0f} ms" for k, v in w["train_ms_by_head"].items()))
             fb = w.get("unfolded_backbone")

@@ -459,7 +459,7 @@ def test_plain_static_server_isolated_by_the_opt_in_service_worker(page, static_
 def test_training_code_loads_only_when_training_starts(page, site_url, test_paths):
     fetched = []
     page.on("request", lambda r: fetched.append(r.url.rsplit("/", 1)[-1].split("?")[0]))
-    open_app(page, site_url)
+    open_app(page, site_url + "?prepare=0")  # no idle-time import (web/src/prepare.js; test_page_stall.py)
     assert upload(page, test_paths[0])[0]["label"] == "android"
     js = [f for f in fetched if f.endswith(".js")]
     assert "app.js" in js and any(f.startswith("main-") for f in js), js

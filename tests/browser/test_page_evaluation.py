@@ -66,7 +66,7 @@ def num_tensors(page) -> int:
 def test_python_head_scored_as_python_scores_it(page, site_url, built_site, held_out, python_report):
     requested = []
     page.on("request", lambda r: requested.append(r.url))
-    open_app(page, site_url)
+    open_app(page, site_url + "?prepare=0")  # no idle-time import (web/src/prepare.js; test_page_stall.py)
     # the first visit loads app.js and what index.html preloads: not the evaluation or tfjs-vis
     preloaded = set(re.findall(r'modulepreload" href="([^"]+)"', (built_site / "index.html").read_text()))
     first = {u.rsplit("/", 1)[-1] for u in requested if u.endswith(".js")}

@@ -47,6 +47,18 @@ async function buildView(box, spec, rows) {
 }
 
 /**
+ * Draws one throwaway curve in `box` (a hidden element the caller removes), so that vega-lite's
+ * first compile and vega's first layout (V8 compiles each function at its first call: the
+ * first chart costs several times a later one) happen in idle time, not at the first Train.
+ */
+export async function warmCurves(box) {
+  const view = await buildView(box, curveSpec('loss'), curveRows(0, { loss: 1, val_loss: 1.2 }, ['loss', 'val_loss']));
+  await yieldToPage();
+  await view.insert('values', curveRows(1, { loss: 0.8, val_loss: 1 }, ['loss', 'val_loss'])).runAsync();
+  view.finalize();
+}
+
+/**
  * Live loss and accuracy curves in the charts panel, cleared for a new run: the charts are
  * built at the first epoch's logs, later epochs' rows inserted into their views (vega
  * redraws only what changed), each followed by a frame so the page paints them.

@@ -1,6 +1,7 @@
 // The evaluation's per-class accuracy table and confusion matrix, drawn by tfjs-vis (with
 // vega): part of the evaluation chunk (evaluating.js), loaded when first evaluating.
 import * as tfvis from '@tensorflow/tfjs-vis';
+import { yieldToPage } from './tasks.js';
 
 /** tfjs-vis' table writes its cells as HTML: a class name is the user's text, so escape it. */
 function escapeHtml(text) {
@@ -9,14 +10,27 @@ function escapeHtml(text) {
 
 /**
  * Draws evaluateHead's result: accuracy per class ('–' for a class with nothing held out)
- * and the confusion matrix (rows true, columns predicted), each panel cleared first.
+ * and the confusion matrix (rows true, columns predicted), each panel cleared first, each
+ * drawn in a task of its own (the page gets its turn between them).
  */
 export async function drawEvaluation(perClassPanel, matrixPanel, result) {
   perClassPanel.textContent = '';
   matrixPanel.textContent = '';
   const rows = result.per_class.map((c) => ({ accuracy: c.accuracy == null ? '–' : c.accuracy, count: c.count }));
   await tfvis.show.perClassAccuracy(perClassPanel, rows, result.labels.map(escapeHtml));
+  await yieldToPage();
   const side = Math.min(640, 160 + 40 * result.labels.length);
   await tfvis.render.confusionMatrix(matrixPanel, { values: result.confusion_matrix, tickLabels: result.labels },
     { shadeDiagonal: true, showTextOverlay: true, width: side, height: side, xLabel: 'predicted', yLabel: 'true' });
+}
+
+/**
+ * Draws a made-up two-class result in hidden boxes (the caller removes them): tfjs-vis' and
+ * vega's first table and matrix pay V8's first-call compilation in idle time, not after a Train.
+ */
+export async function warmEvaluationCharts(perClassBox, matrixBox) {
+  await drawEvaluation(perClassBox, matrixBox, {
+    labels: ['a', 'b'], per_class: [{ accuracy: 1, count: 2 }, { accuracy: 0.5, count: 2 }],
+    confusion_matrix: [[2, 0], [1, 1]],
+  });
 }

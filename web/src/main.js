@@ -1,9 +1,11 @@
 // The app: holds its state (manifest, backbone, project, heads, the TF.js worker) and wires
 // the page's controls to what they do: predict, the project (projectapp.js), the webcam
-// (ui-webcam.js), train, evaluate, keep projects (persist.js), download (head, merged model,
-// Teachable Machine zip), load (a TF.js model or a Teachable Machine export), switch backend.
+// (ui-webcam.js), train (a Teachable Machine head continued: tmcontinue.js), evaluate
+// (evaluationapp.js), keep projects (storeapp.js), download (head, merged model, Teachable
+// Machine zip), load (a TF.js model or a Teachable Machine export), switch backend.
 // What prediction needs is imported here; the training and evaluation code (with tfjs-vis)
-// are chunks of their own, imported when first used; TF.js work runs in tfworker.js's worker.
+// are chunks of their own (chunks.js), imported in idle time once the page is ready
+// (prepare.js) or at first use; TF.js work runs in tfworker.js's worker.
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
@@ -18,9 +20,14 @@ import * as ui from './ui.js';
 import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
 import * as evaluationUi from './ui-evaluation.js';
-import { startPersistence } from './persist.js';
+import { yieldToPage } from './tasks.js';
+import { loadEvaluation, loadTraining } from './chunks.js';
+import { createEvaluationApp } from './evaluationapp.js';
+import { startStore } from './storeapp.js';
+import { continueTm, useContinuedTm } from './tmcontinue.js';
 import { bindWebcam } from './ui-webcam.js';
 import { startTfWorker, workerRequested } from './tfworker.js';
+import { prepareInIdle, prepareRequested } from './prepare.js';
 
 const PAGE = document.baseURI;
 
@@ -55,7 +62,7 @@ Object.defineProperty(app, 'tfWorker', {
 function refreshControls() {
   ui.setBusy({ ready: app.ready, training: app.training, hasBrowserHead: Boolean(app.heads && app.heads.browser) });
   setProjectBusy({ ready: app.ready, training: app.training, hasSite: Boolean(app.manifest && app.manifest.head.path) });
-  evaluationUi.setEnabled(app.ready && !app.training && !evaluating);
+  evaluationUi.setEnabled(app.ready && !app.training && !evaluationApp.busy());
 }
 
 function readyText() {
@@ -144,28 +151,6 @@ async function repredict() {
 
 // ---------- training ----------
 
-/**
- * A chunk imported once, on first use; a failed import is tried again next time. `load` is
- * the literal import() for the bundler to split on; `what` names it in the error.
- */
-function lazyChunk(load, what) {
-  let chunk = null;
-  const get = () => {
-    if (!chunk) {
-      chunk = load().catch((e) => {
-        chunk = null;
-        throw new Error(`could not load ${what}: ${e.message}`);
-      });
-    }
-    return chunk;
-  };
-  get.started = () => chunk != null;
-  return get;
-}
-
-/** The training chunk (training.js, with tfjs-vis). */
-const loadTraining = lazyChunk(() => import('./training.js'), 'the training code');
-
 /** The user is about to train (pointer on, or focus in, the Train button): start fetching. */
 function onTrainIntent() {
   loadTraining().catch(() => {}); // onTrain reports a failure
@@ -191,7 +176,7 @@ async function onTrain(hp) {
   refreshControls();
   ui.showMessage('');
   try {
-    const result = tmHead ? await continueTm(tmHead, hyper) : await trainProject(hyper);
+    const result = tmHead ? await continueTm({ tf, app, ui, loadPixels }, tmHead, hyper) : await trainProject(hyper);
     if (!result) {
       ui.setProgress(0, 1, 'stopped');
       ui.setStatus('ready', 'Stopped before training started. ' + readyText());
@@ -199,7 +184,7 @@ async function onTrain(hp) {
     }
     const how = `${result.stopped ? `Stopped after ${result.epochs}/${hyper.epochs} epochs` : `Trained ${result.epochs} epochs`}`
       + ` in ${(result.ms / 1000).toFixed(1)} s`;
-    await (tmHead ? useContinuedTm(tmHead, result, how) : useProjectHead(result, hyper, how));
+    await (tmHead ? useContinuedTm({ app, ui }, tmHead, result, how) : useProjectHead(result, hyper, how));
     refreshControls();
     await repredict();
   } catch (e) {
@@ -226,29 +211,9 @@ async function useProjectHead(result, hyper, how) {
   onProjectChanged(); // the trained head is saved with the project
   ui.setHeadChoice('browser', 'trained in this page');
   ui.setStatus('training', 'Evaluating the new head on the held-out examples…');
-  await evaluateInUse();
+  await yieldToPage(); // the status is painted: the new head and the evaluation are tasks of their own
+  await evaluationApp.evaluateInUse();
   ui.setStatus('ready', `${how}; predictions now use the head trained here.`);
-}
-
-// ---------- continuing a loaded Teachable Machine model's head on the project ----------
-
-/** A copy of the TM model with its head trained on from its own weights, or null if stopped. */
-async function continueTm(tmHead, hyper) {
-  const { continueTmHead, trainingCharts } = await loadTraining();
-  return continueTmHead({ tf, tmHead, project: app.project, hyper, loadPixels, stop: app.stop,
-    charts: trainingCharts(ui.chartsPanel(), app.project.withRole('valid').length > 0),
-    onStatus: (text) => ui.setStatus('training', text), onProgress: ui.setProgress });
-}
-
-/** The continued TM model is used; examples of classes it does not have were left out. */
-function useContinuedTm(tmHead, result, how) {
-  app.heads.setBrowser({ ...tmHead, model: result.model, name: `${tmHead.name}, head trained on in this page` });
-  ui.setHeadChoice('browser', `Teachable Machine model from ${tmHead.name}, head trained on in this page`);
-  ui.setStatus('ready', `${how}; predictions now use the Teachable Machine model with the head trained on here.`);
-  if (result.leftOut.length) {
-    ui.showMessage(`Left out the examples of ${result.leftOut.join(', ')}: not among the model's classes `
-      + `(${result.labels.join(', ')}).`, 'info');
-  }
 }
 
 function onStop() {
@@ -258,91 +223,7 @@ function onStop() {
 
 // ---------- evaluation ----------
 
-let evaluating = false;
-
-/** The evaluation chunk (evaluating.js: scoring and its tfjs-vis drawings). */
-const loadEvaluation = lazyChunk(() => import('./evaluating.js'), 'the evaluation code');
-
-/** Evaluates the head in use on the project's held-out examples and shows it; the result, or null. */
-async function evaluateInUse() {
-  if (!app.project) {
-    evaluationUi.showError('Nothing to evaluate on: the training images are unavailable.');
-    return null;
-  }
-  if (!app.heads.active) {
-    evaluationUi.showError(NO_HEAD);
-    return null;
-  }
-  evaluating = true;
-  refreshControls();
-  try {
-    evaluationUi.showRunning('Evaluating…');
-    const { evaluateHead, drawEvaluation } = await loadEvaluation();
-    const result = await evaluateHead({ tf, manifest: app.manifest, backbone: app.backbone, head: app.heads.active,
-      headName: app.heads.which, project: app.project, onProgress: evaluationUi.showProgress, worker: await app.tfWorker,
-      loadPixels: async (example, spec) => pixelsOf(tf, await srcToCanvas(example.src, example.name), spec) });
-    await evaluationUi.show(result, app.heads.describe(), new Map(app.project.examples.map((e) => [e.id, e])), drawEvaluation);
-    return result;
-  } catch (e) {
-    evaluationUi.showError(`Evaluation failed: ${e.message}`);
-    return null;
-  } finally {
-    evaluating = false;
-    refreshControls();
-  }
-}
-
-function onEvaluate() {
-  return app.ready && !app.training && !evaluating ? evaluateInUse() : null;
-}
-
-/** A wrong example clicked in the evaluation: shown in the preview with its prediction. */
-async function onShowExample(id) {
-  const example = app.project && app.project.examples.find((e) => e.id === id);
-  if (!example || !app.ready) return;
-  try {
-    await predictAndShow(await srcToCanvas(example.src, example.name), example.name);
-    ui.showMessage('');
-  } catch (e) {
-    ui.showMessage(`Could not show ${example.name}: ${e.message}`);
-  }
-}
-
-
-// ---------- the project kept in IndexedDB, exported and imported as a zip ----------
-async function startStore() {
-  app.persist = await startPersistence({
-    tf,
-    manifest: app.manifest,
-    project: () => app.project,
-    backboneKey: projectApp.backboneKey,
-    setProject: (project) => projectApp.adopt(project),
-    siteProject: async () => {
-      await loadProject(app.manifest);
-      return app.project;
-    },
-    head: () => {
-      const h = app.heads.browser;
-      return h && h.source === 'trained' ? { model: h.model, labels: h.labels, hyper: h.hyper } : null;
-    },
-    setHead: (head) => {
-      if (head) {
-        app.heads.setBrowser({ model: head.model, kind: 'head', labels: head.labels, source: 'trained',
-          name: 'saved with the project', hyper: head.hyper });
-        ui.setHeadChoice('browser', 'trained in this page (saved with the project)');
-      } else if (app.heads.browser && app.heads.browser.source === 'trained') {
-        app.heads.use('python');
-        ui.setHeadChoice('python');
-      }
-      refreshControls();
-    },
-    message: (text, kind) => ui.showMessage(text, kind),
-    saveBlob,
-  });
-  Object.assign(window.tfjsTransfer, {
-    store: { stats: app.persist.stats, saveNow: () => app.persist.saveNow(), current: () => app.persist.current() },
-  });
-}
+const evaluationApp = createEvaluationApp({ tf, app, ui, refreshControls, predictAndShow });
 
 // ---------- download / load ----------
 
@@ -495,7 +376,7 @@ function expose() {
     backend: () => tf.getBackend(),
     timings: app.timings,
     head: () => app.heads.which,
-    evaluate: onEvaluate, // the result shown in [data-testid=evaluation]
+    evaluate: evaluationApp.onEvaluate, // the result shown in [data-testid=evaluation]
     webcam: () => webcamSection, // {webcam, recorder, live}
     tfWorker: () => app.tfWorker, // the TF.js worker (or null)
     predictUrl: async (url) => {
@@ -562,7 +443,6 @@ async function loadProject(manifest) {
 async function start() {
   ui.bind({ onImage, onTrain, onTrainIntent, onStop, onDownload, onLoadModel, onHeadChange, onBackendChange });
   bindProject(projectApp.handlers);
-  evaluationUi.bind({ onEvaluate, onShowExample });
   refreshControls();
   ui.setStatus('loading', 'Starting TensorFlow.js…');
   // manifest.json downloads while the backend fetches and compiles its .wasm
@@ -602,12 +482,15 @@ async function start() {
   await projectApp.useBackbone(backbone, manifest);
   await loadProject(manifest);
   expose();
-  await startStore();
+  app.persist = await startStore({ tf, app, ui, projectApp, loadSiteProject: () => loadProject(app.manifest),
+    refreshControls, saveBlob });
   startWebcam();
   startWorker();
   app.ready = true;
   refreshControls();
   ui.setStatus('ready', readyText());
+  // the first Train and evaluation, prepared in idle time (prepare.js)
+  window.tfjsTransfer.prepared = prepareRequested(location.search) ? prepareInIdle({ loadTraining, loadEvaluation }) : null;
 }
 
 start().catch(fail);

@@ -4,6 +4,8 @@
 // createImageBitmap is missing, or the worker fails to start, there is no worker (null) and
 // the callers keep the main-thread path.
 
+import { yieldToPage } from './tasks.js';
+
 export const WORKER_FILE = 'tf-worker.js';
 
 /** ?worker=0 keeps TF.js on the main thread (before/after measurements, a fallback to compare). */
@@ -129,6 +131,7 @@ export class TfWorker {
     const out = await pending;
     await charting;
     if (charts && charts.onTrainEnd) await charts.onTrainEnd();
+    await yieldToPage(); // the head's rebuilding in a task of its own, after the last curve's
     const model = await tf.loadLayersModel(tf.io.fromMemory(out.artifacts));
     return { model, history: out.history, epochs: out.epochs, stopped: out.stopped, ms: out.ms };
   }

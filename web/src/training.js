@@ -3,5 +3,5 @@
 // and the live curves with tfjs-vis and vega, over half of the page's code by bytes.
 export { extractFeatures, trainHead } from './train.js';
 export { trainProjectHead } from './trainer.js';
-export { trainingCharts } from './charts.js';
+export { trainingCharts, warmCurves } from './charts.js';
 export { continueTmHead } from './tmtrain.js';

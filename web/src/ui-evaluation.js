@@ -2,6 +2,8 @@
 // (`data-result` JSON for automation), the drawings (given by the evaluation chunk) and the
 // wrong examples as clickable thumbnails. The figures come from evaluation.js.
 
+import { yieldToPage } from './tasks.js';
+
 const $ = (id) => document.getElementById(id);
 
 const el = {
@@ -79,6 +81,7 @@ export async function show(result, headText, examples, draw) {
     setState('done', `Head ${headText}: ${pct(result.accuracy)} of ${result.count} held-out examples right (${classes}); `
       + `${wrong.length} wrong.`);
     await draw(el.perClass, el.matrix, result);
+    await yieldToPage(); // the thumbnails in a task of their own
     showWrong(wrong, examples);
   }
   el.result.dataset.seq = String(Number(el.result.dataset.seq || 0) + 1);
