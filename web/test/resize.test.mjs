@@ -2,12 +2,14 @@
 // align_corners / half_pixel_centers combination the manifest can give, float32 and int32
 // images, batches and 1/3/4 channels, is bit-exact with TF.js' own wasm ResizeBilinear;
 // nothing leaks. TF.js' cpu backend is not the reference: it computes the weights in float64
-// and differs from wasm in the low bits (the count is printed, not asserted).
+// and differs from wasm in the low bits (the count is printed, not asserted). preprocess.js
+// with the fused resize + normalise kernel gives what its TF.js ops give, for every manifest.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { axisWeights, patchWasmResizeBilinear } from '../src/wasm/resize.js';
+import { RESIZE_NORMALISE, preprocess } from '../src/preprocess.js';
+import { axisWeights, patchWasmResizeBilinear, registerResizeNormalise } from '../src/wasm/resize.js';
 import { compileKernels } from '../tools/wat.mjs';
 
 const SIZES = [
@@ -47,10 +49,33 @@ function resized(i) {
 }
 
 const expected = cases.map((_, i) => resized(i));
+
+// manifests: the resize modes, zero / equal / per-channel means, RGB / BGR, scales and offsets
+const MANIFESTS = [];
+for (const [align, half] of MODES) {
+  for (const [mean, order, scale, offset] of [
+    [[0, 0, 0], 'RGB', 1 / 127.5, -1],     // MobileNet
+    [null, null, null, null],              // defaults
+    [[127.5, 127.5, 127.5], 'RGB', 1 / 127.5, 0],
+    [[103.939, 116.779, 123.68], 'BGR', 1, 0], // caffe-style: not fused
+    [[0.485, 0.456, 0.406], 'RGB', 1 / 255, 0.1], // per-channel: not fused
+    [[2, 2, 2], 'BGR', 0.5, 3],            // BGR: not fused
+  ]) {
+    MANIFESTS.push({ input: { height: 224, width: 224, channels: 3 }, preprocessing: {
+      mean, channel_order: order, scale, offset, fit: 'stretch',
+      resize: { method: 'bilinear', align_corners: align, half_pixel_centers: half } } });
+  }
+}
+const PIXELS = [[120, 120], [333, 250], [1, 1], [224, 224], [9, 300]];
+const pixelsOf = (k) => tf.randomUniform([...PIXELS[k % PIXELS.length], 3], 0, 256, 'int32', 100 + k);
+const preprocessed = (k) => tf.tidy(() => preprocess(tf, pixelsOf(k), MANIFESTS[k]).dataSync().slice());
+const expectedPre = MANIFESTS.map((_, k) => preprocessed(k));
 await tf.setBackend('cpu');
 const cpuDiffers = cases.map((_, i) => resized(i).filter((v, k) => v !== expected[i][k]).length);
 await tf.setBackend('wasm');
-const patched = patchWasmResizeBilinear(tf, (await compileKernels()).resize);
+const binaries = (await compileKernels()).resize;
+const patched = patchWasmResizeBilinear(tf, binaries);
+const registered = registerResizeNormalise(tf, binaries);
 const baseline = tf.memory().numTensors;
 
 test('the replaced kernel is in place', () => {
@@ -67,6 +92,22 @@ test('every value is TF.js wasm\'s, to the bit', () => {
   });
   const total = cpuDiffers.reduce((a, b) => a + b, 0);
   console.log(`# cpu backend vs wasm: ${total} values differ over ${cases.length} cases`);
+});
+
+test('preprocess.js with the fused kernel gives its ops\' values, to the bit', async () => {
+  assert.equal(registered, true);
+  let fused = 0;
+  for (const [k, manifest] of MANIFESTS.entries()) {
+    const { kernelNames } = await tf.profile(() => { tf.tidy(() => preprocess(tf, pixelsOf(k), manifest)).dispose(); });
+    const p = manifest.preprocessing;
+    const covered = p.channel_order !== 'BGR' && (p.mean == null || p.mean.every((m) => m === p.mean[0]));
+    assert.equal(kernelNames.includes(RESIZE_NORMALISE), covered, `manifest ${k}: fused ${!covered}`);
+    fused += covered ? 1 : 0;
+    const got = preprocessed(k);
+    const differ = got.reduce((n, v, i) => n + (Object.is(v, expectedPre[k][i]) ? 0 : 1), 0);
+    assert.equal(differ, 0, `manifest ${k} ${JSON.stringify(p)}: ${differ} values differ`);
+  }
+  assert.equal(fused, 9);
 });
 
 test('the column weights are XNNPACK\'s (float32 scale, half-pixel clamp)', () => {

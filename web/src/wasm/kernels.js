@@ -5,7 +5,7 @@
 import { registerFusedAdam } from './adam.js';
 import { shareWasmIdentity } from './identity.js';
 import { patchWasmMatMul } from './matmul.js';
-import { patchWasmResizeBilinear } from './resize.js';
+import { patchWasmResizeBilinear, registerResizeNormalise } from './resize.js';
 import { patchWasmTranspose } from './transpose.js';
 
 /**
@@ -24,6 +24,7 @@ export function installWasmKernels(tf, binaries,
   if (fastTranspose && patchWasmTranspose(tf, binaries.transpose)) own.push('SIMD transposes');
   if (fusedAdam && registerFusedAdam(tf, binaries.adam)) own.push('fused Adam');
   if (sharedIdentity && shareWasmIdentity(tf)) own.push('shared clones');
-  if (fastResize && binaries.resize && patchWasmResizeBilinear(tf, binaries.resize)) own.push('SIMD resize');
+  if (fastResize && binaries.resize && patchWasmResizeBilinear(tf, binaries.resize)
+    && registerResizeNormalise(tf, binaries.resize)) own.push('SIMD resize');
   return own;
 }

@@ -5,11 +5,14 @@
 // XNNPACK blends every output pixel from its four source pixels; this makes each source
 // row's horizontal blend once (output rows that share a source row reuse it) and blends
 // rows vertically four floats at a time. It also reads int32 images directly, where TF.js
-// first casts them to float32. Note that TF.js' cpu backend computes weights in float64,
-// so its results differ from the wasm backend's (and this kernel's) in the low bits.
+// first casts them to float32. registerResizeNormalise() adds preprocess.js' fused step: the
+// same resize with the normalisation done on each output row while it is in cache.
+// TF.js' cpu backend computes the weights in float64, so its results differ from the wasm
+// backend's (and these kernels') in the low bits.
 
 import { replaceKernel } from './replace.js';
 import { kernelExports, memoryOf, offsetOf, supported } from './memory.js';
+import { RESIZE_NORMALISE } from '../preprocess.js';
 
 const f32 = Math.fround;
 
@@ -48,26 +51,52 @@ export function patchWasmResizeBilinear(tf, binaries) {
     if (images.dtype !== 'float32' && images.dtype !== 'int32') {
       return original.kernelFunc({ inputs, backend, attrs });
     }
-    const [batch, inH, inW, channels] = images.shape;
-    const [outH, outW] = attrs.size;
-    const out = backend.makeOutput([batch, outH, outW, channels], 'float32');
-    if (batch * inH * inW * channels === 0 || outH * outW === 0) return out;
-    const rowFloats = outW * channels;
-    // two row buffers (4 floats of slack each for hrow's last store), then the column table
-    const scratch = backend.makeOutput([2 * (rowFloats + 4) + 3 * outW], 'float32');
-    try {
-      resize(backend, binaries, images, out, scratch, attrs);
-    } finally {
-      backend.disposeData(scratch.dataId);
-    }
-    return out;
+    return resized(backend, images, attrs.size, (out, scratch) => resize(backend, binaries, images, out, scratch, attrs));
   });
 }
 
-function resize(backend, binaries, images, out, scratch, { alignCorners, halfPixelCenters, size }) {
+/** The output tensor and its scratch buffer for `images` resized to attrs.size; calls run(out, scratch). */
+function resized(backend, images, size, run) {
   const [batch, inH, inW, channels] = images.shape;
   const [outH, outW] = size;
-  const { hrow, vrow } = kernelExports(binaries, backend);
+  const out = backend.makeOutput([batch, outH, outW, channels], 'float32');
+  if (batch * inH * inW * channels === 0 || outH * outW === 0) return out;
+  // two row buffers (4 floats of slack each for hrow's last store), then the column table
+  const scratch = backend.makeOutput([2 * (outW * channels + 4) + 3 * outW], 'float32');
+  try {
+    run(out, scratch);
+  } finally {
+    backend.disposeData(scratch.dataId);
+  }
+  return out;
+}
+
+/**
+ * Registers preprocess.js' fused step on the wasm backend: kernel RESIZE_NORMALISE, inputs
+ * {images} ([batch, h, w, c] int32 or float32), attrs {size, alignCorners, halfPixelCenters,
+ * mean, scale, offset} (one mean for every channel) -> float32
+ * ((resizeBilinear(images) - mean) * scale) + offset, bit-exact with those TF.js ops on wasm.
+ * @returns {boolean} whether it is registered
+ */
+export function registerResizeNormalise(tf, binaries) {
+  if (!supported(binaries)) return false;
+  if (tf.getKernel(RESIZE_NORMALISE, 'wasm')) return true;
+  tf.registerKernel({
+    kernelName: RESIZE_NORMALISE,
+    backendName: 'wasm',
+    kernelFunc: ({ inputs: { images }, backend, attrs }) => resized(backend, images, attrs.size,
+      (out, scratch) => resize(backend, binaries, images, out, scratch, attrs, attrs)),
+  });
+  return true;
+}
+
+function resize(backend, binaries, images, out, scratch, { alignCorners, halfPixelCenters, size }, normalise) {
+  const [batch, inH, inW, channels] = images.shape;
+  const [outH, outW] = size;
+  const { hrow, vrow, vrowNormalise } = kernelExports(binaries, backend);
+  const blend = normalise
+    ? (t, u, ay, dst, n) => vrowNormalise(t, u, ay, dst, n, normalise.mean, normalise.scale, normalise.offset)
+    : vrow;
   const rowFloats = outW * channels;
   const rows = offsetOf(backend, scratch);
   const buffers = [rows, rows + 4 * (rowFloats + 4)];
@@ -101,7 +130,7 @@ function resize(backend, binaries, images, out, scratch, { alignCorners, halfPix
       if (t < 0) fill(t = held[0] === hi[y] ? 1 : 0, lo[y]);
       let u = held.indexOf(hi[y]);
       if (u < 0) fill(u = 1 - t, hi[y]);
-      vrow(buffers[t], buffers[u], alpha[y], dst + 4 * (b * outH + y) * rowFloats, rowFloats);
+      blend(buffers[t], buffers[u], alpha[y], dst + 4 * (b * outH + y) * rowFloats, rowFloats);
     }
   }
 }

@@ -4,6 +4,8 @@
 ;;   top = tl + (tr - tl) * ax;  bottom = bl + (br - bl) * ax;  out = top + (bottom - top) * ay
 ;; split in two passes: hrow makes `top` (or `bottom`) for one source row, once per row
 ;; however many output rows use it; vrow blends two such rows, four lanes at a time.
+;; vrowNormalise also does preprocess.js' normalisation after the blend, as its TF.js ops do
+;; it: ((out - mean) * scale) + offset, one float32 operation at a time.
 (module
   (import "env" "memory" (memory $mem 1 65536 shared))
 
@@ -93,4 +95,51 @@
         (local.set $t (i32.add (local.get $t) (i32.const 4)))
         (local.set $b (i32.add (local.get $b) (i32.const 4)))
         (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
-        (br $s)))))
+        (br $s))))
+
+  ;; dst[i] = ((t[i] + (b[i] - t[i]) * ay) - mean) * scale + offset for i < n
+  (func (export "vrowNormalise")
+    (param $t i32) (param $b i32) (param $ay f32) (param $dst i32) (param $n i32)
+    (param $mean f32) (param $scale f32) (param $offset f32)
+    (local $end i32) (local $end4 i32) (local $a v128) (local $tv v128) (local $ts f32)
+    (local $m v128) (local $s v128) (local $o v128)
+    (local.set $end (i32.add (local.get $dst) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end4 (i32.add (local.get $dst) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (local.set $a (f32x4.splat (local.get $ay)))
+    (local.set $m (f32x4.splat (local.get $mean)))
+    (local.set $s (f32x4.splat (local.get $scale)))
+    (local.set $o (f32x4.splat (local.get $offset)))
+    (block $done
+      (loop $v
+        (br_if $done (i32.ge_u (local.get $dst) (local.get $end4)))
+        (local.set $tv (v128.load (local.get $t)))
+        (v128.store (local.get $dst)
+          (f32x4.add
+            (f32x4.mul
+              (f32x4.sub
+                (f32x4.add (local.get $tv)
+                  (f32x4.mul (f32x4.sub (v128.load (local.get $b)) (local.get $tv)) (local.get $a)))
+                (local.get $m))
+              (local.get $s))
+            (local.get $o)))
+        (local.set $t (i32.add (local.get $t) (i32.const 16)))
+        (local.set $b (i32.add (local.get $b) (i32.const 16)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (br $v)))
+    (block $done
+      (loop $s1
+        (br_if $done (i32.ge_u (local.get $dst) (local.get $end)))
+        (local.set $ts (f32.load (local.get $t)))
+        (f32.store (local.get $dst)
+          (f32.add
+            (f32.mul
+              (f32.sub
+                (f32.add (local.get $ts)
+                  (f32.mul (f32.sub (f32.load (local.get $b)) (local.get $ts)) (local.get $ay)))
+                (local.get $mean))
+              (local.get $scale))
+            (local.get $offset)))
+        (local.set $t (i32.add (local.get $t) (i32.const 4)))
+        (local.set $b (i32.add (local.get $b) (i32.const 4)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (br $s1)))))
