@@ -3,12 +3,13 @@ against TF.js' own (?tfjs=resize), in two pages of one headless Chromium (wasm, 
 the page ships them), measured alternately A B A B ... with the load average beside each round.
 
 Per round and page: the resize alone per image (the 90 logos -> 224x224, a 1000x800 photo ->
-224x224), the page's preprocess per image, features per image at batch 16 (bench/page_bench.js
+224x224) and the page's preprocess per image (each the median and the fastest of --reps
+passes), features per image at batch 16 (bench/page_bench.js
 extract) and predict of one image (page_bench.js predict: through the page, and on the models
 alone). Before timing, both pages resize every logo and the photo and compare digests of the
 float32 bits: equal digests mean bit-exact results.
 
-    .venv/bin/python bench/resize.py [--site DIR] [--rounds 4] [--json OUT]
+    .venv/bin/python bench/resize.py [--site DIR] [--rounds 4] [--one-thread] [--json OUT]
 
 Without --site it builds the logos site (this worktree's web/dist) in a temporary folder.
 """
@@ -33,7 +34,8 @@ from tests.harness import BRAND_TRAIN, MOBILENET_H5, launch_chromium, serve_wsgi
 
 RESIZE_BENCH_JS = Path(__file__).resolve().parent / "resize_bench.js"
 VARIANTS = {"ours": "?backend=wasm", "tfjs": "?backend=wasm&tfjs=resize"}
-FIGURES = ("logoResizeMs", "logoPreprocessMs", "photoResizeMs", "photoPreprocessMs",
+FIGURES = ("logoResizeMs", "logoResizeMinMs", "logoPreprocessMs", "logoPreprocessMinMs",
+           "photoResizeMs", "photoResizeMinMs", "photoPreprocessMs", "photoPreprocessMinMs",
            "extract16MsPerImage", "predictPageP50Ms", "predictModelsP50Ms")
 
 
@@ -52,7 +54,9 @@ def _open(browser, url: str):
 
 
 def _round(page, reps: int, predicts: int) -> dict:
-    t = page.evaluate(f"window.__resizeBench.time({reps})")
+    t = {}
+    for k, v in page.evaluate(f"window.__resizeBench.time({reps})").items():
+        t[k], t[k.replace("Ms", "MinMs")] = v["median"], v["min"]
     t["extract16MsPerImage"] = page.evaluate("window.__bench.extract(16)")["msPerImage"]
     p = page.evaluate(f"window.__bench.predict({predicts})")
     t["predictPageP50Ms"] = statistics.median(p["page"])
@@ -60,16 +64,19 @@ def _round(page, reps: int, predicts: int) -> dict:
     return t
 
 
-def run(site: Path, rounds: int, reps: int, predicts: int, log=print) -> dict:
+def run(site: Path, rounds: int, reps: int, predicts: int, one_thread: bool = False, log=print) -> dict:
     from playwright.sync_api import sync_playwright
 
     images = json.loads((site / "images.json").read_text())["images"]
-    with serve_wsgi(_site_app(site, True)) as url, sync_playwright() as pw:
+    # one thread: served without COOP/COEP (coi=0: nor through the page's service worker),
+    # so wasm runs its single-threaded SIMD build
+    with serve_wsgi(_site_app(site, not one_thread)) as url, sync_playwright() as pw:
         browser = launch_chromium(pw)
         try:
-            pages = {name: _open(browser, url + q) for name, q in VARIANTS.items()}
+            pages = {name: _open(browser, url + q + ("&coi=0" if one_thread else ""))
+                     for name, q in VARIANTS.items()}
             urls = [url + it["path"] for it in images]
-            info = {}
+            info = {"load_before": load()}
             for name, page in pages.items():
                 info[name] = {"setup": page.evaluate("(u) => window.__resizeBench.setup(u)", urls),
                               "page": page.evaluate(f"window.__bench.setup({len(images)})")["info"],
@@ -106,8 +113,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--site", type=Path)
     ap.add_argument("--rounds", type=int, default=4)
-    ap.add_argument("--reps", type=int, default=3, help="passes over the logos per timing")
+    ap.add_argument("--reps", type=int, default=5, help="passes over the logos (5 photos) per timing")
     ap.add_argument("--predicts", type=int, default=20)
+    ap.add_argument("--one-thread", action="store_true", help="wasm's single-threaded build in both pages")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="resize-bench-") as tmp:
@@ -122,7 +130,7 @@ def main(argv=None) -> int:
             site = Path(tmp) / "site"
             print("building the logos site", flush=True)
             py.run_build(data, str(MOBILENET_H5), site, Path(tmp) / "cache")
-        res = run(site, args.rounds, args.reps, args.predicts)
+        res = run(site, args.rounds, args.reps, args.predicts, args.one_thread)
     print(f"{'figure':<22}{'ours':>10}{'tfjs':>10}{'tfjs/ours':>11}")
     for k, s in res["summary"].items():
         print(f"{k:<22}{s['ours_median']:>10.3f}{s['tfjs_median']:>10.3f}{s['tfjs_over_ours_median']:>11.2f}")
