@@ -20,6 +20,8 @@ export function preprocess(tf, pixels, manifest) {
   if (channels != null && pixels.shape[2] !== channels) {
     throw new Error(`preprocess expects ${channels} channels, got ${pixels.shape[2]}`);
   }
+  const fused = resizeNormalise(tf, pixels, manifest);
+  if (fused) return fused;
   return tf.tidy(() => {
     let x = tf.cast(pixels, 'float32');
     const method = resize.method || 'bilinear';
@@ -49,6 +51,24 @@ export function preprocess(tf, pixels, manifest) {
       tf.scalar(p.offset == null ? 0 : p.offset, 'float32'));
     return tf.expandDims(x, 0);
   });
+}
+
+// The page's fused resize + normalise kernel (web/src/wasm/resize.js), registered on wasm only:
+// the same values, to the bit, as the ops below, without the cast and the two passes over
+// the resized image. Used for what it covers: bilinear stretch, RGB, one mean for all channels.
+export const RESIZE_NORMALISE = 'TfjsTransferResizeNormalise';
+
+function resizeNormalise(tf, pixels, manifest) {
+  const p = manifest.preprocessing;
+  const resize = p.resize || {};
+  const mean = p.mean == null ? [0, 0, 0] : p.mean;
+  if ((p.fit || 'stretch') !== 'stretch' || (resize.method || 'bilinear') !== 'bilinear'
+    || (p.channel_order != null && p.channel_order !== 'RGB') || mean.some((m) => m !== mean[0])
+    || !tf.getKernel(RESIZE_NORMALISE, tf.getBackend())) return null;
+  return tf.tidy(() => tf.engine().runKernel(RESIZE_NORMALISE, { images: tf.expandDims(pixels, 0) }, {
+    size: [manifest.input.height, manifest.input.width], alignCorners: Boolean(resize.align_corners),
+    halfPixelCenters: Boolean(resize.half_pixel_centers), mean: mean[0],
+    scale: p.scale == null ? 1 : p.scale, offset: p.offset == null ? 0 : p.offset }));
 }
 
 /** tf.image.resize_with_crop_or_pad: centre crop and/or zero pad to [h, w], no resampling. */

@@ -13,16 +13,17 @@ const binaries = await compileKernels();
 
 test('only the kernels asked for are installed', () => {
   const wasm = (name) => tf.getKernel(name, 'wasm').kernelFunc;
-  const before = { BatchMatMul: wasm('BatchMatMul'), Identity: wasm('Identity') };
-  assert.deepEqual(installWasmKernels(tf, binaries, { fastMatMul: false, sharedIdentity: false }),
+  const before = { BatchMatMul: wasm('BatchMatMul'), Identity: wasm('Identity'), ResizeBilinear: wasm('ResizeBilinear') };
+  assert.deepEqual(installWasmKernels(tf, binaries, { fastMatMul: false, sharedIdentity: false, fastResize: false }),
     ['SIMD transposes', 'fused Adam']);
   assert.equal(wasm('BatchMatMul'), before.BatchMatMul);
   assert.equal(wasm('Identity'), before.Identity);
+  assert.equal(wasm('ResizeBilinear'), before.ResizeBilinear);
 });
 
 test('all of them by default, each once', () => {
   assert.deepEqual(installWasmKernels(tf, binaries),
-    ['XNNPACK for transposed products', 'SIMD transposes', 'fused Adam', 'shared clones']);
+    ['XNNPACK for transposed products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
   const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
   installWasmKernels(tf, binaries);
   assert.equal(tf.getKernel('Transpose', 'wasm').kernelFunc, transpose);

@@ -26,11 +26,15 @@ export async function compileWat(path) {
   return { shared: binary(text), local: binary(text.replace(shared, ')')) };
 }
 
-/** The page's kernels (src/wasm/adam.wat, src/wasm/transpose.wat) compiled, as
+/** The page's kernels (src/wasm/*.wat) compiled, as
  * src/wasm/kernels.js takes them. */
 export async function compileKernels() {
   const src = (name) => new URL(`../src/wasm/${name}.wat`, import.meta.url).pathname;
-  return { adam: await compileWat(src('adam')), transpose: await compileWat(src('transpose')) };
+  return {
+    adam: await compileWat(src('adam')),
+    resize: await compileWat(src('resize')),
+    transpose: await compileWat(src('transpose')),
+  };
 }
 
 /** An esbuild plugin: `import binaries from './x.wat'` gives {shared, local} byte arrays. */

@@ -5,21 +5,26 @@
 import { registerFusedAdam } from './adam.js';
 import { shareWasmIdentity } from './identity.js';
 import { patchWasmMatMul } from './matmul.js';
+import { patchWasmResizeBilinear, registerResizeNormalise } from './resize.js';
 import { patchWasmTranspose } from './transpose.js';
 
 /**
  * @param {object} tf the TF.js namespace, wasm backend registered
- * @param {{adam: object, transpose: object}} binaries adam.wat and transpose.wat compiled
+ * @param {{adam: object, transpose: object, resize?: object}} binaries adam.wat, transpose.wat
+ *   and resize.wat compiled
  *   ({shared, local} bytes each)
- * @param {{fastMatMul?: boolean, fusedAdam?: boolean, sharedIdentity?: boolean, fastTranspose?: boolean}} which
+ * @param {{fastMatMul?: boolean, fusedAdam?: boolean, sharedIdentity?: boolean, fastTranspose?: boolean,
+ *   fastResize?: boolean}} which
  * @returns {string[]} what is in place, as the page shows it
  */
 export function installWasmKernels(tf, binaries,
-  { fastMatMul = true, fusedAdam = true, sharedIdentity = true, fastTranspose = true } = {}) {
+  { fastMatMul = true, fusedAdam = true, sharedIdentity = true, fastTranspose = true, fastResize = true } = {}) {
   const own = [];
   if (fastMatMul && patchWasmMatMul(tf)) own.push('XNNPACK for transposed products');
   if (fastTranspose && patchWasmTranspose(tf, binaries.transpose)) own.push('SIMD transposes');
   if (fusedAdam && registerFusedAdam(tf, binaries.adam)) own.push('fused Adam');
   if (sharedIdentity && shareWasmIdentity(tf)) own.push('shared clones');
+  if (fastResize && binaries.resize && patchWasmResizeBilinear(tf, binaries.resize)
+    && registerResizeNormalise(tf, binaries.resize)) own.push('SIMD resize');
   return own;
 }

@@ -6,7 +6,7 @@
 const instances = new WeakMap(); // binaries -> WeakMap(WebAssembly.Memory -> exports)
 
 /** The backend's WebAssembly.Memory (threaded builds expose it as wasmMemory). */
-function memoryOf(wasm) {
+export function memoryOf(wasm) {
   const memory = wasm.wasmMemory || (wasm.asm && wasm.asm.memory);
   if (!memory) throw new Error('the wasm backend does not expose its memory');
   return memory;
