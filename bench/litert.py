@@ -19,8 +19,9 @@ need SharedArrayBuffer for threads):
     batch-32 .tflite's on TensorFlow's own interpreter (native XNNPACK);
   - TF.js 4.22 (web/node_modules' UMD tf.min.js + tf-backend-wasm.min.js and its .wasm files),
     the site's backbone model.json, and @litertjs/core bundled by the page's esbuild.
-Per thread count (2, then 1: a fresh browser context each, since TF.js fixes its pool when
-the backend starts) bench/litert_page.js loads both, then alternates TF.js and LiteRT.js
+Per thread count (2, 1, then 0: the same page served without COOP/COEP, as a static host
+would, where both load their single-threaded builds; a fresh browser context each, since
+TF.js fixes its pool when the backend starts) bench/litert_page.js loads both, then alternates TF.js and LiteRT.js
 batch size by batch size, round by round (A B A B ...), and reports ms/image, max |diff| of
 the features (LiteRT vs TF.js, each vs Keras), load times and the LiteRT wasm bytes fetched.
 """
@@ -144,7 +145,6 @@ def prepare_folder(site: Path, core: Path, out: Path, batches=BATCHES) -> dict:
     subprocess.run([str(WEB / "node_modules/.bin/esbuild"), str(entry), "--bundle", "--format=iife",
                     "--global-name=LiteRT", "--log-level=warning", f"--outfile={out / 'litert.js'}"],
                    check=True, env=dict(os.environ, NODE_PATH=str(core.parent.parent)))
-    shutil.copy(PAGE_JS, out / "litert_page.js")
     (out / "index.html").write_text(
         "<!doctype html><meta charset=utf-8><title>litert bench</title>"
         "<script src='tfjs/tf.min.js'></script><script src='tfjs/tf-backend-wasm.min.js'></script>"
@@ -168,13 +168,24 @@ class _IsolatedHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _serve(folder: Path):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_IsolatedHandler, directory=str(folder)))
+class _PlainHandler(_IsolatedHandler):
+    """The same files without COOP/COEP (a static host): no SharedArrayBuffer, so both
+    runtimes load their single-threaded builds."""
+
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-store")
+        http.server.SimpleHTTPRequestHandler.end_headers(self)
+
+
+def _serve(folder: Path, isolated: bool = True):
+    handler = _IsolatedHandler if isolated else _PlainHandler
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def run_page(url: str, threads_list, batches, rounds: int, log=print) -> dict:
+def run_page(url: str, plain_url: str, threads_list, batches, rounds: int, log=print) -> dict:
+    """Per thread count a fresh context; 0 threads: the page served without COOP/COEP."""
     from playwright.sync_api import sync_playwright
 
     results = {}
@@ -186,7 +197,7 @@ def run_page(url: str, threads_list, batches, rounds: int, log=print) -> dict:
                 page = context.new_page()
                 errors = []
                 page.on("console", lambda m: m.type in ("error", "warning") and errors.append(m.text))
-                page.goto(url)
+                page.goto(url if threads else plain_url)
                 page.wait_for_function("window.__litert !== undefined")
                 res = page.evaluate("([t, b, r]) => window.__litert.run({threads: t, batches: b, rounds: r})",
                                     [threads, list(batches), rounds])
@@ -216,7 +227,8 @@ def main(argv=None) -> int:
     ap.add_argument("--site", type=Path, default=ROOT / "site", help="a built site (default: ./site)")
     ap.add_argument("--litert", type=Path, default=DEFAULT_LITERT, help="the @litertjs/core package folder")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, nargs="*", default=[2, 1])
+    ap.add_argument("--threads", type=int, nargs="*", default=[2, 1, 0],
+                    help="thread counts; 0: not cross-origin isolated, both runtimes' single-threaded builds")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--folder", type=Path, help="keep the prepared page here and reuse it on the next run")
     args = ap.parse_args(argv)
@@ -236,17 +248,19 @@ def main(argv=None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             info.write_text(json.dumps(prepare_folder(args.site, args.litert, folder)))
         prepared = json.loads(info.read_text())
+        shutil.copy(PAGE_JS, folder / "litert_page.js")  # the page's code is fresh every run
         print(f"litert bench: @litertjs/core {version}, tflite bytes {prepared['tflite_bytes']}; the b{IMAGES} .tflite "
               f"on TensorFlow's interpreter vs Keras: max|diff| {prepared['native_tflite_max_diff_keras']:.2e}; "
               f"load {load_average()}")
-        server, url = _serve(folder)
+        (server, url), (plain, plain_url) = _serve(folder), _serve(folder, isolated=False)
         try:
             before = load_average()
-            pages = run_page(url, args.threads, BATCHES, args.rounds)
+            pages = run_page(url, plain_url, args.threads, BATCHES, args.rounds)
             after = load_average()
         finally:
-            server.shutdown()
-            server.server_close()
+            for s in (server, plain):
+                s.shutdown()
+                s.server_close()
     out = {"litertjs_core": version, "prepared": prepared, "load_average_before": before,
            "load_average_after": after, **pages}
     print(f"load average before {before}, after {after}")

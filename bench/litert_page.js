@@ -23,12 +23,13 @@
     // TF.js: the wasm backend with `threads` threads, the site's layers model
     let t0 = performance.now();
     tf.wasm.setWasmPaths(here('tfjs/'));
-    tf.wasm.setThreadsCount(threads);
+    if (threads) tf.wasm.setThreadsCount(threads);
     await tf.setBackend('wasm');
     const tfModel = await tf.loadLayersModel(here('backbone/model.json'));
     tf.tidy(() => tfModel.predict(tf.zeros([1, H, W, C])).dataSync());
     out.tfjs_load_ms = performance.now() - t0;
-    out.tfjs = { version: tf.version_core, backend: tf.getBackend(), threads: tf.backend().wasm.tfjs.getThreadsCount() };
+    out.tfjs = { version: tf.version_core, backend: tf.getBackend(), threads: tf.backend().wasm.tfjs.getThreadsCount(),
+      multithread: tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT') };
 
     const slice = (b, start) => {
       const x = new Float32Array(b * imageSize);
@@ -59,9 +60,10 @@
       out.tfjs_alone_ms_per_image[b] = await timing('tfjs', b);
     }
 
-    // LiteRT.js: the threaded wasm build (relaxed SIMD), `threads` XNNPACK threads
+    // LiteRT.js: the threaded wasm build (relaxed SIMD) with `threads` XNNPACK threads;
+    // threads 0 (not isolated): its single-threaded build
     t0 = performance.now();
-    await LiteRT.loadLiteRt(here('litert-wasm/'), { threads: true });
+    await LiteRT.loadLiteRt(here('litert-wasm/'), { threads: threads > 0 });
     out.litert_load_ms = performance.now() - t0;
     const files = performance.getEntriesByType('resource').filter((e) => e.name.includes('/litert-wasm/'));
     // the threaded build's workers fetch its .js again (no-store here; a cached site would not)
@@ -73,7 +75,7 @@
     const lite = {};
     for (const b of batches) {
       t0 = performance.now();
-      lite[b] = await LiteRT.loadAndCompile(here(`backbone_b${b}.tflite`), { accelerator: 'wasm', cpuOptions: { numThreads: threads } });
+      lite[b] = await LiteRT.loadAndCompile(here(`backbone_b${b}.tflite`), { accelerator: 'wasm', cpuOptions: { numThreads: Math.max(1, threads) } });
       out.litert_compile_ms[b] = performance.now() - t0;
     }
 
