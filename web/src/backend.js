@@ -3,6 +3,7 @@
 // comes with the page; webgl and cpu are imported (their own chunks) when first tried.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import ADAM_WASM from './wasm/adam.wat';
+import SPARSE_WASM from './wasm/sparse.wat';
 import TRANSPOSE_WASM from './wasm/transpose.wat';
 import { installWasmKernels } from './wasm/kernels.js';
 
@@ -41,13 +42,13 @@ export function requestedBackend(search) {
 /**
  * Which of the page's own wasm kernels to install. ?tfjs= lists those to leave as TF.js has
  * them, for before/after benchmarks: matmul (matmul.js), transpose (transpose.js), adam
- * (adam.js), identity (identity.js), or all.
+ * (adam.js), identity (identity.js), sparse (sparse.js: XNNPACK for every product), or all.
  */
 export function pageKernels(search) {
   const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
   const own = (name) => !keep.includes(name) && !keep.includes('all');
   return { fastMatMul: own('matmul'), fastTranspose: own('transpose'), fusedAdam: own('adam'),
-    sharedIdentity: own('identity') };
+    sharedIdentity: own('identity'), sparseMatMul: own('sparse') };
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
@@ -107,7 +108,7 @@ export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
     const started = name === 'wasm'
       ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
-      const own = name === 'wasm' ? installWasmKernels(tf, { adam: ADAM_WASM, transpose: TRANSPOSE_WASM }, kernels) : [];
+      const own = name === 'wasm' ? installWasmKernels(tf, { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, sparse: SPARSE_WASM }, kernels) : [];
       const details = [await describe(tf, name), ...own].join(', ');
       return { name, fellBack: name !== preferred, failed, details };
     }

@@ -58,7 +58,7 @@ for (const backend of ['cpu', 'wasm']) {
       const kernels = backend === 'wasm' ? installWasmKernels(tf, await compileKernels()) : [];
       assert.equal(tf.getBackend(), backend);
       assert.deepEqual(kernels, backend === 'cpu' ? []
-        : ['XNNPACK for transposed products', 'SIMD transposes', 'fused Adam', 'shared clones']);
+        : ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones']);
       backbone = makeBackbone();
       baseline = tf.memory().numTensors;
     });

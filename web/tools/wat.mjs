@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import wabtInit from 'wabt';
 
-const FEATURES = { simd: true, threads: true };
+const FEATURES = { simd: true, threads: true, bulk_memory: true };
 
 /** @returns {Promise<{shared: Uint8Array, local: Uint8Array}>} */
 export async function compileWat(path) {
@@ -26,11 +26,12 @@ export async function compileWat(path) {
   return { shared: binary(text), local: binary(text.replace(shared, ')')) };
 }
 
-/** The page's kernels (src/wasm/adam.wat, src/wasm/transpose.wat) compiled, as
+/** The page's kernels (src/wasm/adam.wat, transpose.wat, sparse.wat) compiled, as
  * src/wasm/kernels.js takes them. */
 export async function compileKernels() {
   const src = (name) => new URL(`../src/wasm/${name}.wat`, import.meta.url).pathname;
-  return { adam: await compileWat(src('adam')), transpose: await compileWat(src('transpose')) };
+  return { adam: await compileWat(src('adam')), transpose: await compileWat(src('transpose')),
+    sparse: await compileWat(src('sparse')) };
 }
 
 /** An esbuild plugin: `import binaries from './x.wat'` gives {shared, local} byte arrays. */

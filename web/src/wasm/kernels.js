@@ -6,18 +6,24 @@ import { registerFusedAdam } from './adam.js';
 import { shareWasmIdentity } from './identity.js';
 import { patchWasmMatMul } from './matmul.js';
 import { patchWasmTranspose } from './transpose.js';
+import { supported } from './memory.js';
 
 /**
  * @param {object} tf the TF.js namespace, wasm backend registered
- * @param {{adam: object, transpose: object}} binaries adam.wat and transpose.wat compiled
- *   ({shared, local} bytes each)
- * @param {{fastMatMul?: boolean, fusedAdam?: boolean, sharedIdentity?: boolean, fastTranspose?: boolean}} which
+ * @param {{adam: object, transpose: object, sparse?: object}} binaries adam.wat, transpose.wat
+ *   and sparse.wat compiled ({shared, local} bytes each)
+ * @param {{fastMatMul?: boolean, fusedAdam?: boolean, sharedIdentity?: boolean, fastTranspose?: boolean,
+ *   sparseMatMul?: boolean}} which
  * @returns {string[]} what is in place, as the page shows it
  */
 export function installWasmKernels(tf, binaries,
-  { fastMatMul = true, fusedAdam = true, sharedIdentity = true, fastTranspose = true } = {}) {
+  { fastMatMul = true, fusedAdam = true, sharedIdentity = true, fastTranspose = true, sparseMatMul = true } = {}) {
   const own = [];
-  if (fastMatMul && patchWasmMatMul(tf)) own.push('XNNPACK for transposed products');
+  const sparse = sparseMatMul && binaries.sparse && supported(binaries.sparse) ? binaries.sparse : null;
+  if (fastMatMul && patchWasmMatMul(tf, sparse)) {
+    own.push('XNNPACK for transposed products');
+    if (sparse) own.push('sparse feature products');
+  }
   if (fastTranspose && patchWasmTranspose(tf, binaries.transpose)) own.push('SIMD transposes');
   if (fusedAdam && registerFusedAdam(tf, binaries.adam)) own.push('fused Adam');
   if (sharedIdentity && shareWasmIdentity(tf)) own.push('shared clones');
