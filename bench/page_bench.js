@@ -139,8 +139,10 @@
         loadPixels: P.loadPixels, batchSize: batch });
       const ms = performance.now() - t;
       S.page = { feats, labelIndex: set.labelIndex };
-      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length };
+      // waitMs: the backbone waiting for pixels (fetch + decode behind), where the page reports it
+      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length, waitMs: feats.waitMs };
     },
+    _pageFeats: () => S.page, // pageExtract's features and labels (bench/page_pair.py profiles with them)
     async pageTrain(epochs) {
       // every extracted row trains (no validation), as the tutorial's fit does
       const r = await pageTrainHead(S.page.feats, S.page.labelIndex, epochs);
