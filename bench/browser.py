@@ -119,7 +119,7 @@ HEAD_VARIANTS = {
 
 
 def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: int, train_epochs: int,
-                predicts: int, batches=(16,), page_train: bool = False, head_variants: bool = False,
+                predicts: int, batches=(16,), backbone_only=(), page_train: bool = False, head_variants: bool = False,
                 page_steps: bool = False,
                 compare: str | None = None, cores: int | None = None, flip: bool = False) -> dict:
     """One fresh context (empty HTTP cache), one backend: every browser figure for it, in ms.
@@ -161,6 +161,10 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         ext = {b: page.evaluate("b => window.__bench.extract(b)", b) for b in (sizes[::-1] if flip else sizes)}
         out["extract_ms_per_image"] = {str(b): ext[b]["msPerImage"] for b in sizes}
         out["batched_speedup"] = ext[1]["msPerImage"] / ext[batches[0]]["msPerImage"]
+        if backbone_only:
+            # the backbone alone on preprocessed inputs, at Python's batch (run.py's like-for-like ratio)
+            out["backbone_only_ms_per_image"] = {
+                str(b): page.evaluate("b => window.__bench.backboneOnly(b)", b)["msPerImage"] for b in backbone_only}
         phase["extract"] = time.perf_counter()
         # model.fit on the features (fit's own shuffle): the tutorial's way of training
         tr = page.evaluate("([e, b, r]) => window.__bench.train(e, b, r)", [train_epochs, None, rows])
@@ -288,7 +292,8 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                                   rows=total, epochs=epochs,
                                   train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
                                   predicts=predicts if fast and not training_only else predicts_slow,
-                                  batches=(16, 4, 32) if name == "wasm" else (16,),
+                                  batches=(16, 4, 8, 32) if name == "wasm" else (16,),
+                                  backbone_only=(32, 16) if name in ("wasm", "wasm_pool1") else (),
                                   page_train=(name == "wasm"), page_steps=fast,
                                   head_variants=True if name == "wasm" else
                                   ["tutorial_dense10"] if name == "webgl" else False,

@@ -72,8 +72,11 @@ def overlay(site: Path, dist: Path, dest: Path) -> Path:
     return dest
 
 
-def one_run(browser, url: str, query: str, epochs: int, batch: int, profile: bool) -> dict:
+def one_run(browser, url: str, query: str, epochs: int, batch: int, profile: bool, cores: int | None = None) -> dict:
     context = browser.new_context()
+    if cores:  # the core count the page sees (wasmThreads(): 1 core -> a pool of 1)
+        context.add_init_script(f"Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', "
+                                f"{{get: () => {int(cores)}}});")
     page = context.new_page()
     page.set_default_timeout(300_000)
     try:
@@ -99,7 +102,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--site", type=Path, required=True, help="a built site (tfjs-transfer build --out)")
     ap.add_argument("--before", type=Path, help="another web bundle (a web/dist copy): variant 'before'")
-    ap.add_argument("--variant", action="append", default=[], help="NAME=QUERY on the site (after)")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="NAME=QUERY[@BATCH][#CORES] on the site (after): a ?query, extractFeatures' batch "
+                         "size, the core count the page sees")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=16, help="extractFeatures' batch size")
@@ -111,22 +116,25 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="page-pair-")))
         sites = {"after": overlay(args.site, DIST, tmp / "after")}
-        variants = []  # (name, site key, query)
+        variants = []  # (name, site key, query, batch, cores)
         if args.before:
             sites["before"] = overlay(args.site, args.before, tmp / "before")
-            variants.append(("before", "before", ""))
-        variants.append(("after", "after", ""))
+            variants.append(("before", "before", "", args.batch, None))
+        if not args.variant or args.before:
+            variants.append(("after", "after", "", args.batch, None))
         for v in args.variant:
-            name, _, query = v.partition("=")
-            variants.append((name, "after", query))
+            name, _, spec = v.partition("=")
+            spec, _, cores = spec.partition("#")
+            query, _, batch = spec.partition("@")
+            variants.append((name, "after", query, int(batch or args.batch), int(cores) if cores else None))
         urls = {k: stack.enter_context(serve_wsgi(_site_app(s, True))) for k, s in sites.items()}
         browser = launch_chromium(stack.enter_context(sync_playwright()))
         stack.callback(browser.close)
-        runs = {name: [] for name, _, _ in variants}
+        runs = {v[0]: [] for v in variants}
         for r in range(args.rounds):
             order = variants if r % 2 == 0 else variants[::-1]
-            for name, site, query in order:
-                res = one_run(browser, urls[site], query, args.epochs, args.batch, args.profile)
+            for name, site, query, batch, cores in order:
+                res = one_run(browser, urls[site], query, args.epochs, batch, args.profile, cores)
                 res["load_avg"] = load_avg()
                 runs[name].append(res)
                 print(f"round {r + 1} {name:<14} load {res['load_ms']:6.0f}  extract {res['extract_ms']:6.0f}  "
@@ -137,9 +145,9 @@ def main(argv=None) -> int:
                     print("    " + ", ".join(f"{k} {v:.0f}" for k, v in res["train_epoch_kernels"]), flush=True)
     base = variants[0][0]
     print(f"medians of {args.rounds} rounds; ratio = variant / {base}, paired per round")
-    for name, _, query in variants:
+    for name, _, query, batch, cores in variants:
         rs = runs[name]
-        line = f"  {name:<14} {query or '':<24}"
+        line = f"  {name:<14} {query or '':<14} batch {batch:<3} cores {cores or 'all':<4}"
         for k in ("load_ms", "extract_ms", "train_ms", "ours_ms"):
             med = statistics.median(x[k] for x in rs)
             ratio = statistics.median(x[k] / y[k] for x, y in zip(rs, runs[base]))
