@@ -17,7 +17,7 @@ with ?backend=NAME and measures:
     predict latency through the page's `probabilitiesUrl` hook (fetch + decode +
     preprocess + backbone + head) and on the models alone;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
-    over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
+    over the served images (fetch, decode, preprocess, backbone; batches of 32, the next two
     loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
     comparison; the tutorial side decodes, extracts one by one and trains with model.fit;
   - peak tensor bytes (tf.memory().numBytes after every kernel, via tf.profile) for one
@@ -64,6 +64,9 @@ BACKENDS = {
     # before/after of web/src/wasm/kernels.js: TF.js' own wasm kernels (training only matters)
     "wasm_tfjs_kernels": ("wasm&tfjs=all", True, None),
 }
+
+# extractFeatures' batch as the Train button runs it (web/src/train.js FEATURE_BATCH)
+PAGE_BATCH = 32
 
 # Evaluated in the page once it is ready: window.__bench, on the page's tf, manifest and steps.
 PAGE_BENCH_JS = Path(__file__).resolve().parent / "page_bench.js"
@@ -175,7 +178,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         if page_steps:
             # the page's own code: features of the served images (fetch + decode + preprocess +
             # backbone, the next batch loading while this one runs), then its training loop
-            pe = page.evaluate("b => window.__bench.pageExtract(b)", 16)
+            pe = page.evaluate("b => window.__bench.pageExtract(b)", PAGE_BATCH)
             out["page_extract"] = {"ms": pe["ms"], "images": pe["images"], "ms_per_image": pe["msPerImage"]}
             pt = page.evaluate("e => window.__bench.pageTrain(e)", epochs)
             out["train_ms"] = pt["ms"]
@@ -226,7 +229,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
 
 
 def _page_train(page, epochs: int) -> dict:
-    """The page's own Train button (features at its batch size 16, tfjs-vis curves, Stop checks)."""
+    """The page's own Train button (features at its batch size, 32, tfjs-vis curves, Stop checks)."""
     page.fill("[data-testid=epochs]", str(epochs))
     page.evaluate("() => { window.tfjsTransfer.timings.featuresMs = undefined; }")
     page.click("[data-testid=train]")
@@ -310,7 +313,7 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                 tutorial = got.get("webgl")
                 if tutorial is None or tutorial["info"]["backend"] != "webgl":
                     tutorial = got["cpu"]
-                ours, theirs = end_to_end(got["wasm"], 16, total, page=True), end_to_end(tutorial, 1, total)
+                ours, theirs = end_to_end(got["wasm"], PAGE_BATCH, total, page=True), end_to_end(tutorial, 1, total)
                 row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
                 # the stricter reading: the tutorial also trains its own, smaller head
                 own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")

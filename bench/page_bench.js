@@ -167,7 +167,7 @@
       return { epochs: r.epochs, rows: S.page.feats.count, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
     },
     // Issue 18's stall figure: the longest main-thread task (Chromium's long-task observer)
-    // while the page extracts the served images' features (batches of 16) and trains `epochs`
+    // while the page extracts the served images' features (batches of 32, the page's) and trains `epochs`
     // epochs, on the main thread and in the TF.js worker (web/src/tfworker.js), with the times.
     async longTasks(epochs) {
       const P = T.steps, set = P.trainSet();
@@ -185,7 +185,7 @@
       };
       const run = async (worker) => {
         let stop = observe(), t = performance.now();
-        const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: 16 };
+        const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: 32 };
         const feats = worker ? await worker.extract(ex) : await P.extractFeatures(ex);
         const extract = { ms: performance.now() - t, ...(await stop()) };
         stop = observe(); t = performance.now();

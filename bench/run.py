@@ -597,7 +597,7 @@ def print_table(res: dict) -> None:
             if w.get("page_ui"):
                 u = w["page_ui"]
                 print(f"  the page's own Train button (wasm): features {u['features_ms']:.0f} ms for the training set "
-                      f"(fetch + canvas decode + batch 16), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
+                      f"(fetch + canvas decode + batch 32), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
             if w.get("train_ms_by_head"):
                 print("  20 epochs by head (wasm): " + ", ".join(f"{k} {v:.0f} ms" for k, v in w["train_ms_by_head"].items()))
             fb = w.get("unfolded_backbone")

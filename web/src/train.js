@@ -41,6 +41,12 @@ function prefetch(items, loadPixels, ahead) {
 }
 
 /**
+ * Images per backbone run when the page extracts features: 32 beat 16 and 8 in every paired
+ * round (bench/page_pair.py; fewer, larger products keep both wasm threads busy).
+ */
+export const FEATURE_BATCH = 32;
+
+/**
  * Backbone features of every item, batchSize images at a time, yielding between batches.
  * @param {object} opts {tf, backbone, manifest, items (examples: anything loadPixels takes),
  *   loadPixels(item) -> Promise<Tensor3D>,
@@ -49,7 +55,7 @@ function prefetch(items, loadPixels, ahead) {
  * @returns {Promise<{data: Float32Array, count: number, size: number, waitMs: number}|null>} null if
  *   stopped; waitMs: time the backbone waited for pixels (the pipeline's idle time)
  */
-export async function extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize = 16,
+export async function extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize = FEATURE_BATCH,
   ahead = 2 * batchSize, onProgress = () => {}, shouldStop = () => false }) {
   const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(items.length * size);
