@@ -107,7 +107,8 @@ def main(argv=None) -> int:
                          "size, the core count the page sees")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=16, help="extractFeatures' batch size")
+    ap.add_argument("--batch", type=int, default=32, help="extractFeatures' batch size (the page's: 32)")
+    ap.add_argument("--before-batch", type=int, help="the same for --before (its page's batch: 16 before 32)")
     ap.add_argument("--profile", action="store_true", help="kernels of one training epoch per run")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
@@ -119,7 +120,7 @@ def main(argv=None) -> int:
         variants = []  # (name, site key, query, batch, cores)
         if args.before:
             sites["before"] = overlay(args.site, args.before, tmp / "before")
-            variants.append(("before", "before", "", args.batch, None))
+            variants.append(("before", "before", "", args.before_batch or args.batch, None))
         if not args.variant or args.before:
             variants.append(("after", "after", "", args.batch, None))
         for v in args.variant:

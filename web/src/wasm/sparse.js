@@ -11,9 +11,9 @@
 
 import { kernelExports, offsetOf, supported } from './memory.js';
 
-// Above this fraction of nonzeros XNNPACK's blocked product is the faster one
-// (bench: web/tools/bench-train.mjs sweeps it).
-export const MAX_DENSITY = 0.4;
+// Above this fraction of nonzeros XNNPACK's blocked product is the faster one: one thread
+// breaks even near 0.4 (web/tools/bench-sparse.mjs 12 0.6), the page's pool of two earlier.
+export const MAX_DENSITY = 0.3;
 
 /** Products run here so far (tests and the bench check which path training takes). */
 export const counts = { sparse: 0, dense: 0 };
