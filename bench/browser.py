@@ -19,7 +19,7 @@ with ?backend=NAME and measures:
     backbone + head; the headline's predict_p50_ms_wasm), through the `probabilitiesUrl`
     hook (the same plus a fetch) and on the models alone, alternated image by image;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
-    over the served images (fetch, decode, preprocess, backbone; batches of 16, the next one
+    over the served images (fetch, decode, preprocess, backbone; batches of 32, the next two
     loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
     comparison; the tutorial side decodes, extracts one by one and trains with model.fit;
   - peak tensor bytes (tf.memory().numBytes after every kernel, via tf.profile) for one
@@ -73,6 +73,9 @@ BACKENDS = {
     # before/after of web/src/wasm/kernels.js: TF.js' own wasm kernels (training only matters)
     "wasm_tfjs_kernels": ("wasm&tfjs=all", True, None),
 }
+
+# extractFeatures' batch as the Train button runs it (web/src/train.js FEATURE_BATCH)
+PAGE_BATCH = 32
 
 # Evaluated in the page once it is ready: window.__bench, on the page's tf, manifest and steps.
 PAGE_BENCH_JS = Path(__file__).resolve().parent / "page_bench.js"
@@ -128,7 +131,7 @@ HEAD_VARIANTS = {
 
 
 def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: int, train_epochs: int,
-                predicts: int, batches=(16,), page_train: bool = False, head_variants: bool = False,
+                predicts: int, batches=(16,), backbone_only=(), page_train: bool = False, head_variants: bool = False,
                 page_steps: bool = False, page_features=(), fuse_paired: int = 0,
                 compare: str | None = None, cores: int | None = None, flip: bool = False) -> dict:
     """One fresh context (empty HTTP cache), one backend: every browser figure for it, in ms.
@@ -184,6 +187,10 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
                             for b, v in fp["batches"].items()},
                 "predict_models_p50": {"fused": pct(fp["predict"]["fused"], 50),
                                        "unfused": pct(fp["predict"]["unfused"], 50)}}
+        if backbone_only:
+            # the backbone alone on preprocessed inputs, at Python's batch (run.py's like-for-like ratio)
+            out["backbone_only_ms_per_image"] = {
+                str(b): page.evaluate("b => window.__bench.backboneOnly(b)", b)["msPerImage"] for b in backbone_only}
         phase["extract"] = time.perf_counter()
         # model.fit on the features (fit's own shuffle): the tutorial's way of training
         tr = page.evaluate("([e, b, r]) => window.__bench.train(e, b, r)", [train_epochs, None, rows])
@@ -194,7 +201,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         if page_steps:
             # the page's own code: features of the served images (fetch + decode + preprocess +
             # backbone, the next batch loading while this one runs), then its training loop
-            pe = page.evaluate("b => window.__bench.pageExtract(b)", 16)
+            pe = page.evaluate("b => window.__bench.pageExtract(b)", PAGE_BATCH)
             out["page_extract"] = {"ms": pe["ms"], "images": pe["images"], "ms_per_image": pe["msPerImage"]}
             pt = page.evaluate("e => window.__bench.pageTrain(e)", epochs)
             out["train_ms"] = pt["ms"]
@@ -248,7 +255,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
 
 
 def _page_train(page, epochs: int) -> dict:
-    """The page's own Train button (features at its batch size 16, tfjs-vis curves, Stop checks)."""
+    """The page's own Train button (features at its batch size, 32, tfjs-vis curves, Stop checks)."""
     page.fill("[data-testid=epochs]", str(epochs))
     page.evaluate("() => { window.tfjsTransfer.timings.featuresMs = undefined; }")
     page.click("[data-testid=train]")
@@ -343,7 +350,8 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                                   rows=total, epochs=epochs,
                                   train_epochs=min(cpu_epochs, epochs) if name == "cpu" else epochs,
                                   predicts=predicts if fast and not training_only else predicts_slow,
-                                  batches=(16, 4, 32) if name in ("wasm", "wasm_unfused") else (16,),
+                                  batches=(16, 4, 8, 32) if name in ("wasm", "wasm_unfused") else (16,),
+                                  backbone_only=(32, 16) if name in ("wasm", "wasm_pool1", "wasm_unfused") else (),
                                   page_features=(1, 16, 32) if name in ("wasm", "wasm_unfused") else (),
                                   fuse_paired=2 if name == "wasm" else 0,
                                   page_train=(name == "wasm"), page_steps=fast,
@@ -362,7 +370,7 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                 tutorial = got.get("webgl")
                 if tutorial is None or tutorial["info"]["backend"] != "webgl":
                     tutorial = got["cpu"]
-                ours, theirs = end_to_end(got["wasm"], 16, total, page=True), end_to_end(tutorial, 1, total)
+                ours, theirs = end_to_end(got["wasm"], PAGE_BATCH, total, page=True), end_to_end(tutorial, 1, total)
                 row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
                 # the stricter reading: the tutorial also trains its own, smaller head
                 own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")

@@ -184,6 +184,23 @@
       }
       return out;
     },
+    // The backbone alone on inputs preprocessed beforehand (fromPixels + resize + normalise
+    // not timed): the like-for-like of Python's images/s, which starts from preprocessed pixels.
+    async backboneOnly(batch) {
+      const n = S.bitmaps.length;
+      const inputs = [];
+      for (let s = 0; s < n; s += batch) inputs.push(batchOf(s, batch));
+      tf.tidy(() => backboneOn(S.backbone, inputs[0]).dataSync()); // this batch shape's set-up
+      const t = performance.now();
+      for (const x of inputs) {
+        const out = tf.tidy(() => backboneOn(S.backbone, x));
+        await out.data();
+        out.dispose();
+      }
+      const ms = performance.now() - t;
+      inputs.forEach((x) => x.dispose());
+      return { batch, ms, msPerImage: ms / n };
+    },
     async train(epochs, batchSize, rows, layers) {
       const [xs, ys] = trainingData(rows);
       const hp = m.training.hyperparameters;
@@ -204,8 +221,10 @@
         loadPixels: P.loadPixels, batchSize: batch });
       const ms = performance.now() - t;
       S.page = { feats, labelIndex: set.labelIndex };
-      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length };
+      // waitMs: the backbone waiting for pixels (fetch + decode behind), where the page reports it
+      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length, waitMs: feats.waitMs };
     },
+    _pageFeats: () => S.page, // pageExtract's features and labels (bench/page_pair.py profiles with them)
     async pageTrain(epochs) {
       // every extracted row trains (no validation), as the tutorial's fit does
       const r = await pageTrainHead(S.page.feats, S.page.labelIndex, epochs);
@@ -213,7 +232,7 @@
       return { epochs: r.epochs, rows: S.page.feats.count, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
     },
     // Issue 18's stall figure: the longest main-thread task (Chromium's long-task observer)
-    // while the page extracts the served images' features (batches of 16) and trains `epochs`
+    // while the page extracts the served images' features (batches of 32, the page's) and trains `epochs`
     // epochs, on the main thread and in the TF.js worker (web/src/tfworker.js), with the times.
     async longTasks(epochs) {
       const P = T.steps, set = P.trainSet();
@@ -231,7 +250,7 @@
       };
       const run = async (worker) => {
         let stop = observe(), t = performance.now();
-        const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: 16 };
+        const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: 32 };
         const feats = worker ? await worker.extract(ex) : await P.extractFeatures(ex);
         const extract = { ms: performance.now() - t, ...(await stop()) };
         stop = observe(); t = performance.now();

@@ -4,6 +4,7 @@
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import ADAM_WASM from './wasm/adam.wat';
 import RESIZE_WASM from './wasm/resize.wat';
+import SPARSE_WASM from './wasm/sparse.wat';
 import TRANSPOSE_WASM from './wasm/transpose.wat';
 import { installWasmKernels } from './wasm/kernels.js';
 
@@ -42,13 +43,14 @@ export function requestedBackend(search) {
 /**
  * Which of the page's own wasm kernels to install. ?tfjs= lists those to leave as TF.js has
  * them, for before/after benchmarks: matmul (matmul.js), transpose (transpose.js), adam
- * (adam.js), identity (identity.js), resize (resize.js), or all.
+ * (adam.js), identity (identity.js), resize (resize.js), sparse (sparse.js: XNNPACK for every
+ * product), or all.
  */
 export function pageKernels(search) {
   const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
   const own = (name) => !keep.includes(name) && !keep.includes('all');
   return { fastMatMul: own('matmul'), fastTranspose: own('transpose'), fusedAdam: own('adam'),
-    sharedIdentity: own('identity'), fastResize: own('resize') };
+    sharedIdentity: own('identity'), fastResize: own('resize'), sparseMatMul: own('sparse') };
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
@@ -109,7 +111,7 @@ export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
       ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
       const own = name === 'wasm' ? installWasmKernels(tf,
-        { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM }, kernels) : [];
+        { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM, sparse: SPARSE_WASM }, kernels) : [];
       const details = [await describe(tf, name), ...own].join(', ');
       return { name, fellBack: name !== preferred, failed, details };
     }

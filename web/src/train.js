@@ -9,24 +9,63 @@ import { buildHead, features } from './models.js';
 import { yieldToPage } from './tasks.js';
 
 /**
+ * loadPixels over items in order, started ahead of their use: whenever items up to `upto`
+ * are asked for, every item before upto + ahead has started (fetches and image decodes run
+ * while the backbone works on earlier batches, not one batch at a time).
+ */
+function prefetch(items, loadPixels, ahead) {
+  const loads = [];
+  let handedOver = 0; // loads before this index belong to the caller
+  const startUpTo = (end) => {
+    while (loads.length < Math.min(end, items.length)) {
+      const load = loadPixels(items[loads.length]);
+      load.catch(() => {}); // a failure is reported when its batch is taken
+      loads.push(load);
+    }
+  };
+  return {
+    /** The pixels of items [start, start + count), each a Tensor3D the caller disposes. */
+    take(start, count) {
+      startUpTo(start + count + ahead);
+      const batch = Promise.all(loads.slice(start, start + count));
+      return batch.then((pixels) => {
+        handedOver = start + count;
+        return pixels;
+      });
+    },
+    /** Disposes the pixels of every started load not handed over, as each arrives. */
+    dispose() {
+      loads.slice(handedOver).forEach((load) => load.then((p) => p.dispose(), () => {}));
+    },
+  };
+}
+
+/**
+ * Images per backbone run when the page extracts features: 32 beat 16 and 8 in every paired
+ * round (bench/page_pair.py; fewer, larger products keep both wasm threads busy).
+ */
+export const FEATURE_BATCH = 32;
+
+/**
  * Backbone features of every item, batchSize images at a time, yielding between batches.
  * @param {object} opts {tf, backbone, manifest, items (examples: anything loadPixels takes),
  *   loadPixels(item) -> Promise<Tensor3D>,
- *   batchSize, onProgress(done, total), shouldStop() -> boolean}
- * @returns {Promise<{data: Float32Array, count: number, size: number}|null>} null if stopped
+ *   batchSize, ahead (items loading beyond the current batch; default 2 batches),
+ *   onProgress(done, total), shouldStop() -> boolean}
+ * @returns {Promise<{data: Float32Array, count: number, size: number, waitMs: number}|null>} null if
+ *   stopped; waitMs: time the backbone waited for pixels (the pipeline's idle time)
  */
-export async function extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize = 16,
-  onProgress = () => {}, shouldStop = () => false }) {
+export async function extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize = FEATURE_BATCH,
+  ahead = 2 * batchSize, onProgress = () => {}, shouldStop = () => false }) {
   const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(items.length * size);
-  const load = (start) => Promise.all(items.slice(start, start + batchSize).map((item) => loadPixels(item)));
-  // The next batch starts loading while this one runs the backbone: its fetch and the
-  // browser's image decode proceed meanwhile; drawing it to a canvas waits for this batch.
-  let next = items.length ? load(0) : null;
+  const loads = prefetch(items, loadPixels, ahead);
+  let waitMs = 0;
   try {
     for (let start = 0; start < items.length; start += batchSize) {
-      const pixels = await next;
-      next = start + batchSize < items.length ? load(start + batchSize) : null;
+      const waited = performance.now();
+      const pixels = await loads.take(start, batchSize);
+      waitMs += performance.now() - waited;
       let out;
       try {
         if (shouldStop()) return null;
@@ -43,10 +82,10 @@ export async function extractFeatures({ tf, backbone, manifest, items, loadPixel
       await yieldToPage();
     }
   } finally {
-    // stopped or failed with a batch still loading: dispose its pixels when it arrives
-    if (next) next.then((pixels) => pixels.forEach((p) => p.dispose()), () => {});
+    // stopped or failed with loads under way: their pixels are disposed when they arrive
+    loads.dispose();
   }
-  return { data, count: items.length, size };
+  return { data, count: items.length, size, waitMs };
 }
 
 /** A small deterministic PRNG (mulberry32), so the batch order repeats run to run. */

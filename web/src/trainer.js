@@ -2,7 +2,7 @@
 // that have none yet (computed once, kept in the project for every later run), then a
 // fresh head of the project's classes, with progress and live curves in the page.
 import { trainingCharts } from './charts.js';
-import { extractFeatures, trainHead } from './train.js';
+import { FEATURE_BATCH, extractFeatures, trainHead } from './train.js';
 
 /**
  * @param {object} opts {tf, manifest, backbone, project, hyper: {epochs, batchSize, learningRate,
@@ -19,7 +19,7 @@ export async function trainProjectHead({ tf, manifest, backbone, project, hyper,
     ui.setStatus('training', `Extracting features of ${missing.length} images…`);
     const started = performance.now();
     const opts = {
-      tf, backbone, manifest, items: missing, loadPixels, batchSize: 16,
+      tf, backbone, manifest, items: missing, loadPixels, batchSize: FEATURE_BATCH,
       onProgress: (done, total) => ui.setProgress(done, total, `features ${done}/${total}`),
       shouldStop: () => stop.requested,
     };

@@ -23,7 +23,7 @@ test('only the kernels asked for are installed', () => {
 
 test('all of them by default, each once', () => {
   assert.deepEqual(installWasmKernels(tf, binaries),
-    ['XNNPACK for transposed products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
+    ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
   const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
   installWasmKernels(tf, binaries);
   assert.equal(tf.getKernel('Transpose', 'wasm').kernelFunc, transpose);

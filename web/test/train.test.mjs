@@ -58,7 +58,7 @@ for (const backend of ['cpu', 'wasm']) {
       const kernels = backend === 'wasm' ? installWasmKernels(tf, await compileKernels()) : [];
       assert.equal(tf.getBackend(), backend);
       assert.deepEqual(kernels, backend === 'cpu' ? []
-        : ['XNNPACK for transposed products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
+        : ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
       backbone = makeBackbone();
       baseline = tf.memory().numTensors;
     });
@@ -66,8 +66,10 @@ for (const backend of ['cpu', 'wasm']) {
     test('extractFeatures: item order, each equal to the image run alone, next batch loading meanwhile', async () => {
       let done = 0;
       let prefetched = 0; // loads that started while an earlier batch was still unfinished
+      let twoAhead = 0; // loads of the third batch started before the first one finished
       const loadPixels = async (item) => {
         if (item.id >= done + 8) prefetched += 1;
+        if (done === 0 && item.id >= 16) twoAhead += 1;
         await sleep(1);
         return pixelsSync(item);
       };
@@ -83,6 +85,20 @@ for (const backend of ['cpu', 'wasm']) {
       }
       assert.ok(maxAbsDiff < 1e-4, `max |diff| ${maxAbsDiff}`);
       assert.equal(prefetched, 22); // every batch after the first started loading early
+      assert.equal(twoAhead, 8); // two batches ahead by default
+      assert.ok(feats.waitMs >= 0);
+    });
+
+    test('extractFeatures: a failed load is the error, and the loads under way leak nothing', async () => {
+      const loadPixels = async (item) => {
+        await sleep(1);
+        if (item.id === 10) throw new Error('image 10 could not be read');
+        return pixelsSync(item);
+      };
+      await assert.rejects(extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize: 8 }),
+        /image 10 could not be read/);
+      await sleep(50); // loads started ahead are disposed when they land
+      assert.equal(tf.memory().numTensors - baseline, 0);
     });
 
     test('extractFeatures: stopped after the first batch gives null and leaks nothing', async () => {

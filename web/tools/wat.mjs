@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import wabtInit from 'wabt';
 
-const FEATURES = { simd: true, threads: true };
+const FEATURES = { simd: true, threads: true, bulk_memory: true };
 
 /** @returns {Promise<{shared: Uint8Array, local: Uint8Array}>} */
 export async function compileWat(path) {
@@ -33,6 +33,7 @@ export async function compileKernels() {
   return {
     adam: await compileWat(src('adam')),
     resize: await compileWat(src('resize')),
+    sparse: await compileWat(src('sparse')),
     transpose: await compileWat(src('transpose')),
   };
 }

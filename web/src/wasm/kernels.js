@@ -7,20 +7,24 @@ import { shareWasmIdentity } from './identity.js';
 import { patchWasmMatMul } from './matmul.js';
 import { patchWasmResizeBilinear, registerResizeNormalise } from './resize.js';
 import { patchWasmTranspose } from './transpose.js';
+import { supported } from './memory.js';
 
 /**
  * @param {object} tf the TF.js namespace, wasm backend registered
- * @param {{adam: object, transpose: object, resize?: object}} binaries adam.wat, transpose.wat
- *   and resize.wat compiled
- *   ({shared, local} bytes each)
+ * @param {{adam: object, transpose: object, resize?: object, sparse?: object}} binaries adam.wat,
+ *   transpose.wat, resize.wat and sparse.wat compiled ({shared, local} bytes each)
  * @param {{fastMatMul?: boolean, fusedAdam?: boolean, sharedIdentity?: boolean, fastTranspose?: boolean,
- *   fastResize?: boolean}} which
+ *   fastResize?: boolean, sparseMatMul?: boolean}} which
  * @returns {string[]} what is in place, as the page shows it
  */
-export function installWasmKernels(tf, binaries,
-  { fastMatMul = true, fusedAdam = true, sharedIdentity = true, fastTranspose = true, fastResize = true } = {}) {
+export function installWasmKernels(tf, binaries, { fastMatMul = true, fusedAdam = true, sharedIdentity = true,
+  fastTranspose = true, fastResize = true, sparseMatMul = true } = {}) {
   const own = [];
-  if (fastMatMul && patchWasmMatMul(tf)) own.push('XNNPACK for transposed products');
+  const sparse = sparseMatMul && binaries.sparse && supported(binaries.sparse) ? binaries.sparse : null;
+  if (fastMatMul && patchWasmMatMul(tf, sparse)) {
+    own.push('XNNPACK for transposed products');
+    if (sparse) own.push('sparse feature products');
+  }
   if (fastTranspose && patchWasmTranspose(tf, binaries.transpose)) own.push('SIMD transposes');
   if (fusedAdam && registerFusedAdam(tf, binaries.adam)) own.push('fused Adam');
   if (sharedIdentity && shareWasmIdentity(tf)) own.push('shared clones');

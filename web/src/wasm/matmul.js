@@ -19,8 +19,11 @@
 // inside whileWeightsChange(), where dense layers' fused product-bias-activation kernel
 // (_FusedMatMul, used without a tape) is also split into that product, the bias and the
 // activation, so validation does not pack the kernel again each epoch either.
+// Given sparse.wat, the two training products whose left operand is the (mostly zero)
+// batch of features, x @ w and x^T @ dy, skip its zeros instead (sparse.js).
 
 import { BACKEND, replaceKernel } from './replace.js';
+import { sparseProduct } from './sparse.js';
 
 const KERNEL = 'BatchMatMul';
 let weightsChanging = 0;
@@ -58,25 +61,39 @@ function trainingForward(tf, a, b) {
   return k * n >= 65536 && 2 * m <= n;
 }
 
+/** A dense layer's kernel gradient x^T @ dy: a wide output from a few rows. */
+function kernelGradient(a, b) {
+  const k = a.shape[a.shape.length - 1];
+  const n = b.shape[b.shape.length - 1];
+  return k * n >= 65536;
+}
+
 /**
  * Replaces the wasm BatchMatMul kernel with one that transposes operands explicitly.
  * Safe to call more than once and before or after the wasm backend started; a no-op
  * when the wasm kernels are not registered.
+ * @param {{shared: Uint8Array, local: Uint8Array}|null} sparseBinaries sparse.wat compiled
+ *   (null: every product on XNNPACK)
  * @returns {boolean} whether the patched kernel is in place
  */
-export function patchWasmMatMul(tf) {
-  if (!tf.getKernel('Transpose', BACKEND) || !replaceKernel(tf, KERNEL, batchMatMul(tf))) return false;
+export function patchWasmMatMul(tf, sparseBinaries = null) {
+  const sparse = sparseProduct(sparseBinaries);
+  if (!tf.getKernel('Transpose', BACKEND) || !replaceKernel(tf, KERNEL, batchMatMul(tf, sparse))) return false;
   replaceKernel(tf, '_FusedMatMul', fusedMatMul(tf));
   return true;
 }
 
-/** BatchMatMul with every single-batch product on XNNPACK's path (see above). */
-function batchMatMul(tf) {
+/** BatchMatMul with every single-batch product on XNNPACK's path (see above), or sparse.js'. */
+function batchMatMul(tf, sparse) {
   return (original) => ({ inputs, backend, attrs }) => {
     const transpose = tf.getKernel('Transpose', BACKEND); // transpose.js' when installed
     const { a, b } = inputs;
     const { transposeA, transposeB } = attrs;
     if (!singleBatch(a.shape) || !singleBatch(b.shape)) return original.kernelFunc({ inputs, backend, attrs });
+    if (sparse && !transposeB && (transposeA ? kernelGradient(a, b) : trainingForward(tf, a, b))) {
+      const out = sparse(backend, a, b, transposeA);
+      if (out) return out;
+    }
     if (!(transposeA || transposeB)) {
       if (!trainingForward(tf, a, b)) return original.kernelFunc({ inputs, backend, attrs });
       // (b^T @ a^T)^T
