@@ -394,6 +394,9 @@ def headline(res: dict) -> dict:
         h["matmul_peak_gflops"] = p["matmul_gflops"]
         h["python_achieved_gflops_batch32"] = p["achieved_gflops_batch32"]
         h["python_head_train_20_epochs_90_rows_ms"] = p["head_train_20_epochs_ms"]
+        if p.get("roofline"):  # the per-layer roofline: the best fraction of peak, and how far the layers are
+            h["python_roofline_best_fraction_of_peak"] = p["roofline"]["best_fraction_of_peak"]
+            h["python_layers_vs_roofline_floor"] = p["roofline"]["sum_ms"] / p["roofline"]["floor_ms"]
     if b:
         h["python_head_training_s_default_recipe"] = b["head_training_s"]
         for k in ("cold", "warm", "force", "incremental"):
