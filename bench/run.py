@@ -11,8 +11,10 @@ measured side by side in the same round):
   python   TF workers (bench/python.py): decode + resize per image, features images/s at
            batch 1 vs 32 through tfjs_transfer.inference.predict_batches, the backbone's
            multiply-adds against a large float32 matmul's GFLOP/s in the same process,
-           a per-layer-kind breakdown, and the levers (batch sizes, XLA, thread settings,
-           oneDNN off in their own processes; the backbone as trained, before pipeline/fold.py).
+           a per-layer-kind breakdown, the per-layer roofline at batch 32 (bench/python.py
+           layer_roofline), and the levers (batch sizes, XLA, thread settings, oneDNN off and
+           TF_ONEDNN_* options, a frozen graph, one call a batch, in their own processes; the
+           backbone as trained, before pipeline/fold.py).
            Like the build, the workers extract with the folded backbone.
   quant    sizes and conversion time at float32 / float16 / uint8, and the accuracy each
            quantization costs on held-out images (1/5 of each class of the logos and of
@@ -469,11 +471,12 @@ def print_roofline(p: dict) -> None:
     if not ro:
         return
     bw = p["bandwidths_gbps"]
-    print(f"  roofline per layer, batch {ro['batch']:.0f} (conv + its ReLU6 as one traced function, bias folded): floor = "
+    head = (f"roofline per layer, batch {ro['batch']:.0f} (conv + its ReLU6 as one traced function, bias folded): floor = "
           f"max(FLOPs / {ro['peak_gflops']:.0f} GFLOP/s matmul peak, least bytes / {ro['gbps']:.1f} GB/s); least bytes = "
           f"input + output + weights in float32, once each. Copy bandwidth GB/s (same process): "
           + ", ".join(f"{k} {v:.1f}" for k, v in bw.items()) + f"; the roof uses the highest. Machine balance "
           f"{ro['balance']:.1f} FLOP/byte.")
+    print(textwrap.fill(head, 100, initial_indent="  ", subsequent_indent="    "))
     print(f"    {'layer':<12}{'kind':<13}{'input':>13}{'ms':>8}{'MFLOP':>8}{'MB':>7}{'FLOP/B':>7}  {'bound':<8}"
           f"{'floor ms':>9}{'x floor':>8}{'GFLOP/s':>8}")
     short = {"Conv2D 3x3 (first)": "conv 3x3", "Conv2D 1x1 (pointwise)": "pointwise", "DepthwiseConv2D 3x3": "depthwise"}
@@ -492,8 +495,9 @@ def print_roofline(p: dict) -> None:
             f"of the FLOPs, {ro['memory_bound_floor_share']:.0%} of the floor, {ro['memory_bound_time_share']:.0%} of the "
             f"measured time. A kernel at its roof in every layer would reach {ro['best_fraction_of_peak']:.0%} of the "
             f"matmul peak; the layers reach {ro['measured_fraction_of_peak']:.0%}. The compute-bound layers run at "
-            f"{c_ms / c_floor:.1f}x their floor ({sum(r['mflop'] for r in compute) / c_ms:.0f} GFLOP/s): the gap is "
-            f"not only memory traffic; the largest single excess is {worst['name']} ({worst['ms']:.1f} ms, "
+            f"{c_ms / c_floor:.1f}x their floor ({sum(r['mflop'] for r in compute) / c_ms:.0f} GFLOP/s)"
+            + (": the gap is not only memory traffic" if c_ms > 1.5 * c_floor else ", close to it") +
+            f"; the largest single excess is {worst['name']} ({worst['ms']:.1f} ms, "
             f"{worst['vs_floor']:.1f}x its floor, {'x'.join(map(str, worst['in']))} -> {'x'.join(map(str, worst['out']))}).")
     print(textwrap.fill(text, 100, initial_indent="  ", subsequent_indent="    "))
 
