@@ -101,13 +101,34 @@ def count_macs(model) -> dict:
     return {"total": sum(by_kind.values()), "by_kind": by_kind}
 
 
-def memory_gbps(mb: int = 128, reps: int = 5) -> float:
-    """Streaming copy bandwidth (bytes read + written per second) of one large float32 array."""
+def memory_gbps(mb: int = 128, reps: int = 5, threads: int = 1) -> float:
+    """Streaming copy bandwidth (bytes read + written per second) of one float32 array of `mb`
+    MB, split over `threads` threads (NumPy's copy releases the GIL, so 2 threads use both
+    cores). 128 MB is past the caches (DRAM); a few MB stays in the shared L3."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
 
     a = np.ones(mb * 2 ** 20 // 4, np.float32)
     b = np.empty_like(a)
-    return 2 * a.nbytes / _timeit(lambda: np.copyto(b, a), reps) / 1e9
+    parts = [(b[len(b) * i // threads:len(b) * (i + 1) // threads],
+              a[len(a) * i // threads:len(a) * (i + 1) // threads]) for i in range(threads)]
+    if threads == 1:
+        return 2 * a.nbytes / _timeit(lambda: np.copyto(b, a), reps) / 1e9
+    with ThreadPoolExecutor(threads) as pool:
+        go = lambda: list(pool.map(lambda pq: np.copyto(*pq), parts))  # noqa: E731
+        return 2 * a.nbytes / _timeit(go, reps) / 1e9
+
+
+def bandwidths(threads: int) -> dict:
+    """Copy bandwidth in GB/s: DRAM-sized (128 MB) and L3-sized (16 MB: MobileNet 0.25's
+    activations at batch 32 are 0.8-26 MB), on one thread and on `threads`."""
+    out = {}
+    for label, mb, reps in (("dram", 128, 5), ("l3", 16, 30)):
+        out[f"{label}_1thread"] = memory_gbps(mb, reps, 1)
+        if threads > 1:
+            out[f"{label}_{threads}threads"] = memory_gbps(mb, reps, threads)
+    return out
 
 
 def _timeit(fn, reps: int) -> float:
@@ -173,6 +194,99 @@ def layer_breakdown(model, x, reps: int = 3) -> dict:
     return {"batch": len(x), "kinds": out, "sum_ms_per_image": total_ms / len(x)}
 
 
+def layer_roofline(model, x, peak_gflops: float, gbps: float, reps: int = 5) -> dict:
+    """The roofline of each layer at this batch. A layer is a conv (Conv2D or DepthwiseConv2D,
+    bias folded in) with the activation after it, run as one traced function on its real
+    input (MobileNet v1 is a chain). Its floor is max(FLOPs / matmul peak, bytes / copy
+    bandwidth), with bytes the least it must move in float32: its input, its output and its
+    weights, once each. Kinds below the machine balance (peak / bandwidth) are memory-bound."""
+    import tensorflow as tf
+
+    groups: list[list] = []
+    for layer in model.layers[1:]:
+        if layer_macs(layer)[0] or not groups:
+            groups.append([layer])
+        else:
+            groups[-1].append(layer)
+    rows = []
+    h = tf.constant(x)
+    for group in groups:
+        def run(t, group=group):
+            for layer in group:
+                t = layer(t, training=False)
+            return t
+        fn = tf.function(run)
+        seconds = _timeit(lambda: fn(h).numpy(), reps)
+        nxt = fn(h)
+        first = group[0]
+        flops = 2 * layer_macs(first)[1] * len(x)
+        nbytes = 4 * (int(h.shape.num_elements()) + int(nxt.shape.num_elements())
+                      + sum(int(w.shape.num_elements()) for layer in group for w in layer.weights))
+        compute_s, memory_s = flops / (peak_gflops * 1e9), nbytes / (gbps * 1e9)
+        kernel = getattr(first, "kernel_size", (0, 0))
+        rows.append({"name": first.name, "kind": _kind(first), "ms": seconds * 1000, "mflop": flops / 1e6,
+                     "mbytes": nbytes / 1e6, "flop_per_byte": flops / nbytes,
+                     "in": list(h.shape[1:]), "out": list(nxt.shape[1:]), "kernel": list(kernel),
+                     "bound": "memory" if memory_s > compute_s else "compute",
+                     "floor_ms": max(compute_s, memory_s) * 1000,
+                     "gflops": flops / seconds / 1e9, "gb_per_s": nbytes / seconds / 1e9})
+        rows[-1]["vs_floor"] = rows[-1]["ms"] / rows[-1]["floor_ms"]
+        h = nxt
+    total_ms = sum(r["ms"] for r in rows)
+    floor_ms = sum(r["floor_ms"] for r in rows)
+    flops = sum(r["mflop"] for r in rows) * 1e6
+    mem = [r for r in rows if r["bound"] == "memory"]
+    out = {"batch": len(x), "peak_gflops": peak_gflops, "gbps": gbps, "balance": peak_gflops / gbps,
+           "layers": rows, "sum_ms": total_ms, "floor_ms": floor_ms,
+           "memory_bound_layers": len(mem), "memory_bound_time_share": sum(r["ms"] for r in mem) / total_ms,
+           "memory_bound_floor_share": sum(r["floor_ms"] for r in mem) / floor_ms,
+           "memory_bound_flop_share": sum(r["mflop"] for r in mem) * 1e6 / flops,
+           # the best fraction of peak a perfect kernel per layer could reach, and what the layers reach
+           "best_fraction_of_peak": flops / (floor_ms / 1000) / 1e9 / peak_gflops,
+           "measured_fraction_of_peak": flops / (total_ms / 1000) / 1e9 / peak_gflops}
+    kinds: dict[str, dict] = {}
+    for r in rows:
+        k = kinds.setdefault(r["kind"], {"layers": 0, "ms": 0.0, "floor_ms": 0.0, "mflop": 0.0, "mbytes": 0.0})
+        k["layers"] += 1
+        for f in ("ms", "floor_ms", "mflop", "mbytes"):
+            k[f] += r[f]
+    for k in kinds.values():
+        k["time_share"] = k["ms"] / total_ms
+        k["vs_floor"] = k["ms"] / k["floor_ms"]
+        k["gflops"] = k["mflop"] / k["ms"]
+        k["flop_per_byte"] = k["mflop"] / k["mbytes"]
+    out["kinds"] = kinds
+    return out
+
+
+def _kind(layer) -> str:
+    kind = layer_macs(layer)[0]
+    return {"conv_full": "Conv2D 3x3 (first)", "conv_pointwise": "Conv2D 1x1 (pointwise)",
+            "depthwise": "DepthwiseConv2D 3x3"}.get(kind, type(layer).__name__)
+
+
+def call_variant(model, call: str):
+    """Other ways to run the folded backbone on a batch, levers against the pipeline's
+    inference.predict_batches (the batch's two halves as independent branches of one
+    traced Keras call): `whole` (one Keras call per batch), `frozen` (the same two halves,
+    traced and frozen: weights become constants, which oneDNN may reorder once and keep)."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
+    whole = tf.function(lambda t: model(t, training=False))
+    if call == "whole":
+        return lambda b: whole(tf.constant(b)).numpy()
+
+    def halves(t):
+        half = tf.shape(t)[0] // 2
+        return tf.concat([model(t[:half], training=False), model(t[half:], training=False)], 0)
+
+    # a batch of 1 runs whole, as in the pipeline (an empty half fails in oneDNN's fused depthwise)
+    one, two = (convert_variables_to_constants_v2(tf.function(f).get_concrete_function(spec)) for f in (whole, halves))
+    return lambda b: (two if len(b) >= 2 else one)(tf.constant(b))[0].numpy()
+
+
 def worker(args) -> dict:
     import tensorflow as tf
 
@@ -223,6 +337,11 @@ def worker(args) -> dict:
 
         model, report = fold.fold_batch_norms(bb.model, pixels[:8])
     plain = lambda b: inference.predict_batches(model, b, len(b))  # noqa: E731  the pipeline's own path
+    if args.call != "pipeline":
+        variant = call_variant(model, args.call)
+        out["call"] = args.call
+        out["call_max_abs_diff"] = float(np.abs(variant(x[:32]) - plain(x[:32])).max())
+        plain = variant
     xla = tf.function(lambda b: model(b, training=False), jit_compile=True)
     batches = [int(b) for b in args.batches.split(",")]
     xla_batches = [int(b) for b in args.xla_batches.split(",") if b]
@@ -238,7 +357,8 @@ def worker(args) -> dict:
         for b in xla_batches:
             ips_xla[str(b)].append(_throughput(lambda v: xla(tf.constant(v)), x, b, 1))
     out["matmul_gflops"] = statistics.median(peaks)
-    out["memory_gbps"] = memory_gbps()
+    out["memory_gbps"] = memory_gbps()  # one thread, 128 MB: the figure earlier rounds printed
+    out["bandwidths_gbps"] = bandwidths(max(1, args.intra or os.cpu_count() or 1))
     out["matmul_gflops_runs"] = peaks
     out["images_per_s"] = {b: statistics.median(v) for b, v in ips.items()}
     out["images_per_s_xla"] = {b: statistics.median(v) for b, v in ips_xla.items()}
@@ -271,6 +391,10 @@ def worker(args) -> dict:
 
     if args.extras:
         out["layers"] = layer_breakdown(model, pixels[:32])
+        # the highest peak and copy bandwidth measured in this process (the lowest floor): the
+        # peak again right before the layers, as the load of a shared machine moves
+        peak = max(out["matmul_gflops"], matmul_gflops())
+        out["roofline"] = layer_roofline(model, x[:32], peak, max(out["bandwidths_gbps"].values()))
         # the browser's training workload in Python: manifest default head, 20 epochs, all images, batch 32
         import tf_keras as keras
 
@@ -363,6 +487,8 @@ def main(argv=None) -> int:
     w.add_argument("--batches", default="1,32")
     w.add_argument("--xla-batches", default="32")
     w.add_argument("--reps", type=int, default=3)
+    w.add_argument("--call", choices=("pipeline", "whole", "frozen"), default="pipeline",
+                   help="how a batch runs (call_variant); pipeline = inference.predict_batches")
     w.add_argument("--extras", action="store_true", help="layer breakdown and head training too")
     w.add_argument("--no-fold", action="store_true", help="time the backbone as trained (build --no-fold)")
     w.add_argument("--unfolded", action="store_true", help="also time the backbone as trained, paired with the "

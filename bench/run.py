@@ -11,8 +11,10 @@ measured side by side in the same round):
   python   TF workers (bench/python.py): decode + resize per image, features images/s at
            batch 1 vs 32 through tfjs_transfer.inference.predict_batches, the backbone's
            multiply-adds against a large float32 matmul's GFLOP/s in the same process,
-           a per-layer-kind breakdown, and the levers (batch sizes, XLA, thread settings,
-           oneDNN off in their own processes; the backbone as trained, before pipeline/fold.py).
+           a per-layer-kind breakdown, the per-layer roofline at batch 32 (bench/python.py
+           layer_roofline), and the levers (batch sizes, XLA, thread settings, oneDNN off and
+           TF_ONEDNN_* options, a frozen graph, one call a batch, in their own processes; the
+           backbone as trained, before pipeline/fold.py).
            Like the build, the workers extract with the folded backbone.
   quant    sizes and conversion time at float32 / float16 / uint8, and the accuracy each
            quantization costs on held-out images (1/5 of each class of the logos and of
@@ -59,6 +61,11 @@ LEVERS = {
     "default": ([], {}),
     "intra=1,inter=1": (["--intra", "1", "--inter", "1"], {}),
     "oneDNN off": ([], {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "inter=1 (halves in turn)": (["--inter", "1"], {}),
+    "one call a batch (no halves)": (["--call", "whole"], {}),
+    "frozen graph (weights const)": (["--call", "frozen"], {}),
+    "TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": ([], {"TF_ONEDNN_ASSUME_FROZEN_WEIGHTS": "1"}),
+    "TF_ONEDNN_THREADPOOL_USE_CALLER": ([], {"TF_ONEDNN_THREADPOOL_USE_CALLER_THREAD": "1"}),
 }
 
 
@@ -196,6 +203,8 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
         "head_train_20_epochs_ms": med([x["head_train_20_epochs_ms"] for x in d]),
         "head_train_rows": d[0]["head_train_rows"],
         "layers": _median_layers([x["layers"] for x in d]),
+        "bandwidths_gbps": {k: med([x["bandwidths_gbps"][k] for x in d]) for k in d[0]["bandwidths_gbps"]},
+        "roofline": _median_roofline([x["roofline"] for x in d]),
         "backbone_load_s": med([x["backbone_load_s"] for x in d]),
     }
     out["achieved_gflops_batch32"] = out["images_per_s"]["32"] * 2 * out["macs_per_image"] / 1e9
@@ -209,6 +218,7 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
             "matmul_gflops": med([x["matmul_gflops"] for x in rs]),
             "fraction_of_peak_batch32": med([x["fraction_of_peak"]["32"] for x in rs]),
             "batch32_vs_default": med([x["images_per_s"]["32"] / y["images_per_s"]["32"] for x, y in pairs]),
+            "max_abs_diff": med([x.get("call_max_abs_diff") for x in rs]),
         }
     if "32" in out["images_per_s_xla"]:
         levers_out["XLA jit_compile (default threads)"] = {
@@ -235,6 +245,17 @@ def _median_layers(items: list[dict]) -> dict:
     return {"batch": items[0]["batch"], "sum_ms_per_image": med([i["sum_ms_per_image"] for i in items]),
             "kinds": {k: {f: (med([i["kinds"][k][f] for i in items]) if isinstance(v, (int, float)) else v)
                           for f, v in kinds[k].items()} for k in kinds}}
+
+
+def _median_roofline(items: list[dict]) -> dict:
+    """Per-layer and summary figures of the rounds' rooflines, medians field by field."""
+    def medians(dicts):
+        return {f: (med([d[f] for d in dicts]) if isinstance(v, (int, float)) else v) for f, v in dicts[0].items()}
+
+    out = medians(items)
+    out["layers"] = [medians([i["layers"][n] for i in items]) for n in range(len(items[0]["layers"]))]
+    out["kinds"] = {k: medians([i["kinds"][k] for i in items]) for k in items[0]["kinds"]}
+    return out
 
 
 def split_dataset(src: Path, dest: Path, per_class_limit: int | None = None) -> list[list[str]]:
@@ -383,6 +404,9 @@ def headline(res: dict) -> dict:
         h["matmul_peak_gflops"] = p["matmul_gflops"]
         h["python_achieved_gflops_batch32"] = p["achieved_gflops_batch32"]
         h["python_head_train_20_epochs_90_rows_ms"] = p["head_train_20_epochs_ms"]
+        if p.get("roofline"):  # the per-layer roofline: the best fraction of peak, and how far the layers are
+            h["python_roofline_best_fraction_of_peak"] = p["roofline"]["best_fraction_of_peak"]
+            h["python_layers_vs_roofline_floor"] = p["roofline"]["sum_ms"] / p["roofline"]["floor_ms"]
     if b:
         h["python_head_training_s_default_recipe"] = b["head_training_s"]
         for k in ("cold", "warm", "force", "incremental"):
@@ -451,6 +475,43 @@ def mb0(n):
     return "-" if n is None else f"{n / 1e6:.0f}"
 
 
+def print_roofline(p: dict) -> None:
+    """The per-layer roofline at batch 32 (bench/python.py layer_roofline) and its sum."""
+    ro = p.get("roofline")
+    if not ro:
+        return
+    bw = p["bandwidths_gbps"]
+    head = (f"roofline per layer, batch {ro['batch']:.0f} (conv + its ReLU6 as one traced function, bias folded): floor = "
+          f"max(FLOPs / {ro['peak_gflops']:.0f} GFLOP/s matmul peak, least bytes / {ro['gbps']:.1f} GB/s); least bytes = "
+          f"input + output + weights in float32, once each. Copy bandwidth GB/s (same process): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in bw.items()) + f"; the roof uses the highest. Machine balance "
+          f"{ro['balance']:.1f} FLOP/byte.")
+    print(textwrap.fill(head, 100, initial_indent="  ", subsequent_indent="    "))
+    print(f"    {'layer':<12}{'kind':<13}{'input':>13}{'ms':>8}{'MFLOP':>8}{'MB':>7}{'FLOP/B':>7}  {'bound':<8}"
+          f"{'floor ms':>9}{'x floor':>8}{'GFLOP/s':>8}")
+    short = {"Conv2D 3x3 (first)": "conv 3x3", "Conv2D 1x1 (pointwise)": "pointwise", "DepthwiseConv2D 3x3": "depthwise"}
+    for r in ro["layers"]:
+        print(f"    {r['name']:<12}{short.get(r['kind'], r['kind']):<13}{'x'.join(map(str, r['in'])):>13}{r['ms']:>8.2f}"
+              f"{r['mflop']:>8.0f}{r['mbytes']:>7.1f}{r['flop_per_byte']:>7.1f}  {r['bound']:<8}{r['floor_ms']:>9.2f}"
+              f"{r['vs_floor']:>7.1f}x{r['gflops']:>8.0f}")
+    for k, v in ro["kinds"].items():
+        print(f"    {k:<25} {v['layers']:>2.0f} layers: {v['time_share']:.0%} of the time, {v['ms']:.1f} ms against a floor "
+              f"of {v['floor_ms']:.1f} ms ({v['vs_floor']:.1f}x), {v['gflops']:.0f} GFLOP/s at {v['flop_per_byte']:.1f} FLOP/byte")
+    worst = max(ro["layers"], key=lambda r: r["ms"] - r["floor_ms"])
+    compute = [r for r in ro["layers"] if r["bound"] == "compute"]
+    c_ms, c_floor = sum(r["ms"] for r in compute), sum(r["floor_ms"] for r in compute)
+    text = (f"sum: the layers take {ro['sum_ms']:.1f} ms for 32 images against a floor of {ro['floor_ms']:.1f} ms. "
+            f"{ro['memory_bound_layers']:.0f} layers are memory-bound (below the balance): {ro['memory_bound_flop_share']:.0%} "
+            f"of the FLOPs, {ro['memory_bound_floor_share']:.0%} of the floor, {ro['memory_bound_time_share']:.0%} of the "
+            f"measured time. A kernel at its roof in every layer would reach {ro['best_fraction_of_peak']:.0%} of the "
+            f"matmul peak; the layers reach {ro['measured_fraction_of_peak']:.0%}. The compute-bound layers run at "
+            f"{c_ms / c_floor:.1f}x their floor ({sum(r['mflop'] for r in compute) / c_ms:.0f} GFLOP/s)"
+            + (": the gap is not only memory traffic" if c_ms > 1.5 * c_floor else ", close to it") +
+            f"; the largest single excess is {worst['name']} ({worst['ms']:.1f} ms, "
+            f"{worst['vs_floor']:.1f}x its floor, {'x'.join(map(str, worst['in']))} -> {'x'.join(map(str, worst['out']))}).")
+    print(textwrap.fill(text, 100, initial_indent="  ", subsequent_indent="    "))
+
+
 def print_table(res: dict) -> None:
     h = res["headline"]
     b, p, q, br, s = (res.get(k) or {} for k in ("build", "python", "quant", "browser", "serve"))
@@ -504,13 +565,15 @@ def print_table(res: dict) -> None:
                + (f", and the unfolded one runs at {unfolded_ratio:.2f}x its speed, a lever below" if unfolded_ratio else "")
                + "). Batch 1 adds per-call overhead on top.")
         print(textwrap.fill(why, 100, initial_indent="  ", subsequent_indent="    "))
+        print_roofline(p)
         print("  levers (each in its own process, interleaved with the default; 'vs default' = batch-32 img/s ratio, "
               "same round):")
         print(f"    {'configuration':<46}{'b1 img/s':>9}{'b32 img/s':>10}{'of peak':>9}{'vs default':>11}")
         for k, v in p["levers"].items():
             print(f"    {k:<46}{fmt(v.get('images_per_s_batch1'), digits=0):>9}{fmt(v['images_per_s_batch32'], digits=0):>10}"
                   f"{v['fraction_of_peak_batch32']:>9.0%}{v['batch32_vs_default']:>10.2f}x"
-                  + (f"  (compile {v['compile_s']:.1f}s)" if v.get("compile_s") else ""))
+                  + (f"  (compile {v['compile_s']:.1f}s)" if v.get("compile_s") else "")
+                  + (f"  (features max |diff| {v['max_abs_diff']:.1e})" if v.get("max_abs_diff") is not None else ""))
         print(f"    batch size sweep (default): " + ", ".join(f"{k}: {v:.0%}" for k, v in p["fraction_of_peak"].items()))
         print(f"  head training                  default recipe in the build: {fmt(b.get('head_training_s'), ' s', 2)}; "
               f"the browser's workload (manifest head, 20 epochs x {p['head_train_rows']} rows): "
