@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -129,7 +128,6 @@ def test_imagenet_fingerprint_is_the_cached_files_content(keras_home):
 def test_imagenet_without_a_cached_file_or_network_is_one_clear_error(tmp_path, refusing_proxy):
     empty = tmp_path / "keras"
     env = {**os.environ, **refusing_proxy, "KERAS_HOME": str(empty)}
-    t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "tfjs_transfer.cli", "build", "--data", str(EXAMPLE_TRAIN),
                         "--weights", "imagenet", "--out", str(tmp_path / "site"), "--no-cache"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -139,5 +137,4 @@ def test_imagenet_without_a_cached_file_or_network_is_one_clear_error(tmp_path, 
         f"error: could not download the ImageNet weights for mobilenet_v1_0.25 from {url} "
         f"into {empty / 'models' / KERAS_MOBILENET_NAME} (")
     assert "--weights PATH" in r.stderr
-    assert time.perf_counter() - t < 60  # refused at once: no retries, no waiting on a timeout
     assert not list((empty / "models").iterdir()) and not (tmp_path / "site").exists()
