@@ -673,9 +673,9 @@ def print_table(res: dict) -> None:
                       f"(fetch + canvas decode + batch 32), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
             tb = br.get("train_button_long_tasks")
             if tb and tb["before"] and tb["after"]:
-                fmt = lambda rs: " / ".join(f"{x['longestTaskMs']:.0f}" for x in rs)  # noqa: E731
-                print(f"  longest task, the page's Train button as a whole (fresh pages, A B B A): ?prepare=0 {fmt(tb['before'])} ms, "
-                      f"prepared in idle time {fmt(tb['after'])} ms (load {' '.join(f'{x:.1f}' for x in tb['load'])})")
+                longest = lambda rs: " / ".join(f"{x['longestTaskMs']:.0f}" for x in rs)  # noqa: E731
+                print(f"  longest task, the page's Train button as a whole (fresh pages, A B B A): ?prepare=0 {longest(tb['before'])} ms, "
+                      f"prepared in idle time {longest(tb['after'])} ms (load {' '.join(f'{x:.1f}' for x in tb['load'])})")
             if w.get("train_ms_by_head"):
                 print("  20 epochs by head (wasm): " + ", ".join(f"{k} {v:.0f} ms" for k, v in w["train_ms_by_head"].items()))
             fb = w.get("unfolded_backbone")
@@ -783,7 +783,12 @@ def main(argv=None) -> int:
     ap.add_argument("--backends", nargs="*", default=None, choices=list(browser_bench.BACKENDS),
                     help="the browser phase's variants (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (its path is printed)")
+    ap.add_argument("--table", type=Path, metavar="JSON", help="print the table of an earlier run's JSON and stop")
     args = ap.parse_args(argv)
+    if args.table:
+        saved = json.loads(args.table.read_text())
+        print_table({**saved["details"], "headline": {k: v for k, v in saved.items() if k != "details"}})
+        return 0
     repeat = args.repeat or (1 if args.quick else 3)
     for need in (MOBILENET_H5, BRAND_TRAIN, SIGN_DIGITS):
         if not need.exists():
