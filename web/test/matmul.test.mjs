@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { taped } from './taped.mjs';
 import { patchWasmMatMul, whileWeightsChange } from '../src/wasm/matmul.js';
 
 const CASES = [
@@ -42,20 +43,6 @@ function timeGradient(runs) {
   x.dispose();
   dy.dispose();
   return ms;
-}
-
-/** A dense layer's forward product and kernel gradient under a gradient tape. */
-function taped(x, w) {
-  const v = tf.variable(w);
-  let y = null;
-  const { value, grads } = tf.variableGrads(() => {
-    const out = tf.relu(tf.matMul(x, v));
-    y = tf.keep(out.clone());
-    return tf.sum(tf.square(out));
-  }, [v]);
-  const result = { y: y.dataSync(), grad: grads[v.name].dataSync() };
-  tf.dispose([y, value, grads[v.name], v]);
-  return result;
 }
 
 /** A dense layer's fused kernel (no tape): product + bias + activation. */

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { taped } from './taped.mjs';
 import { patchWasmMatMul } from '../src/wasm/matmul.js';
 import { patchWasmTranspose } from '../src/wasm/transpose.js';
 import { counts, sparseProduct } from '../src/wasm/sparse.js';
@@ -20,20 +21,6 @@ function features(rows, cols, zeros, seed) {
     const u = tf.randomUniform([rows, cols], 0, 1, 'float32', seed);
     return tf.mul(tf.cast(tf.greaterEqual(u, zeros), 'float32'), tf.randomUniform([rows, cols], 0, 6, 'float32', seed + 1));
   });
-}
-
-/** Forward values and kernel gradient of relu(x @ w) under a tape, as dataSync arrays. */
-function taped(x, w) {
-  const v = tf.variable(w);
-  let y = null;
-  const { value, grads } = tf.variableGrads(() => {
-    const out = tf.relu(tf.matMul(x, v));
-    y = tf.keep(out.clone());
-    return tf.sum(tf.square(out));
-  }, [v]);
-  const result = { y: y.dataSync(), grad: grads[v.name].dataSync() };
-  tf.dispose([y, value, grads[v.name], v]);
-  return result;
 }
 
 // [rows, k, n, fraction of zeros]: the default head's shape, an n that is no multiple of 4,
