@@ -135,7 +135,7 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
 }
 
 /** A canvas of the bitmap's size holding it drawn over white (alpha composites over white). */
-export function drawOnWhite(bitmap) {
+function drawOnWhite(bitmap) {
   const canvas = newCanvas(bitmap.width, bitmap.height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.fillStyle = '#ffffff';
