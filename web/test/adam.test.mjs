@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { adam, registerFusedAdam } from '../src/wasm/adam.js';
+import { adam, counts, registerFusedAdam } from '../src/wasm/adam.js';
 import { compileKernels } from '../tools/wat.mjs';
 
 const LR = 0.01;
@@ -117,6 +117,55 @@ test('on wasm with the kernel, the fused update trains exactly as tf.train.adam 
   const updateMsFused = timeUpdate(() => adam(tf, 1e-3), 20);
   t.diagnostic(`Adam update of a 12544x100 variable in node: ${updateMsTfjs.toFixed(1)} ms (tf.train.adam) -> `
     + `${updateMsFused.toFixed(1)} ms (fused)`);
+});
+
+test('on wasm, a layers model\'s variables are updated in place, and a clone keeps its values', async () => {
+  const before = { ...counts };
+  const c = await compareWithTfjs();
+  assertSameAsTfjs(c);
+  // 2 dense layers x (kernel, bias) x 7 steps, none copied
+  assert.equal(counts.inPlace - before.inPlace, 28, JSON.stringify(counts));
+  assert.equal(counts.copied - before.copied, 0, JSON.stringify(counts));
+  // a clone shares the variable's data (identity.js on the page): that update is copied
+  const w = tf.variable(tf.zeros([5, 4]));
+  const held = w.clone();
+  const optimizer = adam(tf, LR);
+  const copied = counts.copied;
+  const g = tf.ones([5, 4]);
+  optimizer.applyGradients({ [w.name]: g });
+  assert.equal(counts.copied - copied, 1);
+  assert.deepEqual(Array.from(held.dataSync()), new Array(20).fill(0));
+  assert.notDeepEqual(Array.from(w.dataSync()), new Array(20).fill(0));
+  tf.dispose([w, held, g]);
+  optimizer.dispose();
+});
+
+test('on wasm, a prediction after an in-place update uses the new weights, not XNNPACK\'s packed old ones', () => {
+  // without a tape, dense's product packs its kernel into XNNPACK's cache (keyed by tensor id)
+  const m = tf.sequential({ layers: [tf.layers.dense({ inputShape: [64], units: 32, useBias: false })] });
+  const x = tf.randomNormal([4, 64], 0, 1, 'float32', 8);
+  const predict = () => tf.tidy(() => Array.from(m.predict(x).dataSync()));
+  const expected = () => tf.tidy(() => {
+    const w = m.getWeights()[0].dataSync(), xs = x.dataSync();
+    return Array.from({ length: 4 * 32 }, (_, k) => {
+      let sum = 0;
+      for (let j = 0; j < 64; j++) sum += xs[Math.floor(k / 32) * 64 + j] * w[j * 32 + (k % 32)];
+      return sum;
+    });
+  });
+  predict(); // packed
+  const optimizer = adam(tf, 0.1);
+  const inPlace = counts.inPlace;
+  const g = tf.ones([64, 32]);
+  optimizer.applyGradients({ [m.getWeights()[0].name]: g });
+  assert.equal(counts.inPlace - inPlace, 1);
+  const after = predict();
+  const want = expected();
+  const diff = Math.max(...after.map((v, i) => Math.abs(v - want[i])));
+  assert.ok(diff < 1e-4, `prediction differs from x @ w by ${diff}`);
+  tf.dispose([x, g]);
+  optimizer.dispose();
+  m.dispose();
 });
 
 test('the optimizer says it is an Adam', () => {

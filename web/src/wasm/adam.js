@@ -5,14 +5,21 @@
 // training step on wasm (tf.profile), more than the forward product. The kernel
 // registered here ('TransferAdam', source in adam.wat) does the same float32 arithmetic
 // in one SIMD loop over tfjs-backend-wasm's own memory and returns new buffers for the
-// variable and both moments, so it is a pure kernel like any other: nothing is changed
-// in place. Other backends, and wasm without the kernel, run tf.train.adam's own update.
+// variable and both moments, a pure kernel like any other. When nothing but the variable
+// and its moments hold their data (the backend's reference counts are 1: no clone, no
+// saved tensor), attribute inPlace asks it to write them where they are instead, as
+// TensorFlow's own ResourceApplyAdam does: no three fresh 5 MB buffers a step, whose first
+// writes cost a read each, then three frees (bench/page_pair.py, the README's figures).
+// Other backends, and wasm without the kernel, run tf.train.adam's own update.
 
 import { BACKEND } from './replace.js';
-import { kernelExports, offsetOf, supported } from './memory.js';
+import { kernelExports, offsetOf, supported, writtenInPlace } from './memory.js';
 
 // A kernel of our own, added beside TF.js' (nothing to replace): tf.train.adam has no kernel.
 const KERNEL = 'TransferAdam';
+
+/** Updates run so far, in place or into new buffers (tests check which path training takes). */
+export const counts = { inPlace: 0, copied: 0 };
 
 /**
  * Registers the fused Adam kernel on the wasm backend.
@@ -31,12 +38,19 @@ export function registerFusedAdam(tf, binaries) {
       const { w, g, m, v } = inputs;
       const kernel = kernelExports(binaries, backend);
       const size = w.shape.reduce((a, b) => a * b, 1);
-      const out = [w, m, v].map((t) => backend.makeOutput(t.shape, 'float32'));
+      const { beta1, beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, learningRate, inPlace = false } = attrs;
+      const out = inPlace ? [w, m, v] : [w, m, v].map((t) => backend.makeOutput(t.shape, 'float32'));
       const at = (t) => offsetOf(backend, t);
-      const { beta1, beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, learningRate } = attrs;
+      // (in place, each element's w, m and v are read before they are written: adam.wat)
       kernel.adam(at(w), at(g), at(m), at(v), at(out[0]), at(out[1]), at(out[2]), size,
         beta1, 1 - beta1, beta2, 1 - beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, -learningRate);
-      return out;
+      if (!inPlace) {
+        counts.copied += 1;
+        return out;
+      }
+      counts.inPlace += 1;
+      [w, m, v].forEach((t) => writtenInPlace(backend, t));
+      return [];
     },
   });
   return true;
@@ -75,6 +89,12 @@ function fusedAdamClass(tf) {
           if (gradient == null) return;
           const m = this.accumulatedFirstMoment[i].variable;
           const v = this.accumulatedSecondMoment[i].variable;
+          const backend = tf.backend();
+          const inPlace = [value, m, v].every((t) => backend.refCount(t.dataId) === 1);
+          if (inPlace) {
+            tf.engine().runKernel(KERNEL, { w: value, g: gradient, m, v }, { ...attrs, inPlace });
+            return;
+          }
           const [w2, m2, v2] = tf.engine().runKernel(KERNEL, { w: value, g: gradient, m, v }, attrs);
           m.assign(m2);
           v.assign(v2);

@@ -38,3 +38,16 @@ export function kernelExports(binaries, backend) {
 export function offsetOf(backend, tensorInfo) {
   return backend.dataIdMap.get(tensorInfo.dataId).memoryOffset;
 }
+
+/**
+ * Tells the backend a tensor's data was written in place (adam.js): it gets a new id, so
+ * XNNPACK's operators packed from the old contents (cached by id, e.g. a dense kernel after a
+ * prediction) are dropped rather than used again. The memory stays where it is.
+ */
+export function writtenInPlace(backend, tensorInfo) {
+  const data = backend.dataIdMap.get(tensorInfo.dataId);
+  const size = tensorInfo.shape.reduce((a, b) => a * b, 1);
+  backend.wasm.tfjs.disposeData(data.id);
+  data.id = backend.dataIdNextNumber++;
+  backend.wasm.tfjs.registerTensor(data.id, size, data.memoryOffset);
+}

@@ -29,6 +29,27 @@
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $lanes))))
 
+  ;; dst[0..n) = s * src[0..n): a row's first term, stored rather than added to a zeroed row
+  (func $scale (param $dst i32) (param $src i32) (param $s f32) (param $n i32)
+    (local $j i32) (local $end4 i32) (local $end i32) (local $S v128)
+    (local.set $S (f32x4.splat (local.get $s)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $end4 (i32.and (local.get $end) (i32.const -16)))
+    (block $done4
+      (loop $lanes4
+        (br_if $done4 (i32.ge_u (local.get $j) (local.get $end4)))
+        (v128.store (i32.add (local.get $dst) (local.get $j))
+          (f32x4.mul (v128.load (i32.add (local.get $src) (local.get $j))) (local.get $S)))
+        (local.set $j (i32.add (local.get $j) (i32.const 16)))
+        (br $lanes4)))
+    (block $done
+      (loop $lanes
+        (br_if $done (i32.ge_u (local.get $j) (local.get $end)))
+        (f32.store (i32.add (local.get $dst) (local.get $j))
+          (f32.mul (f32.load (i32.add (local.get $src) (local.get $j))) (local.get $s)))
+        (local.set $j (i32.add (local.get $j) (i32.const 4)))
+        (br $lanes))))
+
   ;; how many of the n float32 values at a are not zero
   (func (export "nonzeros") (param $a i32) (param $n i32) (result i32)
     (local $i i32) (local $end i32) (local $count i32)
@@ -71,16 +92,20 @@
         (br $kLoop))))
 
   ;; out[k, n] = a[m, k]^T @ b[m, n]: output row kk sums a[i, kk] x row i of b over i
-  ;; (the m rows of b stay in cache; each output row is written once)
+  ;; (the m rows of b stay in cache). Each output row is written once, in one go: its first
+  ;; term is stored, the next added, a row with none zeroed, so the (large) output is never
+  ;; zeroed beforehand and read back. The sums equal 0 + terms except for the sign of a zero.
   (func (export "matmulTransposeA")
     (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32)
     (local $i i32) (local $kk i32) (local $rowA i32) (local $rowN i32) (local $v f32)
+    (local $dst i32) (local $started i32)
     (local.set $rowA (i32.shl (local.get $k) (i32.const 2)))
     (local.set $rowN (i32.shl (local.get $n) (i32.const 2)))
-    (memory.fill (local.get $out) (i32.const 0) (i32.mul (local.get $k) (local.get $rowN)))
     (block $kDone
       (loop $kLoop
         (br_if $kDone (i32.ge_u (local.get $kk) (local.get $k)))
+        (local.set $dst (i32.add (local.get $out) (i32.mul (local.get $kk) (local.get $rowN))))
+        (local.set $started (i32.const 0))
         (local.set $i (i32.const 0))
         (block $iDone
           (loop $iLoop
@@ -88,12 +113,19 @@
             (local.set $v (f32.load (i32.add (local.get $a)
               (i32.add (i32.mul (local.get $i) (local.get $rowA)) (i32.shl (local.get $kk) (i32.const 2))))))
             (if (f32.ne (local.get $v) (f32.const 0))
-              (then (call $axpy
-                (i32.add (local.get $out) (i32.mul (local.get $kk) (local.get $rowN)))
-                (i32.add (local.get $b) (i32.mul (local.get $i) (local.get $rowN)))
-                (local.get $v) (local.get $n))))
+              (then
+                (if (local.get $started)
+                  (then (call $axpy (local.get $dst)
+                    (i32.add (local.get $b) (i32.mul (local.get $i) (local.get $rowN)))
+                    (local.get $v) (local.get $n)))
+                  (else (call $scale (local.get $dst)
+                    (i32.add (local.get $b) (i32.mul (local.get $i) (local.get $rowN)))
+                    (local.get $v) (local.get $n))))
+                (local.set $started (i32.const 1))))
             (local.set $i (i32.add (local.get $i) (i32.const 1)))
             (br $iLoop)))
+        (if (i32.eqz (local.get $started))
+          (then (memory.fill (local.get $dst) (i32.const 0) (local.get $rowN))))
         (local.set $kk (i32.add (local.get $kk) (i32.const 1)))
         (br $kLoop))))
 )
