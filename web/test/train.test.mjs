@@ -8,6 +8,7 @@ import { describe, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { installWasmKernels } from '../src/wasm/kernels.js';
+import { counts as adamCounts } from '../src/wasm/adam.js';
 import { buildHead } from '../src/models.js';
 import { preprocess } from '../src/preprocess.js';
 import { extractFeatures, makeOptimizer, trainHead } from '../src/train.js';
@@ -114,6 +115,7 @@ for (const backend of ['cpu', 'wasm']) {
       const epochsSeen = [];
       const charted = [];
       let chartsEnded = 0;
+      const updates = { ...adamCounts };
       const full = await trainHead({ tf, manifest, feats, labelIndex, split, hyper, classes: LABELS.length,
         charts: { onEpochEnd: async (epoch, logs) => { charted.push(Object.keys(logs).sort()); },
           onTrainEnd: async () => { chartsEnded += 1; } },
@@ -121,6 +123,12 @@ for (const backend of ['cpu', 'wasm']) {
       const h = full.history.history;
       assert.equal(full.epochs, 25);
       assert.equal(full.stopped, false);
+      if (backend === 'wasm') {
+        // nothing else holds the head's variables mid-training: Adam updates them in place
+        // (24 training rows, batch 8: 3 steps an epoch, 4 variables)
+        assert.equal(adamCounts.inPlace - updates.inPlace, 25 * 3 * 4, JSON.stringify(adamCounts));
+        assert.equal(adamCounts.copied - updates.copied, 0, JSON.stringify(adamCounts));
+      }
       assert.equal(h.loss.length, 25);
       assert.deepEqual(epochsSeen, Array.from({ length: 25 }, (_, i) => i + 1));
       assert.equal(charted.length, 25);
