@@ -10,6 +10,7 @@ import { taped } from './taped.mjs';
 import { patchWasmMatMul } from '../src/wasm/matmul.js';
 import { patchWasmTranspose } from '../src/wasm/transpose.js';
 import { counts, sparseProduct } from '../src/wasm/sparse.js';
+import { kernelExports, offsetOf } from '../src/wasm/memory.js';
 import { compileKernels } from '../tools/wat.mjs';
 
 const maxDiff = (p, q) => p.reduce((acc, v, i) => Math.max(acc, Math.abs(v - q[i])), 0);
@@ -91,4 +92,16 @@ test('which products take the sparse path: training ones over few nonzeros, not 
 
 test('nothing leaks', () => {
   assert.equal(tf.memory().numTensors, tensorsBefore);
+});
+
+test('nonzeros counts exactly what is not 0 or -0 (NaN counts), SIMD lanes and the tail alike', () => {
+  const kernel = kernelExports(binaries.sparse, tf.backend());
+  const values = [0, -0, 1.5, NaN, -2, Infinity, 1e-40];
+  for (const length of [0, 1, 3, 4, 5, 8, 1001]) {
+    const data = Float32Array.from({ length }, (_, i) => values[(i * 5 + length) % values.length]);
+    const t = tf.tensor1d(data);
+    const want = data.filter((v) => v !== 0).length;
+    assert.equal(kernel.nonzeros(offsetOf(tf.backend(), t), length), want, `length ${length}`);
+    t.dispose();
+  }
 });

@@ -50,11 +50,23 @@
         (local.set $j (i32.add (local.get $j) (i32.const 4)))
         (br $lanes))))
 
-  ;; how many of the n float32 values at a are not zero
+  ;; how many of the n float32 values at a are not zero: four lanes at a time (each lane's
+  ;; count goes down by a true compare's -1), then the tail lane by lane
   (func (export "nonzeros") (param $a i32) (param $n i32) (result i32)
-    (local $i i32) (local $end i32) (local $count i32)
+    (local $i i32) (local $end i32) (local $end4 i32) (local $count i32) (local $minus v128)
     (local.set $end (i32.add (local.get $a) (i32.shl (local.get $n) (i32.const 2))))
+    (local.set $end4 (i32.add (local.get $a) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
     (local.set $i (local.get $a))
+    (block $done4
+      (loop $values4
+        (br_if $done4 (i32.ge_u (local.get $i) (local.get $end4)))
+        (local.set $minus (i32x4.add (local.get $minus)
+          (f32x4.ne (v128.load (local.get $i)) (v128.const f32x4 0 0 0 0))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $values4)))
+    (local.set $count (i32.sub (i32.const 0) (i32.add
+      (i32.add (i32x4.extract_lane 0 (local.get $minus)) (i32x4.extract_lane 1 (local.get $minus)))
+      (i32.add (i32x4.extract_lane 2 (local.get $minus)) (i32x4.extract_lane 3 (local.get $minus))))))
     (block $done
       (loop $values
         (br_if $done (i32.ge_u (local.get $i) (local.get $end)))
