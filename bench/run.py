@@ -712,7 +712,7 @@ def print_table(res: dict) -> None:
                     print("    wasm_unfused kernels, extractBatch16: " + ", ".join(f"{x['name']} {x['share']:.0%}" for x in k["top"][:5]))
             plain = br.get("wasm_tfjs_kernels")
             if plain:
-                print(f"  before/after web/src/wasm/kernels.js (transposed products, SIMD transposes, fused Adam, shared clones): 20 epochs "
+                print(f"  before/after web/src/wasm/kernels.js (transposed products, SIMD transposes, fused in-place Adam, shared clones, sparse products): 20 epochs "
                       f"{plain['train_ms']:.0f} -> {w['train_ms']:.0f} ms ({plain['train_ms'] / w['train_ms']:.2f}x)")
             for what in ("extractBatch16", "trainEpoch"):
                 k = w.get("kernels", {}).get(what)
