@@ -9,7 +9,7 @@
 // and its moments hold their data (the backend's reference counts are 1: no clone, no
 // saved tensor), attribute inPlace asks it to write them where they are instead, as
 // TensorFlow's own ResourceApplyAdam does: no three fresh 5 MB buffers a step, whose first
-// writes cost a read each, then three frees (bench/page_pair.py, the README's figures).
+// writes cost a read each, then three frees (web/tools/bench-step.mjs times both).
 // Other backends, and wasm without the kernel, run tf.train.adam's own update.
 
 import { BACKEND } from './replace.js';
