@@ -106,6 +106,11 @@ function newCanvas(width, height) {
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
   const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
+  return drawn(await decodeBitmap(blob, head, name, maxPixels));
+}
+
+/** A checked bitmap of the image in `blob`, whose first bytes are `head` (the caller closes it). */
+async function decodeBitmap(blob, head, name, maxPixels) {
   const kind = sniffImage(head);
   if (!kind) {
     const type = blob.type ? ` (${blob.type})` : '';
@@ -123,25 +128,64 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
   } catch (e) {
     throw new InputError(`${name} could not be decoded as ${kind.type.toUpperCase()}: it may be damaged.`);
   }
+  if (bitmap.width * bitmap.height > maxPixels) {
+    bitmap.close();
+    throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
+  }
+  if (bitmap.width === 0 || bitmap.height === 0) {
+    bitmap.close();
+    throw new InputError(`${name} has no pixels.`);
+  }
+  return bitmap;
+}
+
+/** A new canvas holding the bitmap drawn over white; closes the bitmap. */
+function drawn(bitmap) {
   try {
-    if (bitmap.width * bitmap.height > maxPixels) {
-      throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
-    }
-    if (bitmap.width === 0 || bitmap.height === 0) throw new InputError(`${name} has no pixels.`);
-    return drawOnWhite(bitmap);
+    return drawOnWhite(bitmap, newCanvas(bitmap.width, bitmap.height));
   } finally {
     bitmap.close();
   }
 }
 
-/** A canvas of the bitmap's size holding it drawn over white (alpha composites over white). */
-function drawOnWhite(bitmap) {
-  const canvas = newCanvas(bitmap.width, bitmap.height);
+/** `canvas` (the bitmap's size) holding the bitmap drawn over white (alpha composites over white). */
+function drawOnWhite(bitmap, canvas) {
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.drawImage(bitmap, 0, 0);
   return canvas;
+}
+
+let scratch = null; // the one canvas of srcToImageData
+
+/**
+ * An example's pixels source (a URL or a Blob) decoded to RGBA bytes (ImageData) the way
+ * srcToCanvas decodes it, for callers that want only the pixels: drawn on one reused canvas
+ * instead of a new one per image (a new canvas costs more than the draw). Draw and read run
+ * with no await between them, so calls in flight at once cannot mix their pixels.
+ * @throws {InputError} not an image, too large, or undecodable
+ */
+export async function srcToImageData(src, name) {
+  const bitmap = typeof src === 'string' ? await fetchBitmap(src) : await decodeBitmap(src,
+    new Uint8Array(await src.slice(0, 65536).arrayBuffer()), name || 'the file', MAX_PIXELS);
+  try {
+    if (!scratch) scratch = newCanvas(bitmap.width, bitmap.height);
+    else if (scratch.width !== bitmap.width || scratch.height !== bitmap.height) {
+      scratch.width = bitmap.width; // resizing clears it; drawOnWhite fills it white
+      scratch.height = bitmap.height;
+    }
+    return drawOnWhite(bitmap, scratch).getContext('2d', { willReadFrequently: true })
+      .getImageData(0, 0, bitmap.width, bitmap.height);
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** An example's pixels source (a URL or a Blob) as canvasToPixels' tensor, through srcToImageData. */
+export async function srcToPixels(tf, src, name, channels = 3) {
+  const { data, width, height } = await srcToImageData(src, name);
+  return rgbaToPixels(tf, data, width, height, channels);
 }
 
 /** The RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] float32 (values 0..255). */
@@ -174,12 +218,23 @@ export function rgbaToPixels(tf, rgba, width, height, channels = 3) {
   return tf.tensor3d(out, [height, width, channels], 'float32');
 }
 
-/** Fetches an image URL and decodes it onto a white canvas. */
-export async function fetchToCanvas(url) {
+/**
+ * Fetches an image URL and decodes it (a checked bitmap; the caller closes it). The response's
+ * bytes are read once, sniffed in memory, and decoded from a Blob of them: reading the head of
+ * the response's own Blob would be one more round trip to the browser process per image.
+ */
+async function fetchBitmap(url) {
   const response = await fetchOk(url, url);
   const base = typeof document === 'undefined' ? globalThis.location.href : document.baseURI;
   const name = decodeURIComponent(new URL(url, base).pathname.split('/').pop() || url);
-  return decodeToCanvas(await response.blob(), name);
+  const bytes = await response.arrayBuffer();
+  const blob = new Blob([bytes], { type: response.headers.get('content-type') || '' });
+  return decodeBitmap(blob, new Uint8Array(bytes, 0, Math.min(bytes.byteLength, 65536)), name, MAX_PIXELS);
+}
+
+/** Fetches an image URL and decodes it onto a white canvas. */
+export async function fetchToCanvas(url) {
+  return drawn(await fetchBitmap(url));
 }
 
 /** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */
