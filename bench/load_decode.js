@@ -271,15 +271,26 @@
   }
   async function decodePaths(rounds, k) {
     const list = (await (await fetch(url(m.images.path || 'images.json'))).json()).images.map((it) => url(it.path));
-    const res = { blob: [], bytes: [], blobK: [], bytesK: [] };
+    const res = { blob: [], bytes: [], blobK: [], bytesK: [], bytesReusedK: [] };
     const hashes = {};
-    const run = async (name, fn, conc) => {
+    let shared = null;
+    const run = async (name, fn, conc, reuse = false) => {
       const hs = [];
       const t0 = now();
       for (let s = 0; s < list.length; s += conc) {
         const bitmaps = await Promise.all(list.slice(s, s + conc).map(fn));
         for (const bitmap of bitmaps) {
-          const canvas = newCanvas(bitmap.width, bitmap.height);
+          let canvas;
+          if (reuse) {
+            shared = shared || newCanvas(1, 1);
+            if (shared.width !== bitmap.width || shared.height !== bitmap.height) {
+              shared.width = bitmap.width;
+              shared.height = bitmap.height;
+            }
+            canvas = shared;
+          } else {
+            canvas = newCanvas(bitmap.width, bitmap.height);
+          }
           hs.push(hash(drawWhite(canvas, bitmap).getImageData(0, 0, canvas.width, canvas.height).data));
           bitmap.close();
         }
@@ -288,10 +299,12 @@
       hashes[name] = hs;
     };
     for (let r = 0; r < rounds; r++) {
-      const order = [['blob', viaBlob, 1], ['bytes', viaBytes, 1], ['blobK', viaBlob, k], ['bytesK', viaBytes, k]];
-      for (const [name, fn, conc] of r % 2 ? order.reverse() : order) await run(name, fn, conc);
+      const order = [['blob', viaBlob, 1], ['bytes', viaBytes, 1], ['blobK', viaBlob, k], ['bytesK', viaBytes, k],
+        ['bytesReusedK', viaBytes, k, true]];
+      for (const [name, fn, conc, reuse] of r % 2 ? order.reverse() : order) await run(name, fn, conc, reuse);
     }
     res.bytesDiffering = sameAs(hashes.blob, hashes.bytes);
+    res.bytesReusedDiffering = sameAs(hashes.blob, hashes.bytesReusedK);
     return res;
   }
 

@@ -92,9 +92,10 @@ def main(argv=None) -> int:
         print(f"  cold_batch.{k:<22} {med(lambda x: x['cold_batch'][k]):8.1f}")
     for k in ("headAsIs", "headZeros", "backboneAsIs", "backboneZeros"):
         print(f"  build.{k:<20} {statistics.median(v for x in runs for v in x['build_paired'][k]):8.1f}")
-    for k in ("blob", "bytes", "blobK", "bytesK"):
+    for k in ("blob", "bytes", "blobK", "bytesK", "bytesReusedK"):
         print(f"  decode path {k:<8} {statistics.median(v for x in runs for v in x['decode_paths'][k]):6.2f} ms/image")
-    print("  bytes path differing images:", [x["decode_paths"]["bytesDiffering"] for x in runs])
+    print("  images whose pixels differ from the blob path's: bytes", [x["decode_paths"]["bytesDiffering"] for x in runs],
+          "bytes + reused canvas", [x["decode_paths"]["bytesReusedDiffering"] for x in runs])
     if "decode" not in runs[0]:
         return 0
     d = runs[0]["decode"]
@@ -106,6 +107,9 @@ def main(argv=None) -> int:
           f"reused {med(lambda x: x['decode']['reused'][1]['totalMsPerImage']):.2f}, "
           f"worker {med(lambda x: x['decode']['worker']['totalMsPerImage']):.2f}, "
           f"worker reused {med(lambda x: x['decode']['workerReused']['totalMsPerImage']):.2f}")
+    for k in ("concurrent1", "concurrent4", "concurrent32", "webcodecs"):
+        print(f"  decode {k:<14} {med(lambda x: x['decode'][k].get('msPerImage', float('nan'))):.2f} ms/image "
+              f"(images differing from today's: {[x['decode'][k].get('differing') for x in runs]})")
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1))
     return 0
