@@ -1,8 +1,9 @@
-"""The page's decode for pixels only (data.js srcToPixels: one reused canvas; URLs read as bytes
-once) in Chromium: the same bytes as the canvas path it replaces (a new canvas per image, drawn
-over white from createImageBitmap of the Blob), for every served logo, a PNG with alpha and a
-JPEG rotated by its EXIF orientation, loaded one by one and all at once (the canvas is shared
-by decodes in flight); bad input keeps its messages."""
+"""The page's decode of an example's pixels (main.js loadPixels -> data.js srcToCanvas; a URL's
+bytes read once and sniffed in memory, fetchToCanvas) in Chromium: the same bytes as the path
+it replaces (the response's Blob, its head read to sniff, createImageBitmap of that Blob, a
+canvas drawn over white), for every served logo, a PNG with alpha and a JPEG rotated by its
+EXIF orientation, as URLs and as Blobs, loaded one by one and all at once; bad input keeps
+its messages."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from .conftest import open_app
 pytestmark = pytest.mark.browser
 
 # In the page: per source (served URLs, then object URLs and Blobs of the extra images), the
-# pixels of the page's loadPixels (srcToPixels) serially and all at once, and of the canvas
-# path as it was (a new canvas per image), as FNV-1a digests of the float32 values.
+# pixels of the page's loadPixels serially and all at once, and of the canvas
+# path as it was (the response's Blob), as FNV-1a digests of the float32 values.
 PIXELS = """async (extra) => {
   const T = window.tfjsTransfer, tf = T.tf, m = T.manifest;
   const list = (await (await fetch(m.images.path || 'images.json')).json()).images;
@@ -83,20 +84,20 @@ def _rotated_jpeg() -> bytes:
     return out.getvalue()
 
 
-def test_pixels_only_decode_gives_the_canvas_paths_bytes(page, site_url):
+def test_example_pixels_are_the_blob_paths_bytes(page, site_url):
     open_app(page, site_url)
     extra = [[base64.b64encode(_png_with_alpha()).decode(), "image/png"],
              [base64.b64encode(_rotated_jpeg()).decode(), "image/jpeg"]]
     got = page.evaluate(PIXELS, extra)
     assert len(got["reference"]) >= 90 + 2 * len(extra)
-    assert got["sizes"] > 1, "the images should have different sizes (the shared canvas is resized)"
+    assert got["sizes"] > 1, "the images should have different sizes"
     assert got["serial"] == got["reference"]
     assert got["together"] == got["reference"]
     assert got["reference"][-1].endswith(f":{20 * 48 * 3}")
     assert got["leaked"] == 0
 
 
-def test_pixels_only_decode_keeps_its_messages(page, site_url):
+def test_example_decode_keeps_its_messages(page, site_url):
     open_app(page, site_url)
     messages = page.evaluate("""async () => {
       const T = window.tfjsTransfer;

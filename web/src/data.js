@@ -157,37 +157,6 @@ function drawOnWhite(bitmap, canvas) {
   return canvas;
 }
 
-let scratch = null; // the one canvas of srcToImageData
-
-/**
- * An example's pixels source (a URL or a Blob) decoded to RGBA bytes (ImageData) the way
- * srcToCanvas decodes it, for callers that want only the pixels: drawn on one reused canvas
- * instead of a new one per image (a new canvas costs more than the draw). Draw and read run
- * with no await between them, so calls in flight at once cannot mix their pixels.
- * @throws {InputError} not an image, too large, or undecodable
- */
-export async function srcToImageData(src, name) {
-  const bitmap = typeof src === 'string' ? await fetchBitmap(src) : await decodeBitmap(src,
-    new Uint8Array(await src.slice(0, 65536).arrayBuffer()), name || 'the file', MAX_PIXELS);
-  try {
-    if (!scratch) scratch = newCanvas(bitmap.width, bitmap.height);
-    else if (scratch.width !== bitmap.width || scratch.height !== bitmap.height) {
-      scratch.width = bitmap.width; // resizing clears it; drawOnWhite fills it white
-      scratch.height = bitmap.height;
-    }
-    return drawOnWhite(bitmap, scratch).getContext('2d', { willReadFrequently: true })
-      .getImageData(0, 0, bitmap.width, bitmap.height);
-  } finally {
-    bitmap.close();
-  }
-}
-
-/** An example's pixels source (a URL or a Blob) as canvasToPixels' tensor, through srcToImageData. */
-export async function srcToPixels(tf, src, name, channels = 3) {
-  const { data, width, height } = await srcToImageData(src, name);
-  return rgbaToPixels(tf, data, width, height, channels);
-}
-
 /** The RGB uint8 pixels of a canvas as a tf.Tensor3D [H, W, channels] float32 (values 0..255). */
 export function canvasToPixels(tf, canvas, channels = 3) {
   const ctx = canvas.getContext('2d', { willReadFrequently: true });

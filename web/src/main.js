@@ -9,7 +9,7 @@
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
-import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, srcToPixels } from './data.js';
+import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, srcToCanvas } from './data.js';
 import { Heads } from './heads.js';
 import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
 import { fuseRequested } from './fused.js';
@@ -102,7 +102,7 @@ function fail(error) {
 /** An example's pixels, through the same decode as an uploaded image. */
 async function loadPixels(example) {
   app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // a restore must not recompute features
-  return srcToPixels(tf, example.src, example.name, app.manifest.input.channels); // load: one reused canvas
+  return pixelsOf(tf, await srcToCanvas(example.src, example.name), app.manifest);
 }
 
 // ---------- prediction ----------
