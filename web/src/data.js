@@ -142,14 +142,15 @@ async function decodeBitmap(blob, head, name, maxPixels) {
 /** A new canvas holding the bitmap drawn over white; closes the bitmap. */
 function drawn(bitmap) {
   try {
-    return drawOnWhite(bitmap, newCanvas(bitmap.width, bitmap.height));
+    return drawOnWhite(bitmap);
   } finally {
     bitmap.close();
   }
 }
 
-/** `canvas` (the bitmap's size) holding the bitmap drawn over white (alpha composites over white). */
-function drawOnWhite(bitmap, canvas) {
+/** A canvas of the bitmap's size holding it drawn over white (alpha composites over white). */
+function drawOnWhite(bitmap) {
+  const canvas = newCanvas(bitmap.width, bitmap.height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
@@ -188,22 +189,17 @@ export function rgbaToPixels(tf, rgba, width, height, channels = 3) {
 }
 
 /**
- * Fetches an image URL and decodes it (a checked bitmap; the caller closes it). The response's
- * bytes are read once, sniffed in memory, and decoded from a Blob of them: reading the head of
- * the response's own Blob would be one more round trip to the browser process per image.
+ * Fetches an image URL and decodes it onto a white canvas. The response's bytes are read once,
+ * sniffed in memory and decoded from a Blob of them: reading the head of the response's own
+ * Blob (decodeToCanvas) would be one more round trip to the browser process per image.
  */
-async function fetchBitmap(url) {
+export async function fetchToCanvas(url) {
   const response = await fetchOk(url, url);
   const base = typeof document === 'undefined' ? globalThis.location.href : document.baseURI;
   const name = decodeURIComponent(new URL(url, base).pathname.split('/').pop() || url);
   const bytes = await response.arrayBuffer();
   const blob = new Blob([bytes], { type: response.headers.get('content-type') || '' });
-  return decodeBitmap(blob, new Uint8Array(bytes, 0, Math.min(bytes.byteLength, 65536)), name, MAX_PIXELS);
-}
-
-/** Fetches an image URL and decodes it onto a white canvas. */
-export async function fetchToCanvas(url) {
-  return drawn(await fetchBitmap(url));
+  return drawn(await decodeBitmap(blob, new Uint8Array(bytes, 0, Math.min(bytes.byteLength, 65536)), name, MAX_PIXELS));
 }
 
 /** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */
