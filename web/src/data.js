@@ -106,6 +106,11 @@ function newCanvas(width, height) {
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
   const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
+  return drawn(await decodeBitmap(blob, head, name, maxPixels));
+}
+
+/** A checked bitmap of the image in `blob`, whose first bytes are `head` (the caller closes it). */
+async function decodeBitmap(blob, head, name, maxPixels) {
   const kind = sniffImage(head);
   if (!kind) {
     const type = blob.type ? ` (${blob.type})` : '';
@@ -123,11 +128,20 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
   } catch (e) {
     throw new InputError(`${name} could not be decoded as ${kind.type.toUpperCase()}: it may be damaged.`);
   }
+  if (bitmap.width * bitmap.height > maxPixels) {
+    bitmap.close();
+    throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
+  }
+  if (bitmap.width === 0 || bitmap.height === 0) {
+    bitmap.close();
+    throw new InputError(`${name} has no pixels.`);
+  }
+  return bitmap;
+}
+
+/** A new canvas holding the bitmap drawn over white; closes the bitmap. */
+function drawn(bitmap) {
   try {
-    if (bitmap.width * bitmap.height > maxPixels) {
-      throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
-    }
-    if (bitmap.width === 0 || bitmap.height === 0) throw new InputError(`${name} has no pixels.`);
     return drawOnWhite(bitmap);
   } finally {
     bitmap.close();
@@ -174,12 +188,18 @@ export function rgbaToPixels(tf, rgba, width, height, channels = 3) {
   return tf.tensor3d(out, [height, width, channels], 'float32');
 }
 
-/** Fetches an image URL and decodes it onto a white canvas. */
+/**
+ * Fetches an image URL and decodes it onto a white canvas. The response's bytes are read once,
+ * sniffed in memory and decoded from a Blob of them: reading the head of the response's own
+ * Blob (decodeToCanvas) would be one more round trip to the browser process per image.
+ */
 export async function fetchToCanvas(url) {
   const response = await fetchOk(url, url);
   const base = typeof document === 'undefined' ? globalThis.location.href : document.baseURI;
   const name = decodeURIComponent(new URL(url, base).pathname.split('/').pop() || url);
-  return decodeToCanvas(await response.blob(), name);
+  const bytes = await response.arrayBuffer();
+  const blob = new Blob([bytes], { type: response.headers.get('content-type') || '' });
+  return drawn(await decodeBitmap(blob, new Uint8Array(bytes, 0, Math.min(bytes.byteLength, 65536)), name, MAX_PIXELS));
 }
 
 /** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */

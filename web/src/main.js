@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
 import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, srcToCanvas } from './data.js';
 import { Heads } from './heads.js';
-import { buildHead, checkModels, features, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
+import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
 import { fuseRequested } from './fused.js';
 import { pixelsOf, predictFile, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
@@ -448,6 +448,10 @@ async function start() {
   // manifest.json downloads while the backend fetches and compiles its .wasm
   const manifestRequest = fetchJson(new URL('manifest.json', PAGE).href, 'manifest.json');
   manifestRequest.catch(() => {}); // awaited (and reported) below
+  // load: the models' files download while the backend starts (models.js fetchModel)
+  const modelFiles = manifestRequest.then((m) => ({ backbone: fetchModel(tf, m.backbone.path, PAGE),
+    head: m.head.path ? fetchModel(tf, m.head.path, PAGE) : null }));
+  modelFiles.catch(() => {}); // a bad manifest is reported below
   const asked = requestedBackend(location.search);
   useFusedBackbone(fuseRequested(location.search)); // ?fuse=0: the backbone layer by layer (fused.js)
   const backend = await activateBackend(tf, asked, PAGE, pageKernels(location.search));
@@ -465,9 +469,10 @@ async function start() {
   const withHead = Boolean(manifest.head.path); // a backbone-only site has none: the page starts empty
   ui.setStatus('loading', withHead ? `Loading ${manifest.backbone.path} and ${manifest.head.path}…` : `Loading ${manifest.backbone.path}…`);
   const started = performance.now();
+  const files = await modelFiles;
   const [backbone, head] = await Promise.all([
-    loadModel(tf, manifest.backbone.path, PAGE, 'backbone'),
-    withHead ? loadModel(tf, manifest.head.path, PAGE, 'head') : null,
+    loadModel(tf, manifest.backbone.path, PAGE, 'backbone', files.backbone),
+    withHead ? loadModel(tf, manifest.head.path, PAGE, 'head', files.head) : null,
   ]);
   checkModels(manifest, backbone, head);
   warmUp(tf, backbone, head, manifest);
@@ -487,6 +492,7 @@ async function start() {
   startWebcam();
   startWorker();
   app.ready = true;
+  app.timings.readyAt = performance.now(); // since navigation: the page's cold start, all steps
   refreshControls();
   ui.setStatus('ready', readyText());
   // the first Train and evaluation, prepared in idle time (prepare.js)

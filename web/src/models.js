@@ -21,11 +21,22 @@ export function disposeModel(model) {
   weights.forEach((t) => t.dispose()); // a tensor already disposed is left as it is
 }
 
-/** Loads a layers model; the error names the file and what it is for. */
-export async function loadModel(tf, path, pageUrl, what) {
+/**
+ * A layers model's files (model.json + weights) fetched, not built: that needs no backend, so
+ * the page starts them while its backend compiles. A failure is reported by loadModel.
+ * @returns {Promise<object>} the model's artifacts, for loadModel's `files`
+ */
+export function fetchModel(tf, path, pageUrl) {
+  const request = tf.io.http(new URL(path, pageUrl).href).load();
+  request.catch(() => {}); // awaited (and reported) by loadModel
+  return request;
+}
+
+/** Loads a layers model (from `files`, fetchModel's, if given); the error names the file and what it is for. */
+export async function loadModel(tf, path, pageUrl, what, files = null) {
   const url = new URL(path, pageUrl).href;
   try {
-    return await tf.loadLayersModel(url);
+    return await tf.loadLayersModel(files ? { load: () => files } : url);
   } catch (e) {
     throw new Error(`could not load the ${what} model ${path}: ${e.message}`);
   }
