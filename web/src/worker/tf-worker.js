@@ -43,16 +43,18 @@ async function featuresOf({ items, batchSize = 4 }) {
     const pixels = [];
     const rows = [];
     try {
-      for (let i = start; i < Math.min(start + batchSize, items.length); i++) {
-        const { src, name } = items[i];
-        try {
-          pixels.push(pixelsOf(tf, await srcToCanvas(src, name), manifest));
-          rows.push(i);
-        } catch (e) {
-          const input = e instanceof InputError;
-          skipped.push({ index: i, input, reason: input ? e.message : `${name}: ${e.message}` });
+      // the batch's fetches and decodes all under way at once, not one awaited after another
+      const batch = items.slice(start, start + batchSize);
+      const loads = await Promise.allSettled(batch.map((item) => loadPixels(item)));
+      loads.forEach((load, k) => {
+        if (load.status === 'fulfilled') {
+          pixels.push(load.value);
+          rows.push(start + k);
+        } else {
+          const e = load.reason;
+          skipped.push({ index: start + k, input: e instanceof InputError, reason: e.message });
         }
-      }
+      });
       if (!rows.length) continue;
       const out = tf.tidy(() => features(tf, backbone, tf.concat(pixels.map((p) => preprocess(tf, p, manifest)), 0)));
       let values;
