@@ -20,8 +20,10 @@ with ?backend=NAME and measures:
     hook (the same plus a fetch) and on the models alone, alternated image by image;
   - on the wasm variants, the page's own steps (`window.tfjsTransfer.steps`): extractFeatures
     over the served images (fetch, decode, preprocess, backbone; batches of 32, the next two
-    loading meanwhile) and trainHead for 20 epochs. These are "ours" in the end-to-end
-    comparison; the tutorial side decodes, extracts one by one and trains with model.fit;
+    loading meanwhile) and trainHead for 20 epochs; on wasm both on the main thread and
+    through the page's TF.js worker (web/src/tfworker.js), alternated. The page's default path
+    (the worker) is "ours" in the end-to-end comparison, the main thread's beside it; the
+    tutorial side decodes, extracts one by one and trains with model.fit;
   - peak tensor bytes (tf.memory().numBytes after every kernel, via tf.profile) for one
     batch, one image, one training epoch and one prediction, and the kernels' time shares;
   - on wasm: other head shapes' training time, the page's own Train button, and, when the
@@ -132,7 +134,7 @@ HEAD_VARIANTS = {
 
 def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: int, train_epochs: int,
                 predicts: int, batches=(16,), backbone_only=(), page_train: bool = False, head_variants: bool = False,
-                page_steps: bool = False, page_features=(), fuse_paired: int = 0,
+                page_steps: bool = False, page_worker: bool = False, page_features=(), fuse_paired: int = 0,
                 compare: str | None = None, cores: int | None = None, flip: bool = False) -> dict:
     """One fresh context (empty HTTP cache), one backend: every browser figure for it, in ms.
     Training runs `train_epochs` epochs and is reported scaled to `epochs` (equal when the
@@ -200,13 +202,25 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
         out["train_way"] = "model.fit"
         if page_steps:
             # the page's own code: features of the served images (fetch + decode + preprocess +
-            # backbone, the next batch loading while this one runs), then its training loop
-            pe = page.evaluate("b => window.__bench.pageExtract(b)", PAGE_BATCH)
-            out["page_extract"] = {"ms": pe["ms"], "images": pe["images"], "ms_per_image": pe["msPerImage"]}
-            pt = page.evaluate("e => window.__bench.pageTrain(e)", epochs)
-            out["train_ms"] = pt["ms"]
-            out["train_way"] = "page trainHead"
-            out["train_final_accuracy"] = pt["finalTrainAccuracy"]
+            # backbone, the next batch loading while this one runs), then its training loop; on
+            # the main thread and, with page_worker, through the page's TF.js worker (its default
+            # path: page_extract / train_ms are the default path's, *_main the main thread's),
+            # the two alternated (the order flips with `flip`)
+            worker = page_worker and page.evaluate("window.tfjsTransfer.tfWorker().then((w) => !!w)")
+            for on_worker in ((True, False) if flip else (False, True)) if worker else (False,):
+                pe = page.evaluate("([b, w]) => window.__bench.pageExtract(b, w)", [PAGE_BATCH, on_worker])
+                pt = page.evaluate("([e, w]) => window.__bench.pageTrain(e, w)", [epochs, on_worker])
+                tail = "" if on_worker or not worker else "_main"
+                out["page_extract" + tail] = {"ms": pe["ms"], "images": pe["images"], "ms_per_image": pe["msPerImage"],
+                                              "wait_ms": pe.get("waitMs")}
+                out["train_ms" + tail] = pt["ms"]
+                out["train_loop_ms" + tail] = pt["loopMs"]
+                if not tail:
+                    out["train_final_accuracy"] = pt["finalTrainAccuracy"]
+            out["page_path"] = "worker" if worker else "main"
+            out["train_way"] = "page trainHead" + (" (TF.js worker)" if worker else "")
+            if worker:  # the worker's own start (script, backend, backbone) after the page is ready
+                out["worker_start_ms"] = page.evaluate("window.tfjsTransfer.tfWorker().then((w) => w.startMs)")
             # the longest main-thread task extracting and training, main thread vs the TF.js worker
             out["long_tasks"] = page.evaluate("e => window.__bench.longTasks(e)", epochs)
         if head_variants:
@@ -295,23 +309,26 @@ def train_button_long_tasks(browser, url: str, rounds: int = 2, epochs: int = 20
     return out
 
 
-def end_to_end(res: dict, batch: int, total: int, page: bool = False) -> dict:
+def end_to_end(res: dict, batch: int, total: int, page: bool = False, main_thread: bool = False) -> dict:
     """The in-browser path for `total` images: load the models (cold), decode, extract at
     `batch`, train the head, predict one image; per-image steps scaled to `total` when
     fewer images were measured (the slow backends). With `page`, decoding and features are
-    the page's own pipelined extractFeatures and training its trainHead; otherwise decoding
-    one by one, features at `batch` and model.fit (the tutorial's way)."""
+    the page's own pipelined extractFeatures and training its trainHead, on the page's
+    default path (its TF.js worker where it has one; `main_thread`: on the main thread);
+    otherwise decoding one by one, features at `batch` and model.fit (the tutorial's way)."""
     steps = {"load_models": res["model_load_cold_ms"]}
+    tail = "_main" if main_thread and "page_extract_main" in res else ""
     if page:
-        steps["decode_and_extract"] = res["page_extract"]["ms_per_image"] * total
+        steps["decode_and_extract"] = res["page_extract" + tail]["ms_per_image"] * total
     else:
         steps["decode_images"] = res["decode_ms_per_image"] * total
         steps["extract_features"] = res["extract_ms_per_image"][str(batch)] * total
-    steps["train_head"] = res["train_ms"] if page else res["train_fit_ms"]
+    steps["train_head"] = res["train_ms" + tail] if page else res["train_fit_ms"]
     steps["predict_one"] = res["predict_page_ms"]["p50"]
     total_ms = sum(steps.values())
     return {"total_ms": total_ms, "steps_ms": steps, "batch": batch, "backend": res["info"]["backend"],
             "images": total, "images_measured": res["n_images"],
+            "path": ("main" if tail else res.get("page_path", "main")) if page else "tutorial",
             "dominant_step": max(steps, key=steps.get),
             "dominant_fraction": max(steps.values()) / total_ms}
 
@@ -354,7 +371,7 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                                   backbone_only=(32, 16) if name in ("wasm", "wasm_pool1", "wasm_unfused") else (),
                                   page_features=(1, 16, 32) if name in ("wasm", "wasm_unfused") else (),
                                   fuse_paired=2 if name == "wasm" else 0,
-                                  page_train=(name == "wasm"), page_steps=fast,
+                                  page_train=(name == "wasm"), page_steps=fast, page_worker=(name == "wasm"),
                                   head_variants=True if name == "wasm" else
                                   ["tutorial_dense10"] if name == "webgl" else False,
                                   compare=unfolded if name == "wasm" else None,
@@ -372,6 +389,9 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                     tutorial = got["cpu"]
                 ours, theirs = end_to_end(got["wasm"], PAGE_BATCH, total, page=True), end_to_end(tutorial, 1, total)
                 row = {"ours": ours, "tutorial": theirs, "speedup": theirs["total_ms"] / ours["total_ms"]}
+                # the same on the page's main thread (?worker=0's path), beside the default path's
+                main = end_to_end(got["wasm"], PAGE_BATCH, total, page=True, main_thread=True)
+                row.update(ours_main_thread=main, speedup_main_thread=theirs["total_ms"] / main["total_ms"])
                 # the stricter reading: the tutorial also trains its own, smaller head
                 own = tutorial.get("train_ms_by_head", {}).get("tutorial_dense10")
                 if own is not None:
@@ -388,8 +408,12 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
     if e2e:
         out["end_to_end"] = {"speedup": statistics.median(x["speedup"] for x in e2e),
                              "speedups": [x["speedup"] for x in e2e],
-                             "rounds": [{"ours_ms": x["ours"]["total_ms"], "tutorial_ms": x["tutorial"]["total_ms"]}
-                                        for x in e2e],
+                             "rounds": [{"ours_ms": x["ours"]["total_ms"], "tutorial_ms": x["tutorial"]["total_ms"],
+                                         "ours_main_thread_ms": x["ours_main_thread"]["total_ms"]} for x in e2e],
+                             # ours on the page's main thread (the default path is its TF.js worker)
+                             "speedup_main_thread": statistics.median(x["speedup_main_thread"] for x in e2e),
+                             "speedups_main_thread": [x["speedup_main_thread"] for x in e2e],
+                             "ours_main_thread": _dominant(_median_tree([x["ours_main_thread"] for x in e2e])),
                              "speedup_vs_tutorial_own_head": statistics.median(
                                  x["speedup_vs_tutorial_own_head"] for x in e2e)
                              if all("speedup_vs_tutorial_own_head" in x for x in e2e) else None,

@@ -213,23 +213,41 @@
       xs.dispose(); ys.dispose(); model.optimizer.dispose(); model.dispose();
       return { epochs, rows: xs.shape[0], ms, finalTrainAccuracy: acc };
     },
-    // The page's own steps (web/src/train.js via window.tfjsTransfer.steps): what "ours" is.
-    async pageExtract(batch) {
+    // The page's own steps (web/src/train.js via window.tfjsTransfer.steps): what "ours" is,
+    // on the main thread or (worker = true) through the page's TF.js worker (web/src/tfworker.js,
+    // the page's default path where it has one; null when it has none). Times are the caller's:
+    // for the worker, messages and the trained head's rebuilding on this thread included.
+    async pageExtract(batch, worker = false) {
       const P = T.steps, set = P.trainSet();
+      const w = worker ? await T.tfWorker() : null;
+      if (worker && !w) return null;
+      const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: batch };
       const t = performance.now();
-      const feats = await P.extractFeatures({ tf, backbone: P.backbone(), manifest: m, items: set.items,
-        loadPixels: P.loadPixels, batchSize: batch });
+      const feats = await (w ? w.extract(ex) : P.extractFeatures(ex));
       const ms = performance.now() - t;
       S.page = { feats, labelIndex: set.labelIndex };
       // waitMs: the backbone waiting for pixels (fetch + decode behind), where the page reports it
-      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length, waitMs: feats.waitMs };
+      return { batch, ms, images: set.items.length, msPerImage: ms / set.items.length, waitMs: feats.waitMs,
+        where: w ? 'worker' : 'main' };
     },
     _pageFeats: () => S.page, // pageExtract's features and labels (bench/page_pair.py profiles with them)
-    async pageTrain(epochs) {
-      // every extracted row trains (no validation), as the tutorial's fit does
-      const r = await pageTrainHead(S.page.feats, S.page.labelIndex, epochs);
+    async pageTrain(epochs, worker = false) {
+      const w = worker ? await T.tfWorker() : null;
+      if (worker && !w) return null;
+      const hp = m.training.hyperparameters;
+      // the worker takes the features' buffer (transferred): a copy goes, as the page's featureRows makes one
+      const feats = w ? { ...S.page.feats, data: S.page.feats.data.slice() } : S.page.feats;
+      const opts = { tf, manifest: m, feats, labelIndex: S.page.labelIndex,
+        split: { train: [...Array(feats.count).keys()], valid: [] }, // every row trains, as the tutorial's fit does
+        hyper: { epochs, batchSize: hp.batch_size, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss } };
+      const t = performance.now();
+      const r = await (w ? w.trainHead(opts) : T.steps.trainHead(opts));
+      const ms = performance.now() - t;
+      r.model.dispose();
       const acc = r.history.history.acc;
-      return { epochs: r.epochs, rows: S.page.feats.count, ms: r.ms, finalTrainAccuracy: acc[acc.length - 1] };
+      // loopMs: trainHead's own figure (in the worker: its loop alone)
+      return { epochs: r.epochs, rows: feats.count, ms, loopMs: r.ms, finalTrainAccuracy: acc[acc.length - 1],
+        where: w ? 'worker' : 'main' };
     },
     // Issue 18's stall figure: the longest main-thread task (Chromium's long-task observer)
     // while the page extracts the served images' features (batches of 32, the page's) and trains `epochs`

@@ -376,6 +376,12 @@ def headline(res: dict) -> dict:
         h["browser_speedup_vs_tutorial_rounds"] = br["end_to_end"]["speedups"]
         h["browser_end_to_end_ms_ours"] = br["end_to_end"]["ours"]["total_ms"]
         h["browser_end_to_end_ms_tutorial"] = br["end_to_end"]["tutorial"]["total_ms"]
+        # "ours" is the page's default path (its TF.js worker); the same on its main thread beside it
+        h["browser_end_to_end_ours_path"] = br["end_to_end"]["ours"].get("path")
+        if br["end_to_end"].get("speedup_main_thread") is not None:
+            h["browser_speedup_vs_tutorial_main_thread"] = br["end_to_end"]["speedup_main_thread"]
+            h["browser_speedup_vs_tutorial_main_thread_rounds"] = br["end_to_end"]["speedups_main_thread"]
+            h["browser_end_to_end_ms_ours_main_thread"] = br["end_to_end"]["ours_main_thread"]["total_ms"]
     if wasm and p:
         # like for like: both sides' backbone on preprocessed pixels, both at batch 32
         if wasm.get("backbone_only_ms_per_image"):
@@ -431,8 +437,11 @@ def headline(res: dict) -> dict:
         h[f"browser_{name}_features_ms_per_image_batched"] = r["extract_ms_per_image"]["16"]
         h[f"browser_{name}_train_20_epochs_ms"] = r["train_ms"]
         h[f"browser_{name}_train_20_epochs_model_fit_ms"] = r.get("train_fit_ms")
-        if r.get("page_extract"):
+        if r.get("page_extract"):  # the page's default path (the TF.js worker on wasm), the main thread's beside it
             h[f"browser_{name}_page_features_incl_decode_ms_per_image"] = r["page_extract"]["ms_per_image"]
+        if r.get("page_extract_main"):
+            h[f"browser_{name}_page_features_incl_decode_ms_per_image_main_thread"] = r["page_extract_main"]["ms_per_image"]
+            h[f"browser_{name}_train_20_epochs_ms_main_thread"] = r["train_ms_main"]
         for where, lt in (r.get("long_tasks") or {}).items():
             if lt:
                 for step in ("extract", "train"):
@@ -642,11 +651,13 @@ def print_table(res: dict) -> None:
              if r.get("backbone_only_ms_per_image") else "-"),
             ("batched speedup", lambda r: fmt(r["batched_speedup"], "x", 2)),
             ("page features incl. decode ms/image", lambda r: fmt(r["page_extract"]["ms_per_image"]) if r.get("page_extract") else "-"),
+            ("  on the main thread (worker above)", lambda r: fmt(r["page_extract_main"]["ms_per_image"]) if r.get("page_extract_main") else "-"),
             ("longest task extract / train ms, main", lambda r: long_tasks(r, "mainThread")),
             ("  with the TF.js worker", lambda r: long_tasks(r, "worker")),
             ("  their extract / train ms, main", lambda r: long_tasks(r, "mainThread", "ms")),
             ("  with the TF.js worker", lambda r: long_tasks(r, "worker", "ms")),
-            ("train 20 epochs ms (page loop)", lambda r: fmt(r["train_ms"], digits=0) if r.get("train_way") == "page trainHead" else "-"),
+            ("train 20 epochs ms (page loop)", lambda r: fmt(r["train_ms"], digits=0) if r.get("train_way", "").startswith("page") else "-"),
+            ("  on the main thread (worker above)", lambda r: fmt(r["train_ms_main"], digits=0) if r.get("train_ms_main") else "-"),
             ("train 20 epochs ms (model.fit)", lambda r: fmt(r["train_fit_ms"], digits=0) + ("*" if r["train_epochs_run"] < 20 else "")),
             ("predict p50 / p90 ms (new file)", lambda r: f"{r['predict_file_ms']['p50']:.1f} / {r['predict_file_ms']['p90']:.1f}"),
             ("predict p50 / p90 ms (URL hook)", lambda r: f"{r['predict_page_ms']['p50']:.1f} / {r['predict_page_ms']['p90']:.1f}"),
@@ -684,16 +695,22 @@ def print_table(res: dict) -> None:
                           f"batch {b_}: {v['ms_per_image_unfolded']:.1f} -> {v['ms_per_image_site']:.1f} ms/image "
                           f"({v['site_speedup']:.2f}x)" for b_, v in fb.items())
                       + f"; features max |diff| {fb['16']['max_abs_diff']:.1e}")
-            if w.get("train_fit_ms") and w.get("train_way") == "page trainHead":
+            w_main = w.get("train_ms_main", w["train_ms"])  # the page's loop on the main thread, as the others run it
+            if w.get("train_fit_ms") and w.get("train_way", "").startswith("page"):
                 print(f"  before/after web/src/train.js (batches copied from typed arrays + trainOnBatch, instead of "
-                      f"model.fit's shuffle): 20 epochs {w['train_fit_ms']:.0f} -> {w['train_ms']:.0f} ms "
-                      f"({w['train_fit_ms'] / w['train_ms']:.2f}x)")
+                      f"model.fit's shuffle; main thread): 20 epochs {w['train_fit_ms']:.0f} -> {w_main:.0f} ms "
+                      f"({w['train_fit_ms'] / w_main:.2f}x)")
+            if w.get("page_extract_main"):
+                print(f"  the page's TF.js worker (its default path) vs its main thread, alternated in one page: extract "
+                      f"{w['page_extract']['ms']:.0f} vs {w['page_extract_main']['ms']:.0f} ms, train 20 epochs "
+                      f"{w['train_ms']:.0f} vs {w['train_ms_main']:.0f} ms (the worker's loop {w['train_loop_ms']:.0f}); "
+                      f"the worker started in {fmt(w.get('worker_start_ms'), digits=0)} ms after the page was ready")
             pool1 = br.get("wasm_pool1")
             if pool1:
                 print(f"  before/after wasmThreads() in web/src/backend.js (pool of {int(pool1['info'].get('threads') or 0)} -> "
                       f"{int(w['info'].get('threads') or 0)} threads): features batched(16) "
                       f"{pool1['extract_ms_per_image']['16']:.1f} -> {w['extract_ms_per_image']['16']:.1f} ms/image, "
-                      f"train {pool1['train_ms']:.0f} -> {w['train_ms']:.0f} ms")
+                      f"train {pool1['train_ms']:.0f} -> {w_main:.0f} ms")
             fp, unf = w.get("fuse_paired"), br.get("wasm_unfused")
             if fp:
                 print("  before/after web/src/fused.js (the backbone as fused conv + bias + relu6 kernels), paired in one page: "
@@ -713,7 +730,7 @@ def print_table(res: dict) -> None:
             plain = br.get("wasm_tfjs_kernels")
             if plain:
                 print(f"  before/after web/src/wasm/kernels.js (transposed products, SIMD transposes, fused in-place Adam, shared clones, sparse products): 20 epochs "
-                      f"{plain['train_ms']:.0f} -> {w['train_ms']:.0f} ms ({plain['train_ms'] / w['train_ms']:.2f}x)")
+                      f"{plain['train_ms']:.0f} -> {w_main:.0f} ms ({plain['train_ms'] / w_main:.2f}x)")
             for what in ("extractBatch16", "trainEpoch"):
                 k = w.get("kernels", {}).get(what)
                 if k:
@@ -721,15 +738,17 @@ def print_table(res: dict) -> None:
         e2e = br.get("end_to_end")
         if e2e:
             o, t = e2e["ours"], e2e["tutorial"]
+            om = e2e.get("ours_main_thread") or {"steps_ms": {}, "total_ms": float("nan")}
             print(f"  end to end ({o['images']} images: load, decode, extract, train 20 epochs, predict one):")
-            print(f"    {'step':<22}{'ours: wasm, the page':>24}{'tutorial: ' + t['backend'] + ', 1 by 1':>26}")
+            print(f"    {'step':<22}{'ours: wasm, the page (' + str(o.get('path', 'main')) + ')':>32}"
+                  f"{'main thread':>16}{'tutorial: ' + t['backend'] + ', 1 by 1':>26}")
             steps = list(dict.fromkeys([*o["steps_ms"], *t["steps_ms"]]))
             steps.sort(key=lambda k: ["load_models", "decode_images", "extract_features", "decode_and_extract",
                                       "train_head", "predict_one"].index(k))
             cell = lambda d, k, w_: f"{d[k]:>{w_}.0f} ms" if k in d else f"{'-':>{w_ + 3}}"
             for step in steps:
-                print(f"    {step:<22}{cell(o['steps_ms'], step, 21)}{cell(t['steps_ms'], step, 23)}")
-            print(f"    {'total':<22}{o['total_ms']:>21.0f} ms{t['total_ms']:>23.0f} ms")
+                print(f"    {step:<22}{cell(o['steps_ms'], step, 29)}{cell(om['steps_ms'], step, 13)}{cell(t['steps_ms'], step, 23)}")
+            print(f"    {'total':<22}{o['total_ms']:>29.0f} ms{om['total_ms']:>13.0f} ms{t['total_ms']:>23.0f} ms")
             if e2e.get("rounds"):
                 ot = [x["ours_ms"] for x in e2e["rounds"]]
                 tt = [x["tutorial_ms"] for x in e2e["rounds"]]
@@ -739,6 +758,9 @@ def print_table(res: dict) -> None:
             print(f"    browser_speedup_vs_tutorial = {e2e['speedup']:.2f}x (rounds: "
                   + ", ".join(f"{x:.2f}" for x in e2e["speedups"]) + f"); after it, '{o['dominant_step']}' dominates "
                   f"({o['dominant_fraction']:.0%} of ours); tutorial's largest: '{t['dominant_step']}' ({t['dominant_fraction']:.0%})")
+            if e2e.get("speedup_main_thread") is not None:
+                print(f"    browser_speedup_vs_tutorial_main_thread = {e2e['speedup_main_thread']:.2f}x (rounds: "
+                      + ", ".join(f"{x:.2f}" for x in e2e["speedups_main_thread"]) + "): ours on the page's main thread")
             if e2e.get("speedup_vs_tutorial_own_head"):
                 print(f"    stricter: the tutorial training its own smaller head (flatten -> dense 10) on {t['backend']}: "
                       f"{e2e['speedup_vs_tutorial_own_head']:.2f}x")
@@ -761,7 +783,7 @@ def print_table(res: dict) -> None:
                   f"{e['mb_per_s']:.0f} MB/s, errors {e['errors']}, server CPU {e['server_cpu_ms_per_request']:.2f} ms/request")
 
     print("\nHeadline")
-    for k in ("browser_speedup_vs_tutorial", "browser_vs_python_per_image", "browser_vs_python_per_image_incl_preprocess",
+    for k in ("browser_speedup_vs_tutorial", "browser_speedup_vs_tutorial_main_thread", "browser_vs_python_per_image", "browser_vs_python_per_image_incl_preprocess",
               "python_fraction_of_peak", "warm_vs_cold_build", "uint8_size_ratio", "predict_p50_ms_wasm",
               "predict_url_p50_ms_wasm"):
         v = h.get(k)

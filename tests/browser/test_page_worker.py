@@ -66,6 +66,58 @@ def test_worker_skips_a_non_image_and_names_it(page, site_url):
     assert any(v != 0 for v in out["second"])
 
 
+# The page's training-set extraction through the worker (one 'extract' job: train.js
+# extractFeatures there, batches of 32) against extractFeatures on the main thread, 40 items
+# (a full batch and a partial one); a file that is not an image fails the run, named; a Stop
+# after the first batch ends it (null) with no tensor left in the worker.
+EXTRACT_BOTH = """async () => {
+    const t = window.tfjsTransfer;
+    const w = await t.tfWorker();
+    const items = t.project().trainingSet().items.slice(0, 40);
+    const opts = { tf: t.tf, backbone: t.steps.backbone(), manifest: t.manifest, items, loadPixels: t.steps.loadPixels };
+    const workerTensors = async () => (await w.call('memory')).numTensors;
+    const before = await workerTensors();
+    const here = await t.steps.extractFeatures(opts);
+    const progress = [];
+    const there = await w.extract({ ...opts, onProgress: (done, total) => progress.push([done, total]) });
+    let diff = 0;
+    let max = 0;
+    for (let i = 0; i < here.data.length; i++) {
+        diff = Math.max(diff, Math.abs(here.data[i] - there.data[i]));
+        max = Math.max(max, Math.abs(here.data[i]));
+    }
+    let failed = null;
+    try {
+        await w.extract({ ...opts, items: [items[0], { src: new Blob(['hello'], { type: 'text/plain' }), name: 'notes.txt' }] });
+    } catch (e) {
+        failed = e.message;
+    }
+    const stopProgress = [];
+    const stopped = await w.extract({ ...opts, batchSize: 8, onProgress: (done) => stopProgress.push(done),
+                                      shouldStop: () => stopProgress.length > 0 });
+    const after = await w.extract({ ...opts, items: items.slice(0, 3) });  // the worker goes on after a stop
+    return { diff, max, count: there.count, size: there.size,
+             sizeHere: here.size, length: there.data.length, progress, failed, stopped, stopProgress,
+             afterCount: after.count, tensors: [before, await workerTensors()] };
+}"""
+
+
+def test_worker_extract_equals_the_main_threads_and_names_a_bad_file(page, site_url):
+    open_app(page, site_url)
+    assert page.evaluate(WORKER) is not None
+    before = page.evaluate("window.tfjsTransfer.numTensors()")
+    out = page.evaluate(EXTRACT_BOTH)
+    print(f"\nworker extract vs main thread extractFeatures, 40 items: max |diff| {out['diff']:.3g}")
+    assert out["count"] == 40 and out["size"] == out["sizeHere"] and out["length"] == 40 * out["size"]
+    assert out["max"] > 0 and out["diff"] <= 1e-5
+    assert out["progress"] == [[32, 40], [40, 40]]  # the page's batch of 32
+    assert out["failed"] and "notes.txt" in out["failed"], out["failed"]
+    assert out["stopped"] is None and out["stopProgress"][0] == 8 and out["stopProgress"][-1] < 40, out["stopProgress"]
+    assert out["afterCount"] == 3
+    assert out["tensors"][0] == out["tensors"][1], out["tensors"]
+    assert page.evaluate("window.tfjsTransfer.numTensors()") == before
+
+
 # The same head trained on the same features and seed on the main thread and in the worker.
 # The site's head has dropout, which TF.js does not seed: rate 0 here, so the runs must agree.
 SAME_SEED = """async () => {

@@ -2,7 +2,7 @@
 // is not 'train': never trained on): accuracy, accuracy per class, the confusion matrix and
 // the examples it gets wrong. No DOM (ui-evaluation.js draws it): web/test/evaluation.test.mjs
 // runs it in Node.
-import { extractFeatures } from './train.js';
+import { FEATURE_BATCH, extractFeatures } from './train.js';
 import { classify, run } from './models.js';
 import { preprocess } from './preprocess.js';
 
@@ -97,7 +97,7 @@ export async function headProbabilities({ tf, manifest, backbone, head, project,
   }
   const missing = project.withoutFeatures(examples);
   if (missing.length) {
-    const opts = { tf, backbone, manifest, items: missing, batchSize: 16,
+    const opts = { tf, backbone, manifest, items: missing, batchSize: FEATURE_BATCH,
       loadPixels: (e) => loadPixels(e, manifest),
       onProgress: (done, total) => onProgress(done, total + examples.length) };
     const feats = await (worker ? worker.extract(opts) : extractFeatures(opts));

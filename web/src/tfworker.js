@@ -4,9 +4,13 @@
 // createImageBitmap is missing, or the worker fails to start, there is no worker (null) and
 // the callers keep the main-thread path.
 
+import { FEATURE_BATCH } from './featurebatch.js';
 import { yieldToPage } from './tasks.js';
 
 export const WORKER_FILE = 'tf-worker.js';
+
+/** How often extract() asks shouldStop() while the worker runs a batch (the Stop button's latency). */
+export const STOP_POLL_MS = 100;
 
 /** ?worker=0 keeps TF.js on the main thread (before/after measurements, a fallback to compare). */
 export function workerRequested(search) {
@@ -75,24 +79,37 @@ export class TfWorker {
   }
 
   /**
-   * train.js extractFeatures' contract on the worker: every item's features, `chunk` images per
-   * message (progress and Stop between); an item that cannot be loaded fails the whole run.
-   * @returns {Promise<{data: Float32Array, count: number, size: number}|null>} null if stopped
+   * train.js extractFeatures' contract on the worker: every item's features, through the same
+   * extractFeatures in the worker (its pipeline, `batchSize` images per backbone run) as one
+   * job; progress comes back per batch, and shouldStop() is asked at each and every
+   * STOP_POLL_MS meanwhile (a Stop ends the job between batches). An item that cannot be
+   * loaded fails the whole run, named.
+   * @returns {Promise<{data: Float32Array, count: number, size: number, waitMs: number}|null>} null if stopped
    */
-  async extract({ items, batchSize = 16, onProgress = () => {}, shouldStop = () => false }) {
-    let data = null;
-    let size = 0;
-    for (let start = 0; start < items.length; start += batchSize) {
-      if (shouldStop()) return null;
-      const part = await this.rows(items.slice(start, start + batchSize), batchSize);
-      this.onDecoded(Math.min(batchSize, items.length - start));
-      if (part.skipped.length) throw new Error(part.skipped[0].reason);
-      size = part.size;
-      if (!data) data = new Float32Array(items.length * size);
-      data.set(part.data, start * size);
-      onProgress(Math.min(start + batchSize, items.length), items.length);
+  async extract({ items, batchSize = FEATURE_BATCH, onProgress = () => {}, shouldStop = () => false }) {
+    if (shouldStop()) return null;
+    let counted = 0;
+    let stopSent = false;
+    const askStop = () => {
+      if (!stopSent && shouldStop()) {
+        stopSent = true;
+        this.worker.postMessage({ type: 'stop' });
+      }
+    };
+    const pending = this.call('extract', { items: items.map(({ src, name }) => ({ src, name })), batchSize }, {
+      onMessage: ({ done, total }) => {
+        this.onDecoded(done - counted);
+        counted = done;
+        onProgress(done, total);
+        askStop();
+      },
+    });
+    const poll = setInterval(askStop, STOP_POLL_MS); // after the job is posted: a stop arrives after it
+    try {
+      return await pending;
+    } finally {
+      clearInterval(poll);
     }
-    return { data: data || new Float32Array(0), count: items.length, size };
   }
 
   /**
@@ -189,9 +206,11 @@ export async function startTfWorker({ manifest, pageUrl, backend, kernels, fuse 
     return null;
   }
   let client = null;
+  const started = performance.now();
   try {
     client = new TfWorker(new Worker(scriptUrl, { type: 'module' }), onDecoded);
     client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels, fuse });
+    client.startMs = performance.now() - started; // its script, backend and backbone (make bench prints it)
     if (client.info.backend !== backend) throw new Error(`it runs ${client.info.backend}, the page ${backend}`);
     return client;
   } catch (e) {

@@ -5,7 +5,7 @@
 // and the copy's head trains on them from its own weights. The copy, image in and
 // probabilities out, is the result. No DOM here: web/test/tmtrain.test.mjs runs it in Node.
 import { disposeModel } from './models.js';
-import { extractFeatures, trainHead } from './train.js';
+import { FEATURE_BATCH, extractFeatures, trainHead } from './train.js';
 
 /** The model's backbone and head (its two nested models), or an Error saying why not. */
 export function splitTmModel(model) {
@@ -93,7 +93,7 @@ export async function continueTmHead({ tf, tmHead, project, hyper, loadPixels, s
     const spec = { ...tmHead.input, backbone: { output_shape: backbone.outputs[0].shape.slice(1) } };
     onStatus(`Extracting the Teachable Machine model's features of ${set.items.length} images…`);
     const feats = await extractFeatures({
-      tf, backbone, manifest: spec, items: set.items, loadPixels, batchSize: 16,
+      tf, backbone, manifest: spec, items: set.items, loadPixels, batchSize: FEATURE_BATCH,
       onProgress: (done, total) => onProgress(done, total, `features ${done}/${total}`),
       shouldStop: () => stop.requested,
     });

@@ -7,6 +7,7 @@ import { preprocess } from './preprocess.js';
 import { whileWeightsChange } from './wasm/matmul.js';
 import { buildHead, features } from './models.js';
 import { yieldToPage } from './tasks.js';
+import { FEATURE_BATCH } from './featurebatch.js';
 
 /**
  * loadPixels over items in order, started ahead of their use: whenever items up to `upto`
@@ -40,11 +41,7 @@ function prefetch(items, loadPixels, ahead) {
   };
 }
 
-/**
- * Images per backbone run when the page extracts features: 32 beat 16 and 8 in every paired
- * round (bench/page_pair.py; fewer, larger products keep both wasm threads busy).
- */
-export const FEATURE_BATCH = 32;
+export { FEATURE_BATCH }; // featurebatch.js: the one batch size of every feature extraction
 
 /**
  * Backbone features of every item, batchSize images at a time, yielding between batches.

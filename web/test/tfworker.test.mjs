@@ -1,8 +1,9 @@
 // The TF.js worker's client (web/src/tfworker.js) against a stand-in Worker: jobs answered in
-// order, extract()'s chunks and Stop, training's epochs and Stop message, a dead worker.
+// order, extract() as one job with its progress and Stop, training's epochs and Stop message, a dead worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TfWorker, workerMissing, workerRequested } from '../src/tfworker.js';
+import { FEATURE_BATCH } from '../src/featurebatch.js';
 
 /** A Worker stand-in: `answer(message, reply)` decides what the worker would post back. */
 class FakeWorker {
@@ -35,12 +36,35 @@ test('workerRequested and workerMissing', () => {
   assert.equal(workerMissing({ Worker() {}, OffscreenCanvas() {}, createImageBitmap() {} }), null);
 });
 
-test('extract: chunks in order, progress, the images counted, a skipped image fails the run', async () => {
-  const fake = new FakeWorker(({ type, payload }, reply) => {
-    if (type !== 'features') return reply({ type: 'error', message: `unexpected ${type}` });
-    const skipped = payload.items.filter((i) => i.name === 'bad').map((i) => ({ index: payload.items.indexOf(i), reason: 'bad is not an image', input: true }));
-    reply({ type: 'done', result: { data: rowsOf(payload.items), size: SIZE, skipped } });
+/**
+ * The worker's 'extract' job as tf-worker.js runs it: `batchSize` items per batch, a progress
+ * message after each, a 'stop' seen between batches (null), an item named 'bad' failing the job.
+ */
+function extractingWorker() {
+  let stopped = false;
+  const fake = new FakeWorker(async (message, reply) => {
+    if (message.type === 'stop') {
+      stopped = true;
+      return;
+    }
+    if (message.type !== 'extract') return reply({ type: 'error', message: `unexpected ${message.type}` });
+    stopped = false;
+    const { items, batchSize } = message.payload;
+    for (let done = 0; done < items.length;) {
+      if (stopped) return reply({ type: 'done', result: null });
+      const bad = items.slice(done, done + batchSize).find((i) => i.name === 'bad');
+      if (bad) return reply({ type: 'error', message: 'bad is not an image' });
+      done = Math.min(done + batchSize, items.length);
+      reply({ type: 'progress', done, total: items.length });
+      await new Promise((r) => setTimeout(r, 5)); // the next batch: messages sent meanwhile arrive
+    }
+    reply({ type: 'done', result: { data: rowsOf(items), count: items.length, size: SIZE, waitMs: 0 } });
   });
+  return fake;
+}
+
+test('extract: one job, the default batch, progress and the images counted, a bad item fails the run', async () => {
+  const fake = extractingWorker();
   let decoded = 0;
   const client = new TfWorker(fake, (n) => { decoded += n; });
   const items = ['1', '2', '3', '4', '5'].map((name) => ({ src: `u${name}`, name, extra: 'not sent' }));
@@ -51,10 +75,38 @@ test('extract: chunks in order, progress, the images counted, a skipped image fa
   assert.deepEqual(Array.from(out.data.subarray(SIZE * 4)), [5, 5, 5]);
   assert.deepEqual(progress, [[2, 5], [4, 5], [5, 5]]);
   assert.equal(decoded, 5);
-  assert.deepEqual(fake.sent[0].message.payload.items, [{ src: 'u1', name: '1' }, { src: 'u2', name: '2' }]);
+  assert.equal(fake.sent.length, 1); // one message for the whole run, not one per batch
+  assert.equal(fake.sent[0].message.payload.batchSize, 2);
+  assert.deepEqual(fake.sent[0].message.payload.items[0], { src: 'u1', name: '1' });
+  await client.extract({ items });
+  assert.equal(fake.sent[1].message.payload.batchSize, FEATURE_BATCH); // train.js's, unless told
   await assert.rejects(client.extract({ items: [{ src: 'x', name: 'bad' }] }), /bad is not an image/);
-  let asked = 0;
-  assert.equal(await client.extract({ items, batchSize: 2, shouldStop: () => asked++ > 0 }), null);
+});
+
+test('extract: Stop between batches (after a batch, or while one runs), nothing sent if stopped before', async () => {
+  const items = ['1', '2', '3', '4', '5', '6'].map((name) => ({ src: `u${name}`, name }));
+  const fake = extractingWorker();
+  const client = new TfWorker(fake);
+  const progress = [];
+  const out = await client.extract({ items, batchSize: 2, shouldStop: () => progress.length > 0,
+    onProgress: (d) => progress.push(d) });
+  assert.equal(out, null);
+  assert.deepEqual(progress, [2]); // the stop sent at the first batch's progress ends the job before the second
+  assert.deepEqual(fake.sent.map((s) => s.message.type), ['extract', 'stop']);
+  assert.equal(await client.extract({ items, shouldStop: () => true }), null);
+  assert.equal(fake.sent.length, 2);
+  // a Stop while a batch runs, with no progress message to answer: the poll sends it
+  let requested = false;
+  const slow = new FakeWorker((message, reply) => {
+    if (message.type === 'extract') {
+      requested = true; // the Stop button, pressed while the first batch runs
+      slow.finish = () => reply({ type: 'done', result: null });
+    } else if (message.type === 'stop') {
+      slow.finish();
+    }
+  });
+  assert.equal(await new TfWorker(slow).extract({ items, shouldStop: () => requested }), null);
+  assert.deepEqual(slow.sent.map((s) => s.message.type), ['extract', 'stop']);
 });
 
 test('trainHead: features transferred once, epochs to onEpoch and the charts, Stop sent after the job', async () => {

@@ -1,6 +1,7 @@
 // The page's TensorFlow.js off the main thread (a module Worker; tfworker.js is its client):
 // backbone features of images (decoded here with the page's own data.js on an OffscreenCanvas,
-// fed by its preprocess.js, so the rows equal the main thread's), head training (train.js'
+// fed by its preprocess.js, so the rows equal the main thread's; a project's examples through
+// train.js extractFeatures' pipeline), head training (train.js'
 // trainHead, per-epoch logs posted back) and live prediction of webcam frames with the page's head. A long backbone run or training step then blocks
 // this thread, never the page's. Jobs run one at a time in arrival order; 'stop' acts at once.
 import * as tf from '../tf.js';
@@ -10,7 +11,7 @@ import { InputError, rgbaToPixels, srcToCanvas } from '../data.js';
 import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
-import { trainHead } from '../train.js';
+import { extractFeatures, trainHead } from '../train.js';
 
 let manifest = null;
 let backbone = null;
@@ -42,16 +43,18 @@ async function featuresOf({ items, batchSize = 4 }) {
     const pixels = [];
     const rows = [];
     try {
-      for (let i = start; i < Math.min(start + batchSize, items.length); i++) {
-        const { src, name } = items[i];
-        try {
-          pixels.push(pixelsOf(tf, await srcToCanvas(src, name), manifest));
-          rows.push(i);
-        } catch (e) {
-          const input = e instanceof InputError;
-          skipped.push({ index: i, input, reason: input ? e.message : `${name}: ${e.message}` });
+      // the batch's fetches and decodes all under way at once, not one awaited after another
+      const batch = items.slice(start, start + batchSize);
+      const loads = await Promise.allSettled(batch.map((item) => loadPixels(item)));
+      loads.forEach((load, k) => {
+        if (load.status === 'fulfilled') {
+          pixels.push(load.value);
+          rows.push(start + k);
+        } else {
+          const e = load.reason;
+          skipped.push({ index: start + k, input: e instanceof InputError, reason: e.message });
         }
-      }
+      });
       if (!rows.length) continue;
       const out = tf.tidy(() => features(tf, backbone, tf.concat(pixels.map((p) => preprocess(tf, p, manifest)), 0)));
       let values;
@@ -66,6 +69,31 @@ async function featuresOf({ items, batchSize = 4 }) {
     }
   }
   return { result: { data, size, skipped }, transfer: [data.buffer] };
+}
+
+/** An item's pixels, decoded here as the page decodes them (main.js loadPixels); an error names the item. */
+async function loadPixels({ src, name }) {
+  try {
+    return pixelsOf(tf, await srcToCanvas(src, name), manifest);
+  } catch (e) {
+    throw e instanceof InputError ? e : new Error(`${name}: ${e.message}`);
+  }
+}
+
+/**
+ * train.js extractFeatures here, over items [{src, name}]: its pipeline (the next batches
+ * fetched and decoded while the backbone runs) in one job, not one message per batch.
+ * Each batch's progress is posted ({type: 'progress', done, total}); a 'stop' ends it
+ * between batches (result null); an item that cannot be loaded fails the job, named.
+ */
+async function extract({ items, batchSize }, post) {
+  const feats = await extractFeatures({
+    tf, backbone, manifest, items, loadPixels, batchSize,
+    onProgress: (done, total) => post({ type: 'progress', done, total }),
+    shouldStop: () => stopAsked,
+  });
+  if (!feats) return { result: null };
+  return { result: feats, transfer: [feats.data.buffer] };
 }
 
 /** trainHead on the features sent; the trained head comes back as its artifacts (topology + weights). */
@@ -123,7 +151,7 @@ async function memory() {
   return { result: tf.memory() };
 }
 
-const JOBS = { init, features: featuresOf, train, head: useHead, classify: classifyFrame, memory };
+const JOBS = { init, features: featuresOf, extract, train, head: useHead, classify: classifyFrame, memory };
 
 self.onmessage = ({ data: { id, type, payload } }) => {
   if (type === 'stop') {
@@ -131,7 +159,7 @@ self.onmessage = ({ data: { id, type, payload } }) => {
     if (training) training.stopTraining = true;
     return;
   }
-  if (type === 'train') stopAsked = false; // a stop sent after this job is posted stops it
+  if (type === 'train' || type === 'extract') stopAsked = false; // a stop sent after this job is posted stops it
   const post = (message, transfer = []) => self.postMessage({ id, ...message }, transfer);
   queue = queue.then(async () => {
     try {
