@@ -204,6 +204,7 @@ def engines(args) -> dict:
 
     # interleaved: every round the peak, then each engine once over the same batches
     times = {n: [] for n in runners}
+    cpu = {n: [] for n in runners}  # process CPU seconds: moves less than wall time with the load
     peaks = []
     batches = np.concatenate([x] * args.batches_per_rep)
     for _ in range(args.reps):
@@ -212,7 +213,9 @@ def engines(args) -> dict:
             def go(run=run):
                 for s in range(0, len(batches), BATCH):
                     np.asarray(run(batches[s:s + BATCH]))
+            c = time.process_time()
             times[name].append(_timeit(go, 1))
+            cpu[name].append((time.process_time() - c) / 2)  # _timeit ran go twice
     peak = statistics.median(peaks)
     base = "TF (pipeline: predict_batches)"
     for name, ts in times.items():
@@ -221,6 +224,7 @@ def engines(args) -> dict:
         e["images_per_s_batch32"] = statistics.median(ips)
         e["ms_per_image"] = 1000 / e["images_per_s_batch32"]
         e["fraction_of_peak"] = e["images_per_s_batch32"] * flop / 1e9 / peak
+        e["images_per_cpu_s"] = statistics.median(len(batches) / c for c in cpu[name])
         if base in times:
             e["vs_tf"] = statistics.median(t0 / t for t, t0 in zip(ts, times[base]))
         e["within_tolerance"] = e["max_abs_diff_vs_keras"] <= TOLERANCE

@@ -255,7 +255,7 @@ def _median_engines(runs: list[dict]) -> dict:
         rows = [r["engines"].get(name, {}) for r in runs]
         e = {"status": first["status"]}
         for k in ("images_per_s_batch32", "fraction_of_peak", "vs_tf", "max_abs_diff_vs_keras", "prepare_s",
-                  "package_mb"):
+                  "package_mb", "images_per_cpu_s"):
             e[k] = med([x.get(k) for x in rows])
         engines[name] = e
     conv = runs[0]["conversion"]
@@ -542,12 +542,13 @@ def print_engines(e: dict) -> None:
     print(f"  other native engines (bench/engines.py: the folded backbone, batch 32, {e['threads']} threads, one "
           f"process, interleaved with the TF path; 'vs TF' = img/s ratio, same round; diff vs Keras, tolerance "
           f"{e['tolerance']:g}):")
-    print(f"    {'engine':<62}{'img/s':>7}{'of peak':>9}{'vs TF':>8}{'max diff':>10}{'prepare':>9}{'MB':>6}")
+    print(f"    {'engine':<62}{'img/s':>7}{'img/CPU-s':>10}{'of peak':>9}{'vs TF':>8}{'max diff':>10}{'prepare':>9}{'MB':>6}")
     for k, v in e["engines"].items():
         if v["status"] != "ok":
             print(f"    {k:<62}{v['status']}")
             continue
-        print(f"    {k:<62}{v['images_per_s_batch32']:>7.0f}{v['fraction_of_peak']:>9.0%}{fmt(v['vs_tf'], 'x', 2):>8}"
+        print(f"    {k:<62}{v['images_per_s_batch32']:>7.0f}{fmt(v.get('images_per_cpu_s'), '', 0):>10}"
+              f"{v['fraction_of_peak']:>9.0%}{fmt(v['vs_tf'], 'x', 2):>8}"
               f"{v['max_abs_diff_vs_keras']:>10.1e}{fmt(v['prepare_s'], 's', 1):>9}{fmt(v['package_mb'], '', 0):>6}")
     c = e["conversion"]
     print("    conversions: " + ", ".join(f"{k} {fmt(v, digits=1) if isinstance(v, (int, float)) else v}"
