@@ -14,7 +14,9 @@ measured side by side in the same round):
            a per-layer-kind breakdown, the per-layer roofline at batch 32 (bench/python.py
            layer_roofline), and the levers (batch sizes, XLA, thread settings, oneDNN off and
            TF_ONEDNN_* options, a frozen graph, one call a batch, in their own processes; the
-           backbone as trained, before pipeline/fold.py).
+           backbone as trained, before pipeline/fold.py); without --quick, the other native
+           engines on PYTHONPATH (TFLite XNNPACK, ai-edge-litert, OpenVINO, onnxruntime) paired
+           with the TF path in one process a round (bench/engines.py).
            Like the build, the workers extract with the folded backbone.
   quant    sizes and conversion time at float32 / float16 / uint8, and the accuracy each
            quantization costs on held-out images (1/5 of each class of the logos and of
