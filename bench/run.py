@@ -14,7 +14,9 @@ measured side by side in the same round):
            a per-layer-kind breakdown, the per-layer roofline at batch 32 (bench/python.py
            layer_roofline), and the levers (batch sizes, XLA, thread settings, oneDNN off and
            TF_ONEDNN_* options, a frozen graph, one call a batch, in their own processes; the
-           backbone as trained, before pipeline/fold.py).
+           backbone as trained, before pipeline/fold.py); without --quick, the other native
+           engines on PYTHONPATH (TFLite XNNPACK, ai-edge-litert, OpenVINO, onnxruntime) paired
+           with the TF path in one process a round (bench/engines.py).
            Like the build, the workers extract with the folded backbone.
   quant    sizes and conversion time at float32 / float16 / uint8, and the accuracy each
            quantization costs on held-out images (1/5 of each class of the logos and of
@@ -168,6 +170,7 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
     levers = {k: LEVERS[k] for k in (("default", "intra=1,inter=1") if quick else LEVERS)}
     images = "32" if quick else "90"
     runs = {k: [] for k in levers}
+    engine_runs = []
     for r in range(repeat):
         for name, (flags, env) in levers.items():
             default = name == "default"
@@ -185,6 +188,11 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
             log(f"  python {name:<16} round {r + 1}/{repeat}: batch 1 {res['images_per_s']['1']:.0f} img/s, "
                 f"batch 32 {res['images_per_s']['32']:.0f} img/s, matmul {res['matmul_gflops']:.0f} GFLOP/s "
                 f"-> {res['fraction_of_peak']['32']:.0%} of peak ({time.perf_counter() - t:.0f}s)")
+        if not quick:  # the other native engines (bench/engines.py), one process a round
+            t = time.perf_counter()
+            engine_runs.append(py.run_worker(["engines", "--weights", str(MOBILENET_H5), "--data", str(BRAND_TRAIN),
+                                              "--reps", "3"]))
+            log(f"  python engines round {r + 1}/{repeat} ({time.perf_counter() - t:.0f}s)")
     d = runs["default"]
     out = {
         "tf": d[0]["tf"], "cpus": d[0]["cpus"],
@@ -237,7 +245,26 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
             "batch32_vs_default": med([x["folded"]["unfolded_vs_folded_batch32"] for x in d]),
         }
     out["levers"] = levers_out
+    if engine_runs:
+        out["engines"] = _median_engines(engine_runs)
     return out
+
+
+def _median_engines(runs: list[dict]) -> dict:
+    """Each engine's figures as medians of rounds (an engine missing in a round keeps its status)."""
+    engines = {}
+    for name, first in runs[0]["engines"].items():
+        rows = [r["engines"].get(name, {}) for r in runs]
+        e = {"status": first["status"]}
+        for k in ("images_per_s_batch32", "fraction_of_peak", "vs_tf", "max_abs_diff_vs_keras", "prepare_s",
+                  "package_mb", "images_per_cpu_s"):
+            e[k] = med([x.get(k) for x in rows])
+        engines[name] = e
+    conv = runs[0]["conversion"]
+    return {"threads": runs[0]["threads"], "tolerance": runs[0]["tolerance"], "engines": engines,
+            "conversion": {k: med([r["conversion"].get(k) for r in runs]) if isinstance(v, (int, float)) else v
+                           for k, v in conv.items()},
+            "matmul_gflops": med([r["matmul_gflops"] for r in runs])}
 
 
 def _median_layers(items: list[dict]) -> dict:
@@ -521,6 +548,24 @@ def print_roofline(p: dict) -> None:
     print(textwrap.fill(text, 100, initial_indent="  ", subsequent_indent="    "))
 
 
+def print_engines(e: dict) -> None:
+    """bench/engines.py: the folded backbone in other native engines, paired with the pipeline's TF path."""
+    print(f"  other native engines (bench/engines.py: the folded backbone, batch 32, {e['threads']} threads, one "
+          f"process, interleaved with the TF path; 'vs TF' = img/s ratio, same round; diff vs Keras, tolerance "
+          f"{e['tolerance']:g}):")
+    print(f"    {'engine':<62}{'img/s':>7}{'img/CPU-s':>10}{'of peak':>9}{'vs TF':>8}{'max diff':>10}{'prepare':>9}{'MB':>6}")
+    for k, v in e["engines"].items():
+        if v["status"] != "ok":
+            print(f"    {k:<62}{v['status']}")
+            continue
+        print(f"    {k:<62}{v['images_per_s_batch32']:>7.0f}{fmt(v.get('images_per_cpu_s'), '', 0):>10}"
+              f"{v['fraction_of_peak']:>9.0%}{fmt(v['vs_tf'], 'x', 2):>8}"
+              f"{v['max_abs_diff_vs_keras']:>10.1e}{fmt(v['prepare_s'], 's', 1):>9}{fmt(v['package_mb'], '', 0):>6}")
+    c = e["conversion"]
+    print("    conversions: " + ", ".join(f"{k} {fmt(v, digits=1) if isinstance(v, (int, float)) else v}"
+                                          for k, v in c.items() if not isinstance(v, dict)))
+
+
 def print_table(res: dict) -> None:
     h = res["headline"]
     b, p, q, br, s = (res.get(k) or {} for k in ("build", "python", "quant", "browser", "serve"))
@@ -584,6 +629,8 @@ def print_table(res: dict) -> None:
                   + (f"  (compile {v['compile_s']:.1f}s)" if v.get("compile_s") else "")
                   + (f"  (features max |diff| {v['max_abs_diff']:.1e})" if v.get("max_abs_diff") is not None else ""))
         print(f"    batch size sweep (default): " + ", ".join(f"{k}: {v:.0%}" for k, v in p["fraction_of_peak"].items()))
+        if p.get("engines"):
+            print_engines(p["engines"])
         print(f"  head training                  default recipe in the build: {fmt(b.get('head_training_s'), ' s', 2)}; "
               f"the browser's workload (manifest head, 20 epochs x {p['head_train_rows']} rows): "
               f"{p['head_train_20_epochs_ms']:.0f} ms")
