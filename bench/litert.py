@@ -1,5 +1,6 @@
 """Issue 18's LiteRT.js lever: the site's backbone as a .tflite on LiteRT.js (@litertjs/core,
-XNNPACK in wasm) against the same backbone on TF.js 4.22's wasm backend, in one Chromium page.
+XNNPACK in wasm) against the page's own backbone (TF.js 4.22's wasm backend, the fused plan
+of web/src/fused.js through models.js `features`), in the built site's own page.
 
     .venv/bin/python bench/litert.py --site SITE [--litert DIR] [--rounds 3] [--json OUT]
 
@@ -9,32 +10,34 @@ dependency of the page: install it in a private folder (`npm install @litertjs/c
 --ignore-scripts` in /tmp/litert) and pass its package folder with --litert (or
 LITERT_CORE); without it this script says so and exits 2.
 
-What it prepares in a temporary folder, served on loopback with COOP/COEP (both runtimes
-need SharedArrayBuffer for threads):
+What it prepares in a folder served on loopback with COOP/COEP (both runtimes need
+SharedArrayBuffer for threads), the site linked in as site/:
   - backbone_bN.tflite: the Keras backbone converted by tf.lite.TFLiteConverter, float32,
-    one file per batch size N (static shapes: LiteRT.js compiles a fixed input shape);
+    one file per batch size N (static shapes: LiteRT.js 2.5.3 compiles a fixed input shape);
   - input.bin: the first 32 training images preprocessed by the pipeline (dataset.load_rgb +
     preprocess.prepare), so both runtimes and Keras see the very same floats;
   - python.bin: Keras's features of those images (the parity reference), native.bin: the
     batch-32 .tflite's on TensorFlow's own interpreter (native XNNPACK);
-  - TF.js 4.22 (web/node_modules' UMD tf.min.js + tf-backend-wasm.min.js and its .wasm files),
-    the site's backbone model.json, and @litertjs/core bundled by the page's esbuild.
-Per thread count (2, 1, then 0: the same page served without COOP/COEP, as a static host
-would, where both load their single-threaded builds; a fresh browser context each, since
-TF.js fixes its pool when the backend starts) bench/litert_page.js loads both, then alternates TF.js and LiteRT.js
-batch size by batch size, round by round (A B A B ...), and reports ms/image, max |diff| of
-the features (LiteRT vs TF.js, each vs Keras), load times and the LiteRT wasm bytes fetched.
+  - @litertjs/core bundled by the page's esbuild, its wasm files, and their gzipped sizes.
+Per thread count (2, 1: the page's pool through navigator.hardwareConcurrency, as
+web/src/backend.js wasmThreads sizes it; 0: the page served without COOP/COEP and ?coi=0, as a
+static host would, where both load their single-threaded builds; a fresh browser context
+each) the site's page gets ready, then bench/litert_page.js times the page's fused features
+alone, loads LiteRT.js, and alternates fused, LiteRT.js and the unfused layers model
+(model.apply, ?fuse=0's path) batch size by batch size, the order reversed every round; it
+reports ms/image, ratios by round, max |diff| of the features (each vs Keras, LiteRT vs the
+fused path), load and compile times and the LiteRT wasm bytes fetched.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import gzip
 import http.server
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,16 +48,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.harness import BRAND_TRAIN, chromium_missing, launch_chromium  # noqa: E402
+from tests.harness import BRAND_TRAIN, STATUS, chromium_missing, launch_chromium, wait_settled  # noqa: E402
 
 PAGE_JS = Path(__file__).resolve().parent / "litert_page.js"
 WEB = ROOT / "web"
-TFJS_FILES = {"tf.min.js": WEB / "node_modules/@tensorflow/tfjs/dist/tf.min.js",
-              "tf-backend-wasm.min.js": WEB / "node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js"}
-TFJS_WASM_DIR = WEB / "node_modules/@tensorflow/tfjs-backend-wasm/dist"
 DEFAULT_LITERT = Path(os.environ.get("LITERT_CORE", "/tmp/litert/node_modules/@litertjs/core"))
 BATCHES = (1, 16, 32)
 IMAGES = 32
+READY_TIMEOUT_MS = 180_000
 
 
 def litert_missing(core: Path) -> str | None:
@@ -128,16 +129,7 @@ def prepare_folder(site: Path, core: Path, out: Path, batches=BATCHES) -> dict:
     native = _native_tflite(out / f"backbone_b{IMAGES}.tflite", x)
     native.tofile(out / "native.bin")
     info["native_tflite_max_diff_keras"] = float(abs(native - keras_features).max())
-    info["tfjs_wasm_bytes"] = {w.name: w.stat().st_size for w in TFJS_WASM_DIR.glob("*.wasm")}
     keras_features.tofile(out / "python.bin")
-    backbone = site / Path(manifest["backbone"]["path"]).parent
-    shutil.copytree(backbone, out / "backbone")
-    info["tfjs_model_bytes"] = sum(f.stat().st_size for f in (out / "backbone").iterdir())
-    (out / "tfjs").mkdir()
-    for name, path in TFJS_FILES.items():
-        shutil.copy(path, out / "tfjs" / name)
-    for wasm in TFJS_WASM_DIR.glob("*.wasm"):
-        shutil.copy(wasm, out / "tfjs" / wasm.name)
     shutil.copytree(core / "wasm", out / "litert-wasm")
     entry = out / "litert-entry.js"
     entry.write_text("export * from '@litertjs/core';\n")
@@ -145,10 +137,10 @@ def prepare_folder(site: Path, core: Path, out: Path, batches=BATCHES) -> dict:
     subprocess.run([str(WEB / "node_modules/.bin/esbuild"), str(entry), "--bundle", "--format=iife",
                     "--global-name=LiteRT", "--log-level=warning", f"--outfile={out / 'litert.js'}"],
                    check=True, env=dict(os.environ, NODE_PATH=str(core.parent.parent)))
-    (out / "index.html").write_text(
-        "<!doctype html><meta charset=utf-8><title>litert bench</title>"
-        "<script src='tfjs/tf.min.js'></script><script src='tfjs/tf-backend-wasm.min.js'></script>"
-        "<script src='litert.js'></script><script src='litert_page.js'></script>\n")
+    # what adopting it would add to a download, gzipped as a static host serves it
+    shipped = [out / "litert.js", *sorted((out / "litert-wasm").iterdir()), out / f"backbone_b{IMAGES}.tflite"]
+    info["gzip_bytes"] = {f.name: len(gzip.compress(f.read_bytes(), 6)) for f in shipped}
+    info["raw_bytes"] = {f.name: f.stat().st_size for f in shipped}
     return info
 
 
@@ -185,7 +177,8 @@ def _serve(folder: Path, isolated: bool = True):
 
 
 def run_page(url: str, plain_url: str, threads_list, batches, rounds: int, log=print) -> dict:
-    """Per thread count a fresh context; 0 threads: the page served without COOP/COEP."""
+    """Per thread count a fresh context on the built site's own page; 0 threads: served
+    without COOP/COEP (?coi=0: nor the page's isolation service worker)."""
     from playwright.sync_api import sync_playwright
 
     results = {}
@@ -194,24 +187,36 @@ def run_page(url: str, plain_url: str, threads_list, batches, rounds: int, log=p
         try:
             for threads in threads_list:
                 context = browser.new_context()
+                if threads:  # the page's pool is web/src/backend.js wasmThreads(cores): 1 -> 1, 2 -> 2
+                    context.add_init_script("Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', "
+                                            f"{{get: () => {int(threads)}}});")
                 page = context.new_page()
+                page.set_default_timeout(READY_TIMEOUT_MS)
                 errors = []
                 page.on("console", lambda m: m.type in ("error", "warning") and errors.append(m.text))
-                page.goto(url if threads else plain_url)
-                page.wait_for_function("window.__litert !== undefined")
+                page.on("console", lambda m: m.text.startswith("litert bench:") and print(" ", m.text, flush=True))
+                page.goto(f"{url}site/index.html?backend=wasm" if threads else f"{plain_url}site/index.html?backend=wasm&coi=0")
+                if wait_settled(page, READY_TIMEOUT_MS) != "ready":
+                    raise RuntimeError(f"the site's page did not get ready: {page.inner_text(STATUS)}")
+                page.add_script_tag(url=f"{url if threads else plain_url}litert.js")
+                page.add_script_tag(url=f"{url if threads else plain_url}litert_page.js")
                 res = page.evaluate("([t, b, r]) => window.__litert.run({threads: t, batches: b, rounds: r})",
                                     [threads, list(batches), rounds])
                 res["console"] = errors[:10]
                 results[f"threads_{threads}"] = res
+                log(f"  threads {threads} (TF.js pool {res['tfjs']['threads']}, isolated {res['crossOriginIsolated']}), "
+                    f"load {load_average()}:")
                 for b in batches:
                     row = res["batches"][str(b)]
-                    log(f"  threads {threads} batch {b:>2}: tfjs alone (before LiteRT.js loaded) "
-                        f"{res['tfjs_alone_ms_per_image'][str(b)]:.2f} ms/image")
-                    log(f"  threads {threads} batch {b:>2}: tfjs {row['tfjs_ms_per_image']:.2f} ms/image, "
-                        f"litert {row['litert_ms_per_image']:.2f} ms/image, tfjs/litert {row['ratio_median']:.2f}x "
-                        f"(rounds {', '.join(f'{x:.2f}' for x in row['ratios'])}); max|diff| litert-tfjs "
-                        f"{row['max_diff_litert_tfjs']:.2e}, litert-keras {row['max_diff_litert_python']:.2e}, "
-                        f"tfjs-keras {row['max_diff_tfjs_python']:.2e}, litert-native tflite {row['max_diff_litert_native']:.2e}")
+                    log(f"    batch {b:>2}: fused {row['fused_ms_per_image']:.2f} ms/image (alone, before LiteRT.js loaded: "
+                        f"{res['fused_alone_ms_per_image'][str(b)]:.2f}), litert {row['litert_ms_per_image']:.2f}, "
+                        f"unfused {row['unfused_ms_per_image']:.2f}; fused/litert {row['fused_over_litert_median']:.2f}x "
+                        f"(rounds {', '.join(f'{x:.2f}' for x in row['fused_over_litert'])}), "
+                        f"unfused/litert {row['unfused_over_litert_median']:.2f}x")
+                    log(f"      max|diff| litert-fused {row['max_diff_litert_fused']:.2e}, litert-keras "
+                        f"{row['max_diff_litert_python']:.2e}, fused-keras {row['max_diff_fused_python']:.2e}, "
+                        f"unfused-keras {row['max_diff_unfused_python']:.2e}, litert-native tflite "
+                        f"{row['max_diff_litert_native']:.2e} (max |feature| {row['max_abs_feature']:.1f})")
                 context.close()
         finally:
             browser.close()
@@ -249,7 +254,12 @@ def main(argv=None) -> int:
             info.write_text(json.dumps(prepare_folder(args.site, args.litert, folder)))
         prepared = json.loads(info.read_text())
         shutil.copy(PAGE_JS, folder / "litert_page.js")  # the page's code is fresh every run
-        print(f"litert bench: @litertjs/core {version}, tflite bytes {prepared['tflite_bytes']}; the b{IMAGES} .tflite "
+        site_link = folder / "site"  # the built site's own page, served beside the LiteRT.js files
+        if site_link.is_symlink():
+            site_link.unlink()
+        site_link.symlink_to(args.site.resolve(), target_is_directory=True)
+        print(f"litert bench: @litertjs/core {version}, tflite bytes {prepared['tflite_bytes']}, gzipped "
+              f"{', '.join(f'{k} {v / 1e6:.2f} MB' for k, v in prepared['gzip_bytes'].items())}; the b{IMAGES} .tflite "
               f"on TensorFlow's interpreter vs Keras: max|diff| {prepared['native_tflite_max_diff_keras']:.2e}; "
               f"load {load_average()}")
         (server, url), (plain, plain_url) = _serve(folder), _serve(folder, isolated=False)
@@ -265,7 +275,7 @@ def main(argv=None) -> int:
            "load_average_after": after, **pages}
     print(f"load average before {before}, after {after}")
     for key, res in pages.items():
-        print(f"  {key}: tfjs load {res['tfjs_load_ms']:.0f} ms, litert runtime load {res['litert_load_ms']:.0f} ms "
+        print(f"  {key}: the page's model load {res['tfjs']['model_load_ms']:.0f} ms, litert runtime load {res['litert_load_ms']:.0f} ms "
               f"({res['litert_wasm_bytes'] / 1e6:.2f} MB: {', '.join(f'{k} {v / 1e6:.2f} MB' for k, v in res['litert_files'].items())}), "
               f"compile {', '.join(f'b{b} {ms:.0f} ms' for b, ms in res['litert_compile_ms'].items())}")
     if args.json:

@@ -33,3 +33,24 @@ def test_bench_server_is_cross_origin_isolated_and_serves_wasm_as_wasm(tmp_path)
     assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
     assert headers["Cross-Origin-Embedder-Policy"] == "require-corp"
     assert headers["Content-Type"] == "application/wasm"
+
+
+def test_bench_server_serves_the_site_through_its_link(tmp_path):
+    """The bench links the built site into its folder as site/: the page and LiteRT.js's
+    files come from one isolated origin."""
+    sys.path.insert(0, str(ROOT))
+    from bench.litert import _serve
+
+    site, folder = tmp_path / "built", tmp_path / "bench"
+    site.mkdir()
+    folder.mkdir()
+    (site / "index.html").write_text("<!doctype html><title>site</title>")
+    (folder / "site").symlink_to(site, target_is_directory=True)
+    server, url = _serve(folder)
+    try:
+        with urllib.request.urlopen(url + "site/index.html", timeout=10) as response:
+            assert b"<title>site</title>" in response.read()
+            assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    finally:
+        server.shutdown()
+        server.server_close()
