@@ -460,6 +460,7 @@ def headline(res: dict) -> dict:
             continue
         h[f"browser_{name}_model_load_cold_ms"] = r["model_load_cold_ms"]
         h[f"browser_{name}_model_load_warm_ms"] = r["model_load_warm_ms"]
+        h[f"browser_{name}_ready_at_cold_ms"] = r.get("ready_at_cold_ms")
         h[f"browser_{name}_features_ms_per_image_one_by_one"] = r["extract_ms_per_image"]["1"]
         h[f"browser_{name}_features_ms_per_image_batched"] = r["extract_ms_per_image"]["16"]
         h[f"browser_{name}_train_20_epochs_ms"] = r["train_ms"]
@@ -689,6 +690,7 @@ def print_table(res: dict) -> None:
             ("cross-origin isolated", lambda r: str(r["info"]["crossOriginIsolated"])),
             ("model load cold ms", lambda r: fmt(r["model_load_cold_ms"], digits=0)),
             ("model load warm (HTTP cache) ms", lambda r: fmt(r["model_load_warm_ms"], digits=0)),
+            ("page ready since navigation, cold ms", lambda r: fmt(r.get("ready_at_cold_ms"), digits=0)),
             ("decode ms/image", lambda r: fmt(r["decode_ms_per_image"])),
             ("features 1-by-1 ms/image", lambda r: fmt(r["extract_ms_per_image"]["1"])),
             ("features batched(16) ms/image", lambda r: fmt(r["extract_ms_per_image"]["16"])),
