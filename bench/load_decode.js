@@ -139,6 +139,17 @@
     return c;
   }
 
+  // A canvas of the bitmap's size: a new one, or (reuse) holder.canvas resized to it.
+  function canvasFor(bitmap, reuse, holder) {
+    if (!reuse) return newCanvas(bitmap.width, bitmap.height);
+    const c = holder.canvas = holder.canvas || newCanvas(1, 1);
+    if (c.width !== bitmap.width || c.height !== bitmap.height) {
+      c.width = bitmap.width;
+      c.height = bitmap.height;
+    }
+    return c;
+  }
+
   async function blobs() {
     const list = (await (await fetch(url(m.images.path || 'images.json'))).json()).images;
     return Promise.all(list.map(async (it) => (await fetch(url(it.path))).blob()));
@@ -155,7 +166,7 @@
   async function decodeSteps(list, { reuse = false } = {}) {
     const t = { sniff: 0, bitmap: 0, draw: 0, read: 0, pixels: 0, preprocess: 0 };
     const hashes = [];
-    let shared = null;
+    const shared = {}; // canvasFor's reused canvas
     const t0 = now();
     for (const blob of list) {
       let a = now();
@@ -163,17 +174,7 @@
       let b = now(); t.sniff += b - a; a = b;
       const bitmap = await createImageBitmap(blob, OPTS);
       b = now(); t.bitmap += b - a; a = b;
-      let canvas;
-      if (reuse) {
-        shared = shared || newCanvas(1, 1);
-        if (shared.width !== bitmap.width || shared.height !== bitmap.height) {
-          shared.width = bitmap.width;
-          shared.height = bitmap.height;
-        }
-        canvas = shared;
-      } else {
-        canvas = newCanvas(bitmap.width, bitmap.height);
-      }
+      const canvas = canvasFor(bitmap, reuse, shared);
       const ctx = drawWhite(canvas, bitmap);
       bitmap.close();
       b = now(); t.draw += b - a; a = b;
@@ -243,7 +244,7 @@
   // The same steps in a worker (OffscreenCanvas), without tf (pixels only).
   function inWorker(list, reuse) {
     const src = `const tf = null, T = null, m = null;
-      ${newCanvas.toString()} ${drawWhite.toString()} ${hash.toString()} const now = () => performance.now();
+      ${newCanvas.toString()} ${canvasFor.toString()} ${drawWhite.toString()} ${hash.toString()} const now = () => performance.now();
       const OPTS = ${JSON.stringify(OPTS)};
       ${decodeSteps.toString()}
       onmessage = async (e) => postMessage(await decodeSteps(e.data.list, { reuse: e.data.reuse }));`;
@@ -273,24 +274,14 @@
     const list = (await (await fetch(url(m.images.path || 'images.json'))).json()).images.map((it) => url(it.path));
     const res = { blob: [], bytes: [], blobK: [], bytesK: [], bytesReusedK: [] };
     const hashes = {};
-    let shared = null;
+    const shared = {}; // canvasFor's reused canvas
     const run = async (name, fn, conc, reuse = false) => {
       const hs = [];
       const t0 = now();
       for (let s = 0; s < list.length; s += conc) {
         const bitmaps = await Promise.all(list.slice(s, s + conc).map(fn));
         for (const bitmap of bitmaps) {
-          let canvas;
-          if (reuse) {
-            shared = shared || newCanvas(1, 1);
-            if (shared.width !== bitmap.width || shared.height !== bitmap.height) {
-              shared.width = bitmap.width;
-              shared.height = bitmap.height;
-            }
-            canvas = shared;
-          } else {
-            canvas = newCanvas(bitmap.width, bitmap.height);
-          }
+          const canvas = canvasFor(bitmap, reuse, shared);
           hs.push(hash(drawWhite(canvas, bitmap).getImageData(0, 0, canvas.width, canvas.height).data));
           bitmap.close();
         }
