@@ -7,6 +7,8 @@ Layout of a site (OUT, what a static host serves):
   manifest.json                           the contract with the page (see README)
   models/backbone/, models/head/          TF.js layers models (model.json + shards)
   images.json, images/<k>/<n>.png         the training images, decoded once by Pillow
+  images/pack-<i>.bin                     the same PNGs' bytes end to end (write_images: one
+                                          request a shard for the page's feature extraction)
 and beside it, OUT.python/ (for `predict` and `evaluate`, never uploaded):
   backbone.h5, head.h5                    the same models for Python, without optimizer state
   models.json                             the fingerprint of the build that wrote them
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import os
 import shutil
 import sys
@@ -228,26 +231,74 @@ def write_images(samples: list[Sample], labels: list[str], site: Path, roles: li
     (`role`: train, valid or test), so the page can hold out exactly the same images.
     `per_class` > 0 serves a seeded sample of at most that many per class (a site for millions
     of images serves a page-sized sample, not millions of PNGs); `counts` says how many each
-    class has in all."""
+    class has in all. The same bytes also go, in order, into the shards listed in "packs"
+    (each entry's "pack": [shard, offset, length], see _PackWriter)."""
     if len(roles) != len(samples):
         raise ValueError(f"write_images: {len(roles)} roles for {len(samples)} samples")
     served = served_sample([s.label for s in samples], per_class, seed)
     entries = []
     counters: dict[str, int] = {}
-    for s, role in ((samples[i], roles[i]) for i in served):
-        k = labels.index(s.label)
-        n = counters.get(s.label, 0)
-        counters[s.label] = n + 1
-        rel = f"images/{k}/{s.split}-{n}.png"
-        dest = site / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(load_rgb(s.path)).save(dest, optimize=False, compress_level=6)
-        entries.append({"path": rel, "label": s.label, "split": s.split, "role": role, "source": s.path.name})
+    packs = _PackWriter(site)
+    try:
+        for s, role in ((samples[i], roles[i]) for i in served):
+            k = labels.index(s.label)
+            n = counters.get(s.label, 0)
+            counters[s.label] = n + 1
+            rel = f"images/{k}/{s.split}-{n}.png"
+            dest = site / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            png = io.BytesIO()
+            Image.fromarray(load_rgb(s.path)).save(png, format="PNG", optimize=False, compress_level=6)
+            dest.write_bytes(png.getvalue())
+            entries.append({"path": rel, "label": s.label, "split": s.split, "role": role, "source": s.path.name,
+                            "pack": packs.add(png.getvalue())})
+    finally:
+        pack_paths = packs.close()
     total = Counter(s.label for s in samples)
     index = {"labels": labels, "images": entries, "counts": {label: total.get(label, 0) for label in labels},
-             "per_class_cap": per_class or None}
+             "per_class_cap": per_class or None, "packs": pack_paths}
     manifest.write_json(site / "images.json", index)
     return index
+
+
+PACK_SHARD_BYTES = 4 * 1024 * 1024  # as the TF.js weights' shards: a large set streams shard by shard
+
+
+class _PackWriter:
+    """The served images' bytes concatenated into images/pack-<i>.bin shards of at most
+    PACK_SHARD_BYTES (an image larger than that gets a shard of its own), so the page fetches
+    a few files instead of one per image. add() says where an image's bytes went:
+    [shard index into "packs", byte offset, byte length]."""
+
+    def __init__(self, site: Path):
+        self.site = site
+        self.paths: list[str] = []
+        self.file = None
+        self.size = 0
+
+    def add(self, data: bytes) -> list[int]:
+        if self.file is None or (self.size and self.size + len(data) > PACK_SHARD_BYTES):
+            self._next()
+        offset = self.size
+        self.file.write(data)
+        self.size += len(data)
+        return [len(self.paths) - 1, offset, len(data)]
+
+    def _next(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        rel = f"images/pack-{len(self.paths)}.bin"
+        (self.site / rel).parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(self.site / rel, "wb")
+        self.paths.append(rel)
+        self.size = 0
+
+    def close(self) -> list[str]:
+        """The shards' paths, relative to the site, in index order."""
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+        return self.paths
 
 
 def served_sample(labels: list[str], per_class: int, seed: int = 0) -> list[int]:
