@@ -30,12 +30,15 @@ export async function fetchJson(url, what) {
   }
 }
 
-/** The served dataset's index (images.json): {file, images: [{path, label, split, role, source}]}. */
+/**
+ * The served dataset's index (images.json): {file, images: [{path, label, split, role, source,
+ * pack}], packs: the shard paths (null for a site built before packs)}.
+ */
 export async function fetchImageIndex(manifest, pageUrl) {
   const file = manifest.images && manifest.images.path ? manifest.images.path : 'images.json';
   const index = await fetchJson(new URL(file, pageUrl).href, file);
   if (!index || !Array.isArray(index.images)) throw new Error(`${file} has no "images" array`);
-  return { file, images: index.images };
+  return { file, images: index.images, packs: Array.isArray(index.packs) ? index.packs : null };
 }
 
 function u32be(b, i) { return ((b[i] << 24) >>> 0) + (b[i + 1] << 16) + (b[i + 2] << 8) + b[i + 3]; }
@@ -197,9 +200,17 @@ export async function fetchToCanvas(url) {
   const response = await fetchOk(url, url);
   const base = typeof document === 'undefined' ? globalThis.location.href : document.baseURI;
   const name = decodeURIComponent(new URL(url, base).pathname.split('/').pop() || url);
-  const bytes = await response.arrayBuffer();
-  const blob = new Blob([bytes], { type: response.headers.get('content-type') || '' });
-  return drawn(await decodeBitmap(blob, new Uint8Array(bytes, 0, Math.min(bytes.byteLength, 65536)), name, MAX_PIXELS));
+  return bytesToCanvas(new Uint8Array(await response.arrayBuffer()), response.headers.get('content-type') || '', name);
+}
+
+/**
+ * An image file's bytes (a fetched response's, or a slice of a packed shard: packs.js)
+ * decoded onto a white canvas, sniffed in memory; `type` the MIME type if known, for messages.
+ * @throws {InputError} not an image, too large, or undecodable (naming `name`)
+ */
+export async function bytesToCanvas(bytes, type, name) {
+  const blob = new Blob([bytes], { type });
+  return drawn(await decodeBitmap(blob, bytes.subarray(0, 65536), name, MAX_PIXELS));
 }
 
 /** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */

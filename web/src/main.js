@@ -9,13 +9,14 @@
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, pageKernels, requestedBackend } from './backend.js';
-import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas, srcToCanvas } from './data.js';
+import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas } from './data.js';
 import { Heads } from './heads.js';
 import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
 import { fuseRequested } from './fused.js';
 import { pixelsOf, predictFile, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { Project, projectFromSite } from './project.js';
+import { exampleToCanvas } from './packs.js';
 import * as ui from './ui.js';
 import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
@@ -102,7 +103,7 @@ function fail(error) {
 /** An example's pixels, through the same decode as an uploaded image. */
 async function loadPixels(example) {
   app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // a restore must not recompute features
-  return pixelsOf(tf, await srcToCanvas(example.src, example.name), app.manifest);
+  return pixelsOf(tf, await exampleToCanvas(example), app.manifest); // pack: its shard's slice (packs.js)
 }
 
 // ---------- prediction ----------
@@ -422,8 +423,8 @@ function expose() {
 
 /** The served dataset as a project (images.json). */
 async function siteProject(manifest) {
-  const { file, images } = await fetchImageIndex(manifest, PAGE);
-  return projectFromSite(manifest.labels, images, PAGE, file);
+  const { file, images, packs } = await fetchImageIndex(manifest, PAGE);
+  return projectFromSite(manifest.labels, images, PAGE, file, packs);
 }
 
 /** The project the page starts with: the served dataset's, or an empty one for a backbone-only site. */

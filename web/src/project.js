@@ -4,6 +4,8 @@
 // added, renamed, deleted; examples added and removed) and persists it. It starts from the
 // served dataset (projectFromSite) or empty.
 
+import { packSlices } from './packs.js';
+
 /** train: the head learns from it; valid: scored after each epoch; test: never trained on. */
 export const ROLES = ['train', 'valid', 'test'];
 
@@ -42,6 +44,7 @@ export function heldOutRole(n) {
  * @property {string|Blob} src where its pixels come from: a URL, or a Blob
  * @property {'train'|'valid'|'test'} role
  * @property {string} name what to call it in the page (the original file name)
+ * @property {object} [pack] a served image's slice of a packed shard (packs.js packSlices)
  */
 
 export class Project {
@@ -263,23 +266,26 @@ function roleOf(entry) {
 
 /**
  * The project of the served dataset: the manifest's classes and the images.json entries of
- * those classes, each image's src its URL resolved against the page.
+ * those classes, each image's src its URL resolved against the page and, when the site packs
+ * its images, its `pack` slice (packs.js: what the feature extraction reads).
  * @param {string[]} classes manifest.labels
  * @param {{path: string, label: string, split?: string, role?: string, source?: string}[]} images images.json's "images"
  * @param {string} pageUrl
  * @param {string} file the index's name, for error messages
+ * @param {string[]|null} packs images.json's "packs" (null: a site without them)
  */
-export function projectFromSite(classes, images, pageUrl, file = 'images.json') {
+export function projectFromSite(classes, images, pageUrl, file = 'images.json', packs = null) {
   const known = new Set(classes);
   const served = images.filter((entry) => known.has(entry.label));
   const bad = served.find((entry) => !ROLES.includes(roleOf(entry)));
   if (bad) throw new Error(`${file}: ${bad.path} has role ${JSON.stringify(bad.role)}, expected one of ${ROLES.join(', ')}`);
+  const slices = packSlices(served, packs, pageUrl, file);
   return new Project({
     classes,
     rolesFromBuild: served.length > 0 && served.every((entry) => entry.role != null),
-    examples: served.map((entry) => ({
+    examples: served.map((entry, i) => ({
       id: entry.path, label: entry.label, src: new URL(entry.path, pageUrl).href, role: roleOf(entry),
-      name: entry.source || entry.path,
+      name: entry.source || entry.path, ...(slices ? { pack: slices[i] } : {}),
     })),
   });
 }

@@ -25,6 +25,9 @@ export function workerMissing(g = globalThis) {
   return null;
 }
 
+/** What the worker needs of an example: where its pixels are (a served image's pack slice too). */
+const workerItem = ({ src, name, pack }) => (pack ? { src, name, pack } : { src, name });
+
 export class TfWorker {
   constructor(worker, onDecoded = () => {}) {
     this.worker = worker;
@@ -70,12 +73,12 @@ export class TfWorker {
   }
 
   /**
-   * Features of items [{src: Blob|URL string, name}], decoded in the worker.
+   * Features of items [{src: Blob|URL string, name, pack?}], decoded in the worker (packs.js).
    * @returns {Promise<{data: Float32Array, size: number, skipped: {index, reason, input}[]}>}
    *   row i for items[i]; skipped items' rows are zero
    */
   rows(items, batchSize = 4) {
-    return this.call('features', { items: items.map(({ src, name }) => ({ src, name })), batchSize });
+    return this.call('features', { items: items.map(workerItem), batchSize });
   }
 
   /**
@@ -96,7 +99,7 @@ export class TfWorker {
         this.worker.postMessage({ type: 'stop' });
       }
     };
-    const pending = this.call('extract', { items: items.map(({ src, name }) => ({ src, name })), batchSize }, {
+    const pending = this.call('extract', { items: items.map(workerItem), batchSize }, {
       onMessage: ({ done, total }) => {
         this.onDecoded(done - counted);
         counted = done;

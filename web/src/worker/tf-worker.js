@@ -7,7 +7,8 @@
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend } from '../backend.js';
-import { InputError, rgbaToPixels, srcToCanvas } from '../data.js';
+import { InputError, rgbaToPixels } from '../data.js';
+import { exampleToCanvas } from '../packs.js';
 import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
@@ -72,9 +73,9 @@ async function featuresOf({ items, batchSize = 4 }) {
 }
 
 /** An item's pixels, decoded here as the page decodes them (main.js loadPixels); an error names the item. */
-async function loadPixels({ src, name }) {
+async function loadPixels({ src, name, pack }) {
   try {
-    return pixelsOf(tf, await srcToCanvas(src, name), manifest);
+    return pixelsOf(tf, await exampleToCanvas({ src, name, pack }), manifest);
   } catch (e) {
     throw e instanceof InputError ? e : new Error(`${name}: ${e.message}`);
   }
