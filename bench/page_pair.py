@@ -9,7 +9,8 @@ with a query (?backend=wasm&...: the page's before/after switches). Rounds alter
 variants A B A B (the order flips each round) in one Chromium, a fresh context each, so
 drift on a shared machine lands on both sides. Per run: the page's model load (cold), its
 extractFeatures over the served images (bench/page_bench.js pageExtract) and its trainHead
-(pageTrain, `epochs` epochs) and, with --profile, the kernels of one training epoch. The
+(pageTrain, `epochs` epochs), on the main thread or with --worker in the page's TF.js
+worker (its default path), and, with --profile, the kernels of one training epoch. The
 end-to-end "ours" of bench/browser.py is load + extract + train + one prediction; the
 prediction (about 17 ms, untouched here) is left out. Prints per-round figures, the load
 average beside each round, and the median ratio of each variant to the first.
@@ -72,7 +73,8 @@ def overlay(site: Path, dist: Path, dest: Path) -> Path:
     return dest
 
 
-def one_run(browser, url: str, query: str, epochs: int, batch: int, profile: bool, cores: int | None = None) -> dict:
+def one_run(browser, url: str, query: str, epochs: int, batch: int, profile: bool, cores: int | None = None,
+            worker: bool = False) -> dict:
     context = browser.new_context()
     if cores:  # the core count the page sees (wasmThreads(): 1 core -> a pool of 1)
         context.add_init_script(f"Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', "
@@ -86,9 +88,11 @@ def one_run(browser, url: str, query: str, epochs: int, batch: int, profile: boo
                # since navigation, when the wait saw the page ready (the same for pages without timings.readyAt)
                "ready_ms": page.evaluate("performance.now()")}
         page.evaluate(PAGE_BENCH_JS.read_text())
-        pe = page.evaluate("b => window.__bench.pageExtract(b)", batch)
+        pe = page.evaluate("([b, w]) => window.__bench.pageExtract(b, w)", [batch, worker])
+        if pe is None:
+            raise SystemExit("--worker: this page has no TF.js worker")
         out["extract_ms"], out["extract_wait_ms"] = pe["ms"], pe.get("waitMs")
-        tr = page.evaluate("e => window.__bench.pageTrain(e)", epochs)
+        tr = page.evaluate("([e, w]) => window.__bench.pageTrain(e, w)", [epochs, worker])
         out["train_ms"], out["accuracy"] = tr["ms"], tr["finalTrainAccuracy"]
         out["threads"] = page.evaluate("window.__bench.info().threads")
         if profile:
@@ -112,6 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=32, help="extractFeatures' batch size (the page's: 32)")
     ap.add_argument("--before-batch", type=int, help="the same for --before (its page's batch: 16 before 32)")
     ap.add_argument("--profile", action="store_true", help="kernels of one training epoch per run")
+    ap.add_argument("--worker", action="store_true",
+                    help="extract and train in the page's TF.js worker (its default path) instead of the main thread")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -137,7 +143,7 @@ def main(argv=None) -> int:
         for r in range(args.rounds):
             order = variants if r % 2 == 0 else variants[::-1]
             for name, site, query, batch, cores in order:
-                res = one_run(browser, urls[site], query, args.epochs, batch, args.profile, cores)
+                res = one_run(browser, urls[site], query, args.epochs, batch, args.profile, cores, args.worker)
                 res["load_avg"] = load_avg()
                 runs[name].append(res)
                 print(f"round {r + 1} {name:<14} ready {res['ready_ms']:6.0f}  load {res['load_ms']:6.0f}  extract {res['extract_ms']:6.0f}  "
@@ -147,7 +153,8 @@ def main(argv=None) -> int:
                 if args.profile:
                     print("    " + ", ".join(f"{k} {v:.0f}" for k, v in res["train_epoch_kernels"]), flush=True)
     base = variants[0][0]
-    print(f"medians of {args.rounds} rounds; ratio = variant / {base}, paired per round")
+    print(f"medians of {args.rounds} rounds ({'worker' if args.worker else 'main thread'}); "
+          f"ratio = variant / {base}, paired per round")
     for name, _, query, batch, cores in variants:
         rs = runs[name]
         line = f"  {name:<14} {query or '':<14} batch {batch:<3} cores {cores or 'all':<4}"
