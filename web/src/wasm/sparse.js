@@ -9,7 +9,8 @@
 // to float32 rounding, tested against the cpu backend). matmul.js asks this module first
 // for those two training products; a batch with too few zeros goes to XNNPACK as before.
 
-import { kernelExports, offsetOf, supported } from './memory.js';
+import { kernelExports, memoryOf, offsetOf, supported } from './memory.js';
+import { MIN_SPLIT, poolOf } from './pool.js';
 
 // Above this fraction of nonzeros XNNPACK's blocked product is the faster one: one thread
 // breaks even near 0.4 (web/tools/bench-sparse.mjs 12 0.6), the page's pool of two earlier.
@@ -40,7 +41,39 @@ export function sparseProduct(binaries, maxDensity = MAX_DENSITY) {
     counts.sparse += 1;
     const lead = a.shape.slice(0, -2);
     const out = backend.makeOutput(transposeA ? [...lead, k, n] : [...lead, m, n], 'float32');
-    (transposeA ? kernel.matmulTransposeA : kernel.matmul)(aAt, offsetOf(backend, b), offsetOf(backend, out), m, k, n);
+    const pool = poolOf(memoryOf(backend.wasm));
+    (transposeA ? productTransposeA : product)(kernel, pool, aAt, offsetOf(backend, b), offsetOf(backend, out), m, k, n);
     return out;
   };
+}
+
+/**
+ * out[m, n] = a[m, k] @ b[k, n] (byte offsets), split over pool.js' two threads when there is
+ * one: by column halves (a multiple of 4 columns each, so every value takes the same SIMD or
+ * tail path as on one thread), each thread reading half of every row of b, or by rows of the
+ * batch, each reading all of b.
+ */
+export function product(kernel, pool, a, b, out, m, k, n, by = 'columns') {
+  const n0 = (n >> 3) << 2;
+  const m0 = m >> 1;
+  if (!pool || k * n < MIN_SPLIT || (by === 'columns' ? n0 === 0 : m0 === 0)) {
+    kernel.matmul(a, b, out, m, k, n);
+  } else if (by === 'columns') {
+    pool.run(0, [a, b + 4 * n0, out + 4 * n0, m, k, n - n0, n], () => kernel.matmulStrided(a, b, out, m, k, n0, n),
+      kernel.matmulStrided);
+  } else {
+    pool.run(0, [a + 4 * m0 * k, b, out + 4 * m0 * n, m - m0, k, n, n], () => kernel.matmulStrided(a, b, out, m0, k, n, n),
+      kernel.matmulStrided);
+  }
+}
+
+/** out[k, n] = a[m, k]^T @ b[m, n] (byte offsets), split by output rows over pool.js' threads. */
+export function productTransposeA(kernel, pool, a, b, out, m, k, n) {
+  const k0 = k >> 1;
+  if (!pool || k * n < MIN_SPLIT) {
+    kernel.matmulTransposeA(a, b, out, m, k, n);
+    return;
+  }
+  pool.run(1, [a + 4 * k0, b, out + 4 * k0 * n, m, k - k0, n, k], () => kernel.matmulTransposeAStrided(a, b, out, m, k0, n, k),
+    kernel.matmulTransposeAStrided);
 }
