@@ -14,7 +14,7 @@ from .test_page_train_kernels import FEATURES, TRAIN, _floats
 pytestmark = pytest.mark.browser
 
 # the helper starts in the background: wait until it has taken a job, or report why not
-SPLITS = "() => window.tfjsTransfer.kernelSplits()"
+SPLITS = "() => (window.tfjsTransfer.kernelThreads() || {}).splits ?? null"
 
 
 def test_two_kernel_threads_train_as_one(watched, browser, site_url):

@@ -69,11 +69,17 @@ function startKernelThreads(tf, pageUrl, binaries) {
     () => new Worker(new URL(KERNEL_WORKER, pageUrl), { type: 'module', name: 'page kernels' }));
 }
 
-/** Jobs the page's kernels ran on two threads on this thread's wasm backend, or null (no helper). */
-export function kernelSplits(tf) {
+/**
+ * The page's kernels' helper thread on this thread's wasm backend (wasm/pool.js): null when
+ * there is none, else {enabled, splits} (jobs run on two threads so far); `enabled` true/false
+ * turns the split on or off (the bench pairs both in one page).
+ */
+export function kernelThreads(tf, enabled) {
   if (tf.getBackend() !== 'wasm') return null;
   const pool = poolOf(memoryOf(tf.backend().wasm));
-  return pool ? pool.splits : null;
+  if (!pool) return null;
+  if (typeof enabled === 'boolean') pool.enabled = enabled;
+  return { enabled: pool.enabled, splits: pool.splits };
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */

@@ -60,6 +60,7 @@ export class KernelPool {
     this.blocks = canBlock();
     this.splits = 0; // jobs run on two threads (tests and the bench check the path taken)
     this.takeMs = TAKE_MS;
+    this.enabled = true; // false: every job on the calling thread (paired benchmarks in one page)
     worker.postMessage({ memory, control: this.control, modules });
   }
 
@@ -79,7 +80,7 @@ export class KernelPool {
    * runs their half here after mine.
    */
   run(fn, theirs, mine, alone) {
-    if (!this.ready) {
+    if (!this.enabled || !this.ready) {
       mine();
       alone(...theirs);
       return;

@@ -49,11 +49,12 @@ export function sparseProduct(binaries, maxDensity = MAX_DENSITY) {
 
 /**
  * out[m, n] = a[m, k] @ b[k, n] (byte offsets), split over pool.js' two threads when there is
- * one: by column halves (a multiple of 4 columns each, so every value takes the same SIMD or
- * tail path as on one thread), each thread reading half of every row of b, or by rows of the
- * batch, each reading all of b.
+ * one: by rows of the batch, each thread reading all of b, or by column halves (a multiple of 4
+ * columns each, so every value takes the same SIMD or tail path as on one thread). Rows it is:
+ * column halves share a cache line of every output row, written by both threads at each
+ * nonzero (tools/bench-pool.mjs).
  */
-export function product(kernel, pool, a, b, out, m, k, n, by = 'columns') {
+export function product(kernel, pool, a, b, out, m, k, n, by = 'rows') {
   const n0 = (n >> 3) << 2;
   const m0 = m >> 1;
   if (!pool || k * n < MIN_SPLIT || (by === 'columns' ? n0 === 0 : m0 === 0)) {
