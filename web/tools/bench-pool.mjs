@@ -47,5 +47,16 @@ for (const [name, fn] of Object.entries(cases)) {
   const ratio = med(one.map((o, i) => two[i] / o));
   console.log(`${name.padEnd(24)} one thread ${med(one).toFixed(2)} ms, two ${med(two).toFixed(2)} ms (${ratio.toFixed(2)}x paired)`);
 }
+// one job's round trip: the helper woken, 4 elements of Adam, "done" seen here
+const tiny = [w, g, m, v, w, m, v].map((o) => o + 16);
+const trip = [];
+for (let r = 0; r < 200; r++) {
+  const t = performance.now();
+  pool.run(2, [...tiny, 4, 0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 1e-7, -1e-4], () => {}, kernel.adam);
+  trip.push(performance.now() - t);
+  await new Promise((r2) => setTimeout(r2, 1)); // the helper back asleep, as between a step's jobs
+}
+trip.sort((p, q) => p - q);
+console.log(`round trip of an empty job: p50 ${(trip[100] * 1000).toFixed(0)} us, p90 ${(trip[180] * 1000).toFixed(0)} us`);
 console.log(`jobs split: ${pool.splits}; loadavg ${(await import('node:os')).loadavg()[0].toFixed(2)}`);
 process.exit(0);
