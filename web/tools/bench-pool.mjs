@@ -47,12 +47,20 @@ for (const [name, fn] of Object.entries(cases)) {
   const ratio = med(one.map((o, i) => two[i] / o));
   console.log(`${name.padEnd(24)} one thread ${med(one).toFixed(2)} ms, two ${med(two).toFixed(2)} ms (${ratio.toFixed(2)}x paired)`);
 }
-// one job's round trip: the helper woken, 4 elements of Adam, "done" seen here
+// one job's round trip: the helper woken, takes a chunk (4 elements of Adam), "done" seen here
 const tiny = [w, g, m, v, w, m, v].map((o) => o + 16);
 const trip = [];
 for (let r = 0; r < 200; r++) {
   const t = performance.now();
-  pool.run(2, [...tiny, 4, 0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 1e-7, -1e-4], () => {}, kernel.adam);
+  const args = [...tiny, 4, 0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 1e-7, -1e-4];
+  // two chunks; this thread's first waits for the helper to take the other
+  let first = true;
+  const local = (...a) => {
+    if (first) while (Atomics.load(pool.ctl, 3) === 0) Atomics.wait(pool.ctl, 3, 0, 1);
+    first = false;
+    kernel.adam(...a);
+  };
+  pool.run(2, local, args, args.map(() => 0), args, 2);
   trip.push(performance.now() - t);
   await new Promise((r2) => setTimeout(r2, 1)); // the helper back asleep, as between a step's jobs
 }

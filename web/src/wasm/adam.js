@@ -57,18 +57,21 @@ export function registerFusedAdam(tf, binaries) {
   return true;
 }
 
+const CHUNKS = 8; // taken by pool.js' two threads as they come free
+
 /**
  * adam.wat over `size` elements at byte offsets [w, g, m, v, wOut, mOut, vOut] with its eight
  * scalars, split by element ranges (multiples of 4) over pool.js' two threads when there is one.
  */
-export function adamUpdate(kernel, pool, offsets, size, scalars) {
-  const half = (size >> 3) << 2;
-  if (!pool || size < MIN_SPLIT) {
+export function adamUpdate(kernel, pool, offsets, size, scalars, chunks = CHUNKS) {
+  const each = Math.floor(size / chunks / 4) * 4;
+  if (!pool || size < MIN_SPLIT || each === 0) {
     kernel.adam(...offsets, size, ...scalars);
     return;
   }
-  pool.run(2, [...offsets.map((o) => o + 4 * half), size - half, ...scalars],
-    () => kernel.adam(...offsets, half, ...scalars), kernel.adam);
+  const rest = each * (chunks - 1);
+  pool.run(2, kernel.adam, [...offsets, each, ...scalars], [...offsets.map(() => 4 * each), 0, ...scalars.map(() => 0)],
+    [...offsets.map((o) => o + 4 * rest), size - rest, ...scalars], chunks);
 }
 
 const classes = new WeakMap(); // tf namespace -> its FusedAdam class

@@ -1,7 +1,7 @@
 // The helper thread's side of pool.js: instantiates the page's kernels on the backend's shared
 // memory, then runs each job it takes until told to stop. It blocks in Atomics.wait between
 // jobs, so its worker never returns to its event loop (it is only ever terminated).
-import { ARGS, FUNCTIONS, SLOT, STATE } from './pool.js';
+import { ARGS, FUNCTIONS, MAX_ARGS, SLOT, STATE, chunkArgs, takeChunk } from './pool.js';
 
 /**
  * @param {{memory: WebAssembly.Memory, control: SharedArrayBuffer,
@@ -9,7 +9,7 @@ import { ARGS, FUNCTIONS, SLOT, STATE } from './pool.js';
  */
 export function serve({ memory, control, modules }) {
   const ctl = new Int32Array(control);
-  const args = new Float64Array(control, ARGS);
+  const args = new Float64Array(control, ARGS, 3 * MAX_ARGS);
   let fns;
   try {
     const exports = {};
@@ -27,16 +27,20 @@ export function serve({ memory, control, modules }) {
     Atomics.wait(ctl, SLOT.job, seen);
     const seq = Atomics.load(ctl, SLOT.job);
     if (seq === seen) continue;
-    // the caller takes a job back from a helper that was too late with the same swap
-    if (Atomics.compareExchange(ctl, SLOT.taken, seen, seq) !== seen) return;
     seen = seq;
+    // read before any chunk is taken: the caller writes the next job's only once this one's
+    // chunks are all taken and done, so a late helper finds none left and writes nothing
     const word = Atomics.load(ctl, SLOT.fn);
-    try {
-      fns[word & 0xff](...args.subarray(0, word >> 8));
-    } catch (e) {
-      Atomics.store(ctl, SLOT.state, STATE.failed);
+    const [fn, n, chunks] = [word & 0xff, (word >> 8) & 0xff, word >>> 16];
+    const [first, step, last] = [0, 1, 2].map((k) => Array.from(args.subarray(k * MAX_ARGS, k * MAX_ARGS + n)));
+    for (let i; (i = takeChunk(ctl, seq, chunks)) >= 0;) {
+      try {
+        fns[fn](...chunkArgs(first, step, last, chunks, i));
+      } catch (e) {
+        Atomics.store(ctl, SLOT.state, STATE.failed);
+      }
+      Atomics.add(ctl, SLOT.done, 1);
+      Atomics.notify(ctl, SLOT.done);
     }
-    Atomics.store(ctl, SLOT.done, seq);
-    Atomics.notify(ctl, SLOT.done);
   }
 }

@@ -47,34 +47,42 @@ export function sparseProduct(binaries, maxDensity = MAX_DENSITY) {
   };
 }
 
+// Chunks a product is cut into, taken by pool.js' two threads as they come free. The forward
+// takes two: each of its chunks reads all of b (see product()).
+const FORWARD_CHUNKS = 2;
+const GRADIENT_CHUNKS = 8;
+
 /**
  * out[m, n] = a[m, k] @ b[k, n] (byte offsets), split over pool.js' two threads when there is
- * one: by rows of the batch, each thread reading all of b, or by column halves (a multiple of 4
- * columns each, so every value takes the same SIMD or tail path as on one thread). Rows it is:
- * column halves share a cache line of every output row, written by both threads at each
+ * one: by rows of the batch, each chunk reading all of b, or by columns (a multiple of 4
+ * columns a chunk, so every value takes the same SIMD or tail path as on one thread). Rows it
+ * is: column chunks share a cache line of every output row, written by both threads at each
  * nonzero (tools/bench-pool.mjs).
  */
-export function product(kernel, pool, a, b, out, m, k, n, by = 'rows') {
-  const n0 = (n >> 3) << 2;
-  const m0 = m >> 1;
-  if (!pool || k * n < MIN_SPLIT || (by === 'columns' ? n0 === 0 : m0 === 0)) {
+export function product(kernel, pool, a, b, out, m, k, n, by = 'rows', chunks = FORWARD_CHUNKS) {
+  const rows = Math.floor(m / chunks);
+  const cols = Math.floor(n / chunks / 4) * 4;
+  if (!pool || k * n < MIN_SPLIT || (by === 'columns' ? cols === 0 : rows === 0)) {
     kernel.matmul(a, b, out, m, k, n);
   } else if (by === 'columns') {
-    pool.run(0, [a, b + 4 * n0, out + 4 * n0, m, k, n - n0, n], () => kernel.matmulStrided(a, b, out, m, k, n0, n),
-      kernel.matmulStrided);
+    const rest = cols * (chunks - 1);
+    pool.run(0, kernel.matmulStrided, [a, b, out, m, k, cols, n], [0, 4 * cols, 4 * cols, 0, 0, 0, 0],
+      [a, b + 4 * rest, out + 4 * rest, m, k, n - rest, n], chunks);
   } else {
-    pool.run(0, [a + 4 * m0 * k, b, out + 4 * m0 * n, m - m0, k, n, n], () => kernel.matmulStrided(a, b, out, m0, k, n, n),
-      kernel.matmulStrided);
+    const rest = rows * (chunks - 1);
+    pool.run(0, kernel.matmulStrided, [a, b, out, rows, k, n, n], [4 * rows * k, 0, 4 * rows * n, 0, 0, 0, 0],
+      [a + 4 * rest * k, b, out + 4 * rest * n, m - rest, k, n, n], chunks);
   }
 }
 
 /** out[k, n] = a[m, k]^T @ b[m, n] (byte offsets), split by output rows over pool.js' threads. */
-export function productTransposeA(kernel, pool, a, b, out, m, k, n) {
-  const k0 = k >> 1;
-  if (!pool || k * n < MIN_SPLIT) {
+export function productTransposeA(kernel, pool, a, b, out, m, k, n, chunks = GRADIENT_CHUNKS) {
+  const rows = Math.floor(k / chunks);
+  if (!pool || k * n < MIN_SPLIT || rows === 0) {
     kernel.matmulTransposeA(a, b, out, m, k, n);
     return;
   }
-  pool.run(1, [a + 4 * k0, b, out + 4 * k0 * n, m, k - k0, n, k], () => kernel.matmulTransposeAStrided(a, b, out, m, k0, n, k),
-    kernel.matmulTransposeAStrided);
+  const rest = rows * (chunks - 1);
+  pool.run(1, kernel.matmulTransposeAStrided, [a, b, out, m, rows, n, k], [4 * rows, 0, 4 * rows * n, 0, 0, 0, 0],
+    [a + 4 * rest, b, out + 4 * rest * n, m, k - rest, n, k], chunks);
 }
