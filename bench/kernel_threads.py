@@ -3,7 +3,7 @@ one, in ONE page (issue 18): the helper is switched on and off between runs
 (window.tfjsTransfer.kernelThreads(on), and the TF.js worker's 'kernelThreads' job), so both
 sides share the process, the caches and the drift of a shared machine.
 
-    .venv/bin/python bench/kernel_threads.py --site SITE [--rounds 6] [--epochs 20] [--profile]
+    .venv/bin/python bench/kernel_threads.py --site SITE [--rounds 6] [--epochs 20] [--profile] [--paths main,worker]
 
 After the page's extractFeatures over the served images, each round trains the head `epochs`
 epochs (bench/page_bench.js pageTrain) with one and with two kernel threads, on the main thread
@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--profile", action="store_true", help="one epoch's kernels per run (main thread)")
+    ap.add_argument("--paths", default="main,worker", help="where to train: main, worker or both")
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -61,6 +62,8 @@ def main(argv=None) -> int:
         page.evaluate("b => window.__bench.pageExtract(b)", 32)
         runs: dict[tuple[str, str], list[float]] = {}
         for where, worker in (("main", False), ("worker", True)):
+            if where not in args.paths.split(","):
+                continue
             if page.evaluate(SWITCH, {"on": True, "worker": worker}) is None:
                 print(f"{where}: no kernel helper (not cross-origin isolated, or one wasm thread)")
                 continue
