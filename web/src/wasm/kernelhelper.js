@@ -1,6 +1,7 @@
 // The helper thread's side of pool.js: instantiates the page's kernels on the backend's shared
-// memory, then runs each job it takes until told to stop. It blocks in Atomics.wait between
-// jobs, so its worker never returns to its event loop (it is only ever terminated).
+// memory, then, for each job, the chunks it takes before the caller does. It blocks in
+// Atomics.wait between jobs, so its worker never returns to its event loop (it lives as long
+// as the page, or is terminated).
 import { ARGS, FUNCTIONS, MAX_ARGS, SLOT, STATE, chunkArgs, takeChunk } from './pool.js';
 
 /**
