@@ -31,7 +31,9 @@ const oneTfjsCore = {
 
 const options = {
   // tf-worker.js: the TF.js worker (src/worker/), its own entry sharing the page's chunks
-  entryPoints: { app: join(here, 'src', 'boot.js'), 'tf-worker': join(here, 'src', 'worker', 'tf-worker.js') },
+  entryPoints: { app: join(here, 'src', 'boot.js'), 'tf-worker': join(here, 'src', 'worker', 'tf-worker.js'),
+    // kernel-worker.js: the helper thread of the page's training kernels (src/wasm/pool.js)
+    'kernel-worker': join(here, 'src', 'worker', 'kernel-worker.js') },
   outdir: dist,
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',

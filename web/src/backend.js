@@ -7,6 +7,8 @@ import RESIZE_WASM from './wasm/resize.wat';
 import SPARSE_WASM from './wasm/sparse.wat';
 import TRANSPOSE_WASM from './wasm/transpose.wat';
 import { installWasmKernels } from './wasm/kernels.js';
+import { memoryOf } from './wasm/memory.js';
+import { poolOf, startKernelPool } from './wasm/pool.js';
 
 export const BACKENDS = ['wasm', 'webgl', 'cpu'];
 const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm',
@@ -50,7 +52,34 @@ export function pageKernels(search) {
   const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
   const own = (name) => !keep.includes(name) && !keep.includes('all');
   return { fastMatMul: own('matmul'), fastTranspose: own('transpose'), fusedAdam: own('adam'),
-    sharedIdentity: own('identity'), fastResize: own('resize'), sparseMatMul: own('sparse') };
+    sharedIdentity: own('identity'), fastResize: own('resize'), sparseMatMul: own('sparse'),
+    kernelThreads: new URLSearchParams(search).get('kernelThreads') !== '1' };
+}
+
+export const KERNEL_WORKER = 'kernel-worker.js';
+
+/**
+ * Starts the helper thread of the page's training kernels (wasm/pool.js) when TF.js' own pool
+ * has two threads or more (the memory is then shared): ?kernelThreads=1 keeps them on one.
+ * @returns {boolean} whether the helper is starting
+ */
+function startKernelThreads(tf, pageUrl, binaries) {
+  if (getThreadsCount() < 2 || typeof Worker !== 'function') return false;
+  return !!startKernelPool(memoryOf(tf.backend().wasm), binaries,
+    () => new Worker(new URL(KERNEL_WORKER, pageUrl), { type: 'module', name: 'page kernels' }));
+}
+
+/**
+ * The page's kernels' helper thread on this thread's wasm backend (wasm/pool.js): null when
+ * there is none, else {enabled, splits} (jobs run on two threads so far); `enabled` true/false
+ * turns the split on or off (the bench pairs both in one page).
+ */
+export function kernelThreads(tf, enabled) {
+  if (tf.getBackend() !== 'wasm') return null;
+  const pool = poolOf(memoryOf(tf.backend().wasm));
+  if (!pool) return null;
+  if (typeof enabled === 'boolean') pool.enabled = enabled;
+  return { enabled: pool.enabled, splits: pool.splits };
 }
 
 /** The order to try: the requested backend first, then the rest of wasm -> webgl -> cpu. */
@@ -110,8 +139,11 @@ export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
     const started = name === 'wasm'
       ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
-      const own = name === 'wasm' ? installWasmKernels(tf,
-        { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM, sparse: SPARSE_WASM }, kernels) : [];
+      const binaries = { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM, sparse: SPARSE_WASM };
+      const own = name === 'wasm' ? installWasmKernels(tf, binaries, kernels) : [];
+      if (name === 'wasm' && kernels.kernelThreads !== false && startKernelThreads(tf, pageUrl, binaries)) {
+        own.push('own kernels on 2 threads');
+      }
       const details = [await describe(tf, name), ...own].join(', ');
       return { name, fellBack: name !== preferred, failed, details };
     }

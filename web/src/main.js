@@ -8,7 +8,7 @@
 // (prepare.js) or at first use; TF.js work runs in tfworker.js's worker.
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
-import { activateBackend, pageKernels, requestedBackend } from './backend.js';
+import { activateBackend, kernelThreads, pageKernels, requestedBackend } from './backend.js';
 import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas } from './data.js';
 import { Heads } from './heads.js';
 import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
@@ -380,6 +380,7 @@ function expose() {
     evaluate: evaluationApp.onEvaluate, // the result shown in [data-testid=evaluation]
     webcam: () => webcamSection, // {webcam, recorder, live}
     tfWorker: () => app.tfWorker, // the TF.js worker (or null)
+    kernelThreads: (enabled) => kernelThreads(tf, enabled), // the page's kernels' helper thread (wasm/pool.js)
     predictUrl: async (url) => {
       const head = app.heads.active;
       if (!head) throw new Error(NO_HEAD);

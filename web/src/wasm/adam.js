@@ -13,7 +13,8 @@
 // Other backends, and wasm without the kernel, run tf.train.adam's own update.
 
 import { BACKEND } from './replace.js';
-import { kernelExports, offsetOf, supported, writtenInPlace } from './memory.js';
+import { kernelExports, memoryOf, offsetOf, supported, writtenInPlace } from './memory.js';
+import { MIN_SPLIT, poolOf } from './pool.js';
 
 // A kernel of our own, added beside TF.js' (nothing to replace): tf.train.adam has no kernel.
 const KERNEL = 'TransferAdam';
@@ -42,8 +43,8 @@ export function registerFusedAdam(tf, binaries) {
       const out = inPlace ? [w, m, v] : [w, m, v].map((t) => backend.makeOutput(t.shape, 'float32'));
       const at = (t) => offsetOf(backend, t);
       // (in place, each element's w, m and v are read before they are written: adam.wat)
-      kernel.adam(at(w), at(g), at(m), at(v), at(out[0]), at(out[1]), at(out[2]), size,
-        beta1, 1 - beta1, beta2, 1 - beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, -learningRate);
+      adamUpdate(kernel, poolOf(memoryOf(backend.wasm)), [w, g, m, v, ...out].map(at), size,
+        [beta1, 1 - beta1, beta2, 1 - beta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon, -learningRate]);
       if (!inPlace) {
         counts.copied += 1;
         return out;
@@ -54,6 +55,23 @@ export function registerFusedAdam(tf, binaries) {
     },
   });
   return true;
+}
+
+const CHUNKS = 8; // taken by pool.js' two threads as they come free
+
+/**
+ * adam.wat over `size` elements at byte offsets [w, g, m, v, wOut, mOut, vOut] with its eight
+ * scalars, split by element ranges (multiples of 4) over pool.js' two threads when there is one.
+ */
+export function adamUpdate(kernel, pool, offsets, size, scalars, chunks = CHUNKS) {
+  const each = Math.floor(size / chunks / 4) * 4;
+  if (!pool || size < MIN_SPLIT || each === 0) {
+    kernel.adam(...offsets, size, ...scalars);
+    return;
+  }
+  const rest = each * (chunks - 1);
+  pool.run(2, kernel.adam, [...offsets, each, ...scalars], [...offsets.map(() => 4 * each), 0, ...scalars.map(() => 0)],
+    [...offsets.map((o) => o + 4 * rest), size - rest, ...scalars], chunks);
 }
 
 const classes = new WeakMap(); // tf namespace -> its FusedAdam class

@@ -9,7 +9,8 @@
 // to float32 rounding, tested against the cpu backend). matmul.js asks this module first
 // for those two training products; a batch with too few zeros goes to XNNPACK as before.
 
-import { kernelExports, offsetOf, supported } from './memory.js';
+import { kernelExports, memoryOf, offsetOf, supported } from './memory.js';
+import { MIN_SPLIT, poolOf } from './pool.js';
 
 // Above this fraction of nonzeros XNNPACK's blocked product is the faster one: one thread
 // breaks even near 0.4 (web/tools/bench-sparse.mjs 12 0.6), the page's pool of two earlier.
@@ -40,7 +41,48 @@ export function sparseProduct(binaries, maxDensity = MAX_DENSITY) {
     counts.sparse += 1;
     const lead = a.shape.slice(0, -2);
     const out = backend.makeOutput(transposeA ? [...lead, k, n] : [...lead, m, n], 'float32');
-    (transposeA ? kernel.matmulTransposeA : kernel.matmul)(aAt, offsetOf(backend, b), offsetOf(backend, out), m, k, n);
+    const pool = poolOf(memoryOf(backend.wasm));
+    (transposeA ? productTransposeA : product)(kernel, pool, aAt, offsetOf(backend, b), offsetOf(backend, out), m, k, n);
     return out;
   };
+}
+
+// Chunks a product is cut into, taken by pool.js' two threads as they come free. The forward
+// takes two: each of its chunks reads all of b (see product()).
+const FORWARD_CHUNKS = 2;
+const GRADIENT_CHUNKS = 8;
+
+/**
+ * out[m, n] = a[m, k] @ b[k, n] (byte offsets), split over pool.js' two threads when there is
+ * one: by rows of the batch, each chunk reading all of b, or by columns (a multiple of 4
+ * columns a chunk, so every value takes the same SIMD or tail path as on one thread). Rows it
+ * is: column chunks share a cache line of every output row, written by both threads at each
+ * nonzero (tools/bench-pool.mjs).
+ */
+export function product(kernel, pool, a, b, out, m, k, n, by = 'rows', chunks = FORWARD_CHUNKS) {
+  const rows = Math.floor(m / chunks);
+  const cols = Math.floor(n / chunks / 4) * 4;
+  if (!pool || k * n < MIN_SPLIT || (by === 'columns' ? cols === 0 : rows === 0)) {
+    kernel.matmul(a, b, out, m, k, n);
+  } else if (by === 'columns') {
+    const rest = cols * (chunks - 1);
+    pool.run(0, kernel.matmulStrided, [a, b, out, m, k, cols, n], [0, 4 * cols, 4 * cols, 0, 0, 0, 0],
+      [a, b + 4 * rest, out + 4 * rest, m, k, n - rest, n], chunks);
+  } else {
+    const rest = rows * (chunks - 1);
+    pool.run(0, kernel.matmulStrided, [a, b, out, rows, k, n, n], [4 * rows * k, 0, 4 * rows * n, 0, 0, 0, 0],
+      [a + 4 * rest * k, b, out + 4 * rest * n, m - rest, k, n, n], chunks);
+  }
+}
+
+/** out[k, n] = a[m, k]^T @ b[m, n] (byte offsets), split by output rows over pool.js' threads. */
+export function productTransposeA(kernel, pool, a, b, out, m, k, n, chunks = GRADIENT_CHUNKS) {
+  const rows = Math.floor(k / chunks);
+  if (!pool || k * n < MIN_SPLIT || rows === 0) {
+    kernel.matmulTransposeA(a, b, out, m, k, n);
+    return;
+  }
+  const rest = rows * (chunks - 1);
+  pool.run(1, kernel.matmulTransposeAStrided, [a, b, out, m, rows, n, k], [4 * rows, 0, 4 * rows * n, 0, 0, 0, 0],
+    [a + 4 * rest, b, out + 4 * rest * n, m, k - rest, n, k], chunks);
 }

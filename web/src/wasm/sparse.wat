@@ -80,10 +80,23 @@
   ;; (b is read once, the m output rows stay in cache)
   (func (export "matmul")
     (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32)
+    (call $matmulStrided (local.get $a) (local.get $b) (local.get $out) (local.get $m) (local.get $k)
+      (local.get $n) (local.get $n)))
+
+  ;; the same over n of the ldn columns of b and out (rows ldn values apart): pool.js gives
+  ;; each thread its own columns or rows of one product
+  (func $matmulStrided (export "matmulStrided")
+    (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32) (param $ldn i32)
     (local $i i32) (local $kk i32) (local $rowA i32) (local $rowN i32) (local $v f32)
     (local.set $rowA (i32.shl (local.get $k) (i32.const 2)))
-    (local.set $rowN (i32.shl (local.get $n) (i32.const 2)))
-    (memory.fill (local.get $out) (i32.const 0) (i32.mul (local.get $m) (local.get $rowN)))
+    (local.set $rowN (i32.shl (local.get $ldn) (i32.const 2)))
+    (block $zeroed
+      (loop $rows
+        (br_if $zeroed (i32.ge_u (local.get $i) (local.get $m)))
+        (memory.fill (i32.add (local.get $out) (i32.mul (local.get $i) (local.get $rowN)))
+          (i32.const 0) (i32.shl (local.get $n) (i32.const 2)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $rows)))
     (block $kDone
       (loop $kLoop
         (br_if $kDone (i32.ge_u (local.get $kk) (local.get $k)))
@@ -109,9 +122,16 @@
   ;; zeroed beforehand and read back. The sums equal 0 + terms except for the sign of a zero.
   (func (export "matmulTransposeA")
     (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32)
+    (call $matmulTransposeAStrided (local.get $a) (local.get $b) (local.get $out) (local.get $m)
+      (local.get $k) (local.get $n) (local.get $k)))
+
+  ;; the same for k of the lda columns of a (rows lda values apart): output rows [k0, k0 + k)
+  ;; of a wider product, given a and out advanced to its column / row k0 (pool.js)
+  (func $matmulTransposeAStrided (export "matmulTransposeAStrided")
+    (param $a i32) (param $b i32) (param $out i32) (param $m i32) (param $k i32) (param $n i32) (param $lda i32)
     (local $i i32) (local $kk i32) (local $rowA i32) (local $rowN i32) (local $v f32)
     (local $dst i32) (local $started i32)
-    (local.set $rowA (i32.shl (local.get $k) (i32.const 2)))
+    (local.set $rowA (i32.shl (local.get $lda) (i32.const 2)))
     (local.set $rowN (i32.shl (local.get $n) (i32.const 2)))
     (block $kDone
       (loop $kLoop

@@ -6,7 +6,7 @@
 // this thread, never the page's. Jobs run one at a time in arrival order; 'stop' acts at once.
 import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
-import { activateBackend } from '../backend.js';
+import { activateBackend, kernelThreads } from '../backend.js';
 import { InputError, rgbaToPixels } from '../data.js';
 import { exampleToCanvas } from '../packs.js';
 import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
@@ -152,7 +152,13 @@ async function memory() {
   return { result: tf.memory() };
 }
 
-const JOBS = { init, features: featuresOf, extract, train, head: useHead, classify: classifyFrame, memory };
+/** The page's kernels' helper thread here (backend.js kernelThreads: on, off or read; the bench pairs them). */
+async function threads(enabled) {
+  return { result: kernelThreads(tf, enabled) };
+}
+
+const JOBS = { init, features: featuresOf, extract, train, head: useHead, classify: classifyFrame, memory,
+  kernelThreads: threads };
 
 self.onmessage = ({ data: { id, type, payload } }) => {
   if (type === 'stop') {
