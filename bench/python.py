@@ -8,6 +8,7 @@ each measurement starts from the same state. Each worker prints one JSON line.
     python bench/python.py worker --weights H5 --data DIR [--intra N --inter N] [--extras]
     python bench/python.py quant --site SITE --test-list FILE
     python bench/python.py engines --weights H5 --data DIR   (bench/engines.py)
+    python bench/python.py xnnpack --weights H5 --data DIR   (bench/xnnpack.py)
 """
 
 from __future__ import annotations
@@ -501,11 +502,12 @@ def main(argv=None) -> int:
     q.add_argument("--site", required=True)
     q.add_argument("--test-list", required=True)
     q.add_argument("--work", required=True)
-    from bench import engines
+    from bench import engines, xnnpack
 
     engines.add_arguments(sub.add_parser("engines", help="other native engines vs the pipeline (bench/engines.py)"))
+    xnnpack.add_arguments(sub.add_parser("xnnpack", help="XNNPACK variants vs the pipeline (bench/xnnpack.py)"))
     args = p.parse_args(argv)
-    result = {"worker": worker, "quant": quant, "engines": engines.engines}[args.cmd](args)
+    result = {"worker": worker, "quant": quant, "engines": engines.engines, "xnnpack": xnnpack.xnnpack}[args.cmd](args)
     print(json.dumps(result, default=float))
     return 0
 
