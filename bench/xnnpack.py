@@ -149,6 +149,23 @@ def xnnpack(args) -> dict:
             "tflite_convert_s": convert_s, "tolerance": TOLERANCE, "variants": info}
 
 
+def median_runs(runs: list[dict]) -> dict:
+    """Each variant's figures as medians over processes (make bench: one a round)."""
+    import statistics
+
+    med = lambda vs: statistics.median(vs) if vs else None  # noqa: E731
+    out = {**runs[0], "matmul_gflops": med([r["matmul_gflops"] for r in runs]),
+           "tflite_convert_s": med([r["tflite_convert_s"] for r in runs]), "reps": sum(r["reps"] for r in runs)}
+    out["variants"] = {}
+    for name, first in runs[0]["variants"].items():
+        rows = [r["variants"].get(name, {}) for r in runs if r["variants"].get(name, {}).get("status") == "ok"]
+        e = dict(first)
+        for k in ("images_per_s", "fraction_of_peak", "vs_tf", "max_abs_diff_vs_keras"):
+            e[k] = med([x[k] for x in rows if k in x])
+        out["variants"][name] = e
+    return out
+
+
 def report(r: dict) -> str:
     lines = [f"  XNNPACK variants (bench/xnnpack.py: folded backbone, {r['threads']} threads, interleaved "
              f"{r['reps']} rounds; peak {r['matmul_gflops']:.0f} GFLOP/s; convert {r['tflite_convert_s']:.1f} s):",

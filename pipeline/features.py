@@ -240,12 +240,14 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
     the model on TFLite's XNNPACK (tflite_engine.py; TF if the model does not convert)."""
     if not in_memory and cache_dir is None:
         raise UserError("features left in the cache need a cache; drop --no-cache (or --stream-features on)")
+    if engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag, dtype), augment, backbone.feature_shape)
     planned = plan(samples, cache, strict=strict, keep=in_memory)
     model = backbone.model if model is None else model
     computed = compute(planned, model, backbone.preprocessing, cache,
                        augment=augment, batch_size=batch_size, chunk=chunk, strict=strict, verbose=verbose,
-                       keep=in_memory, predict=_engine_predict(engine, model, cache))
+                       keep=in_memory, predict=_engine_predict(engine, model, cache, len(planned.work)))
     return assemble(planned, computed, strict=strict, cache=None if in_memory else cache)
 
 
@@ -310,19 +312,23 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
     return out
 
 
-def _engine_predict(engine: str, model, cache: ViewCache):
-    """predict(x, batch_size) on `engine`, made on its first call (a build that computes
-    nothing converts nothing); None for TF's own path."""
-    if engine not in ENGINES:
-        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "tf":
+# Views past which extraction waits for the .tflite being converted rather than run TF: about
+# where XNNPACK's saving per view (bench/xnnpack.py) pays for a cold conversion's seconds.
+WAIT_FOR_ENGINE_VIEWS = 10_000
+
+
+def _engine_predict(engine: str, model, cache: ViewCache, views: int):
+    """predict(x, batch_size) on `engine` for `views` views; None for TF's own path. TFLite's
+    runner is made in a thread while the images decode (nothing to compute: nothing converted),
+    and TF runs the batches that come before it is ready, unless the work is large enough
+    to wait for it (WAIT_FOR_ENGINE_VIEWS). A .tflite already in the cache is ready at once."""
+    if engine == "tf" or not views:
         return None
-    made = []
+    pending = tflite_engine.Pending(model, cache.model_dir)
 
     def predict(x, batch_size):
-        if not made:
-            made.append(tflite_engine.checked_runner(model, cache.model_dir))
-        return (made[0] or (lambda x, b: predict_batches(model, x, b)))(x, batch_size)
+        runner = pending.get(wait=views >= WAIT_FOR_ENGINE_VIEWS)
+        return runner(x, batch_size) if runner else predict_batches(model, x, batch_size)
     return predict
 
 

@@ -14,6 +14,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -171,3 +172,22 @@ def checked_runner(model, cache_dir: Path | None, check: np.ndarray | None = Non
               f"(> {AGREEMENT:.0e})", file=sys.stderr)
         return None
     return runner.predict
+
+
+class Pending:
+    """A checked runner being made in a thread of its own: converting takes seconds, which the
+    caller spends decoding images meanwhile. Not a daemon: an exit waits for the file's write."""
+
+    def __init__(self, model, cache_dir: Path | None):
+        self._runner = None
+        self._thread = threading.Thread(target=self._make, args=(model, cache_dir), name="tflite-convert")
+        self._thread.start()
+
+    def _make(self, model, cache_dir):
+        self._runner = checked_runner(model, cache_dir)
+
+    def get(self, wait: bool):
+        """The runner (None: TF runs), or None while it is still being made, unless `wait`."""
+        if wait:
+            self._thread.join()
+        return None if self._thread.is_alive() else self._runner
