@@ -237,7 +237,8 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
     as its features differ in the last digits. `in_memory` False leaves the features in the cache
     (Features.cache, for streamed.py): memory then holds the index, never the features. `dtype`
     float16 stores the cache entries at half the size (features.DTYPES). `engine` "tflite" runs
-    the model on TFLite's XNNPACK (tflite_engine.py; TF if the model does not convert)."""
+    the model on TFLite's XNNPACK (tflite_engine.py) when that pays (CONVERT_FROM_VIEWS), else
+    and when the model does not convert on TF."""
     if not in_memory and cache_dir is None:
         raise UserError("features left in the cache need a cache; drop --no-cache (or --stream-features on)")
     if engine not in ENGINES:
@@ -312,24 +313,20 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
     return out
 
 
-# Views past which extraction waits for the .tflite being converted rather than run TF: about
-# where XNNPACK's saving per view (bench/xnnpack.py) pays for a cold conversion's seconds.
-WAIT_FOR_ENGINE_VIEWS = 10_000
+# Views from which a backbone not yet converted is converted to .tflite: about where XNNPACK's
+# saving per view (0.5 ms at batch 32 on 2 cores, bench/xnnpack.py) pays for the conversion's
+# 5 s. Fewer views run on TF, unless the .tflite is already in the cache.
+CONVERT_FROM_VIEWS = 10_000
 
 
 def _engine_predict(engine: str, model, cache: ViewCache, views: int):
-    """predict(x, batch_size) on `engine` for `views` views; None for TF's own path. TFLite's
-    runner is made in a thread while the images decode (nothing to compute: nothing converted),
-    and TF runs the batches that come before it is ready, unless the work is large enough
-    to wait for it (WAIT_FOR_ENGINE_VIEWS). A .tflite already in the cache is ready at once."""
+    """predict(x, batch_size) on `engine` for `views` views to compute; None for TF's own path
+    (engine "tf", nothing to compute, or too few views to pay for a conversion)."""
     if engine == "tf" or not views:
         return None
-    pending = tflite_engine.Pending(model, cache.model_dir)
-
-    def predict(x, batch_size):
-        runner = pending.get(wait=views >= WAIT_FOR_ENGINE_VIEWS)
-        return runner(x, batch_size) if runner else predict_batches(model, x, batch_size)
-    return predict
+    if views < CONVERT_FROM_VIEWS and not tflite_engine.is_cached(model, cache.model_dir):
+        return None
+    return tflite_engine.checked_runner(model, cache.model_dir)
 
 
 def assemble(plan: Plan, computed: Computed, *, strict: bool = False, cache: ViewCache | None = None) -> Features:

@@ -14,7 +14,6 @@ import hashlib
 import os
 import sys
 import tempfile
-import threading
 import warnings
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -127,13 +126,21 @@ def model_digest(model) -> str:
     return h.hexdigest()[:20]
 
 
+def _cached_path(model, cache_dir: Path) -> Path:
+    return Path(cache_dir) / f"model-{model_digest(model)}.tflite"
+
+
+def is_cached(model, cache_dir: Path | None) -> bool:
+    return cache_dir is not None and _cached_path(model, cache_dir).is_file()
+
+
 def cached_blob(model, cache_dir: Path | None) -> bytes:
     """The model's .tflite, converted once per model (architecture + weights) and kept in
     cache_dir (the feature cache's folder for this backbone, written atomically); converted in
     memory when there is no cache."""
     if cache_dir is None:
         return convert(model)
-    path = Path(cache_dir) / f"model-{model_digest(model)}.tflite"
+    path = _cached_path(model, cache_dir)
     try:
         return path.read_bytes()
     except OSError:
@@ -173,21 +180,3 @@ def checked_runner(model, cache_dir: Path | None, check: np.ndarray | None = Non
         return None
     return runner.predict
 
-
-class Pending:
-    """A checked runner being made in a thread of its own: converting takes seconds, which the
-    caller spends decoding images meanwhile. Not a daemon: an exit waits for the file's write."""
-
-    def __init__(self, model, cache_dir: Path | None):
-        self._runner = None
-        self._thread = threading.Thread(target=self._make, args=(model, cache_dir), name="tflite-convert")
-        self._thread.start()
-
-    def _make(self, model, cache_dir):
-        self._runner = checked_runner(model, cache_dir)
-
-    def get(self, wait: bool):
-        """The runner (None: TF runs), or None while it is still being made, unless `wait`."""
-        if wait:
-            self._thread.join()
-        return None if self._thread.is_alive() else self._runner

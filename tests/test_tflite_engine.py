@@ -1,13 +1,12 @@
 """The build's feature extractor on TFLite's XNNPACK (pipeline/tflite_engine.py), against TF's."""
 
-import threading
+import shutil
 
 import numpy as np
 import pytest
 
 from tfjs_transfer import backbones, dataset, features, fold, inference, preprocess, tflite_engine
 from tfjs_transfer.errors import UserError
-from tfjs_transfer.tflite_engine import Pending
 
 from .harness import BRAND_TEST, BRAND_TRAIN, MOBILENET_H5
 from .helpers import make_folders, shape_image
@@ -28,9 +27,9 @@ def folded(mobilenet):
 
 
 @pytest.fixture(autouse=True)
-def wait_for_the_engine(monkeypatch):
-    """Extraction waits for the .tflite (a build of few views runs TF while it converts)."""
-    monkeypatch.setattr(features, "WAIT_FOR_ENGINE_VIEWS", 0)
+def convert_for_any_work(monkeypatch):
+    """The tests' few views convert (a build's few views run on TF unless the .tflite is cached)."""
+    monkeypatch.setattr(features, "CONVERT_FROM_VIEWS", 0)
 
 
 @pytest.fixture
@@ -123,15 +122,20 @@ def test_lanes_give_the_same_features_for_any_batch_size(folded):
     assert one.shape == (5, *folded.output_shape[1:])
 
 
-def test_few_views_run_on_tf_while_the_tflite_converts_and_it_is_kept(tmp_path, mobilenet, folded, monkeypatch):
-    monkeypatch.setattr(features, "WAIT_FOR_ENGINE_VIEWS", 10)
-    release, real, made = threading.Event(), tflite_engine.convert, []
-    monkeypatch.setattr(tflite_engine, "convert", lambda model: release.wait(60) and real(model))
-    monkeypatch.setattr(tflite_engine, "Pending", lambda *a: made.append(Pending(*a)) or made[-1])
-    ds = dataset.scan(make_folders(tmp_path / "d", labels=("red", "green"), per_class=2))
-    got = features.extract(mobilenet, ds.samples, tmp_path / "cache", verbose=0, model=folded, model_tag="folded",
-                           engine="tflite")
-    np.testing.assert_array_equal(got.features, inference.predict_batches(folded, pixels(ds.samples, mobilenet), 32))
-    release.set()
-    assert made[0].get(wait=True) is not None
-    assert len(list((tmp_path / "cache").rglob("*.tflite"))) == 1  # ready for the next build
+def test_few_views_run_on_tf_unless_the_tflite_is_already_cached(tmp_path, mobilenet, folded, monkeypatch,
+                                                                  conversions):
+    monkeypatch.setattr(features, "CONVERT_FROM_VIEWS", 10)
+    root = make_folders(tmp_path / "d", labels=("red", "green"), per_class=2)
+    run = lambda cache: features.extract(mobilenet, dataset.scan(root).samples, cache, verbose=0,  # noqa: E731
+                                         model=folded, model_tag="folded", engine="tflite")
+    got = run(tmp_path / "cold")
+    assert conversions == [] and not list((tmp_path / "cold").rglob("*.tflite"))
+    np.testing.assert_array_equal(got.features, inference.predict_batches(folded, pixels(got.samples, mobilenet), 32))
+    monkeypatch.setattr(features, "CONVERT_FROM_VIEWS", 0)
+    run(tmp_path / "warm")  # converts, keeps the .tflite
+    monkeypatch.setattr(features, "CONVERT_FROM_VIEWS", 10)
+    for d in (tmp_path / "warm").glob("*/??"):
+        shutil.rmtree(d)  # the features gone, the .tflite kept
+    again = run(tmp_path / "warm")
+    assert again.computed == 4 and len(conversions) == 1
+    assert 0 < np.abs(again.features - got.features).max() <= tflite_engine.AGREEMENT  # XNNPACK ran
