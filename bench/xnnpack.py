@@ -107,6 +107,7 @@ def xnnpack(args) -> dict:
         variants[f"{tag} {n} threads, batch 64"] = (lambda m=m: interpreter(blob, n, 64, m), 64, "one")
         variants[f"{tag} 1 thread, batch 32"] = (lambda m=m: interpreter(blob, 1, 32, m), 32, "one")
         variants[f"{tag} {n} x 1-thread, halves of batch 32"] = (lambda m=m: split_runner(blob, n, 32, m), 32, "one")
+        variants[f"{tag} {n} x 1-thread, halves of batch 64"] = (lambda m=m: split_runner(blob, n, 64, m), 64, "one")
         variants[f"{tag} {n} x 1-thread, alternate batches of 32"] = (
             lambda m=m: alternate_runner(blob, n, 32, m), 32, "many")
         variants[f"{tag} {n} threads, batch 32, latest features"] = (
@@ -116,6 +117,9 @@ def xnnpack(args) -> dict:
     variants[f"pipeline: tflite_engine.Runner ({n} lanes)"] = (
         lambda: (lambda r: lambda b: r.predict(b, BATCH))(tflite_engine.Runner(blob, n)), 32, "one")
 
+    if getattr(args, "only", None):
+        keep = [k for k in args.only.split(",") if k]
+        variants = {k: v for i, (k, v) in enumerate(variants.items()) if i == 0 or any(w in k for w in keep)}
     data = np.concatenate([x] * (args.batches_per_rep * 2))[:BATCH * args.batches_per_rep * 2]
     runners, info = {}, {}
     for name, (make, batch, kind) in variants.items():
@@ -185,3 +189,5 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--batches-per-rep", type=int, default=4, help="batches of 32 timed per variant per round")
+    p.add_argument("--only", help="comma-separated substrings: run only the variants whose name holds one "
+                   "(the TF path always runs: the ratios' base)")
