@@ -139,3 +139,26 @@ def test_few_views_run_on_tf_unless_the_tflite_is_already_cached(tmp_path, mobil
     again = run(tmp_path / "warm")
     assert again.computed == 4 and len(conversions) == 1
     assert 0 < np.abs(again.features - got.features).max() <= tflite_engine.AGREEMENT  # XNNPACK ran
+
+
+@pytest.mark.slow
+def test_a_build_extracts_on_xnnpack_converting_once_and_engine_tf_runs_tf(tmp_path, conversions):
+    from tfjs_transfer import cli
+
+    from .test_build import run_build
+
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>stand-in</title>")
+    data = make_folders(tmp_path / "d", labels=("red", "green"), per_class=4)
+    cache = tmp_path / "cache"
+    assert run_build(data, tmp_path / "a", cache, web) == 0
+    assert len(conversions) == 1 and len(list(cache.rglob("model-*.tflite"))) == 1
+    shape_image("red", 99).save(data / "red" / "new.png")
+    assert run_build(data, tmp_path / "a", cache, web) == 0  # one more image: the cached .tflite runs it
+    assert len(conversions) == 1
+    assert run_build(data, tmp_path / "b", tmp_path / "cache-tf", web, "--engine", "tf") == 0
+    assert len(conversions) == 1 and not list((tmp_path / "cache-tf").rglob("*.tflite"))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["build", "--engine", "onnx"])
+    assert e.value.code == 2
