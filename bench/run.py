@@ -248,7 +248,8 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
         levers_out["XLA jit_compile (default threads)"] = {
             "images_per_s_batch32": out["images_per_s_xla"]["32"],
             "fraction_of_peak_batch32": out["fraction_of_peak_xla"]["32"],
-            "batch32_vs_default": med([x["images_per_s_xla"]["32"] / x["images_per_s"]["32"] for x in d]),
+            "batch32_vs_default": med([x["images_per_s_xla"]["32"] / x.get("images_per_s_tf", x["images_per_s"])["32"]
+                                       for x in d]),
             "compile_s": out["xla_compile_s"].get("32"),
         }
     if d[0].get("folded"):
