@@ -8,6 +8,7 @@ each measurement starts from the same state. Each worker prints one JSON line.
     python bench/python.py worker --weights H5 --data DIR [--intra N --inter N] [--extras]
     python bench/python.py quant --site SITE --test-list FILE
     python bench/python.py engines --weights H5 --data DIR   (bench/engines.py)
+    python bench/python.py xnnpack --weights H5 --data DIR   (bench/xnnpack.py)
 """
 
 from __future__ import annotations
@@ -343,6 +344,16 @@ def worker(args) -> dict:
         out["call"] = args.call
         out["call_max_abs_diff"] = float(np.abs(variant(x[:32]) - plain(x[:32])).max())
         plain = variant
+    tf_path = plain  # TF's path (predict_batches), timed beside the engine the build runs
+    if args.engine == "tflite" and args.call == "pipeline":
+        from tfjs_transfer import tflite_engine
+
+        t = time.perf_counter()
+        runner = tflite_engine.Runner(tflite_engine.convert(model))
+        out["tflite_convert_s"] = time.perf_counter() - t
+        plain = lambda b: runner.predict(b, len(b))  # noqa: E731  what features.extract runs (engine tflite)
+        out["engine_max_abs_diff_vs_tf"] = float(np.abs(plain(x[:32]) - tf_path(x[:32])).max())
+    out["engine"] = args.engine if args.call == "pipeline" else "tf"
     xla = tf.function(lambda b: model(b, training=False), jit_compile=True)
     batches = [int(b) for b in args.batches.split(",")]
     xla_batches = [int(b) for b in args.xla_batches.split(",") if b]
@@ -351,10 +362,13 @@ def worker(args) -> dict:
         xla(tf.constant(x[:b])).numpy()
         out.setdefault("xla_compile_s", {})[str(b)] = time.perf_counter() - t
     ips, ips_xla, peaks = {str(b): [] for b in batches}, {str(b): [] for b in xla_batches}, []
+    ips_tf = {str(b): [] for b in batches}
     for _ in range(args.reps):
         peaks.append(matmul_gflops())
         for b in batches:
             ips[str(b)].append(_throughput(plain, x, b, 1))
+            if plain is not tf_path:
+                ips_tf[str(b)].append(_throughput(tf_path, x, b, 1))
         for b in xla_batches:
             ips_xla[str(b)].append(_throughput(lambda v: xla(tf.constant(v)), x, b, 1))
     out["matmul_gflops"] = statistics.median(peaks)
@@ -367,6 +381,10 @@ def worker(args) -> dict:
     out["achieved_gflops"] = {b: v * flop / 1e9 for b, v in out["images_per_s"].items()}
     out["fraction_of_peak"] = {b: v / out["matmul_gflops"] for b, v in out["achieved_gflops"].items()}
     out["fraction_of_peak_xla"] = {b: v * flop / 1e9 / out["matmul_gflops"] for b, v in out["images_per_s_xla"].items()}
+    if plain is not tf_path:  # the TF path's figures, named, beside the engine's
+        out["images_per_s_tf"] = {b: statistics.median(v) for b, v in ips_tf.items()}
+        out["fraction_of_peak_tf"] = {b: v * flop / 1e9 / out["matmul_gflops"] for b, v in out["images_per_s_tf"].items()}
+        out["engine_vs_tf"] = {b: statistics.median(e / t for e, t in zip(ips[b], ips_tf[b])) for b in ips}
 
     if args.unfolded and report is not None:
         # before/after pipeline/fold.py: the backbone as trained, paired with the folded one
@@ -376,7 +394,7 @@ def worker(args) -> dict:
         unfolded = lambda b: inference.predict_batches(bb.model, b, len(b))  # noqa: E731
         got = {"1": [], "32": [], "folded32": []}
         for _ in range(max(3, args.reps)):
-            got["folded32"].append(_throughput(plain, x, 32, 1))
+            got["folded32"].append(_throughput(tf_path, x, 32, 1))
             got["32"].append(_throughput(unfolded, x, 32, 1))
             got["1"].append(_throughput(unfolded, x, 1, 1))
         out["folded"]["unfolded_images_per_s"] = {"1": statistics.median(got["1"]), "32": statistics.median(got["32"])}
@@ -490,6 +508,8 @@ def main(argv=None) -> int:
     w.add_argument("--reps", type=int, default=3)
     w.add_argument("--call", choices=("pipeline", "whole", "frozen"), default="pipeline",
                    help="how a batch runs (call_variant); pipeline = inference.predict_batches")
+    w.add_argument("--engine", choices=("tflite", "tf"), default="tflite",
+                   help="what runs the backbone (build --engine); tflite also times TF's path beside it")
     w.add_argument("--extras", action="store_true", help="layer breakdown and head training too")
     w.add_argument("--no-fold", action="store_true", help="time the backbone as trained (build --no-fold)")
     w.add_argument("--unfolded", action="store_true", help="also time the backbone as trained, paired with the "
@@ -501,11 +521,12 @@ def main(argv=None) -> int:
     q.add_argument("--site", required=True)
     q.add_argument("--test-list", required=True)
     q.add_argument("--work", required=True)
-    from bench import engines
+    from bench import engines, xnnpack
 
     engines.add_arguments(sub.add_parser("engines", help="other native engines vs the pipeline (bench/engines.py)"))
+    xnnpack.add_arguments(sub.add_parser("xnnpack", help="XNNPACK variants vs the pipeline (bench/xnnpack.py)"))
     args = p.parse_args(argv)
-    result = {"worker": worker, "quant": quant, "engines": engines.engines}[args.cmd](args)
+    result = {"worker": worker, "quant": quant, "engines": engines.engines, "xnnpack": xnnpack.xnnpack}[args.cmd](args)
     print(json.dumps(result, default=float))
     return 0
 

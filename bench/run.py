@@ -54,6 +54,7 @@ if str(ROOT) not in sys.path:
 from bench import browser as browser_bench  # noqa: E402
 from bench import first_visit  # noqa: E402
 from bench import python as py  # noqa: E402
+from bench import xnnpack as xnnpack_bench  # noqa: E402
 from tests.harness import BRAND_TRAIN, MOBILENET_H5, SIGN_DIGITS  # noqa: E402
 
 PHASES = ("build", "python", "quant", "browser", "first_visit", "serve")
@@ -170,10 +171,11 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
     levers = {k: LEVERS[k] for k in (("default", "intra=1,inter=1") if quick else LEVERS)}
     images = "32" if quick else "90"
     runs = {k: [] for k in levers}
-    engine_runs = []
+    engine_runs, xnnpack_runs = [], []
     for r in range(repeat):
         for name, (flags, env) in levers.items():
             default = name == "default"
+            flags = flags if default else [*flags, "--engine", "tf"]  # the levers are TF's own settings
             args = ["worker", "--weights", str(MOBILENET_H5), "--data", str(BRAND_TRAIN), "--images", images,
                     "--throughput-images", "32" if quick else "128", "--reps", "1",
                     "--batches", ("1,8,32,128" if not quick else "1,32") if default else "1,32",
@@ -193,6 +195,10 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
             engine_runs.append(py.run_worker(["engines", "--weights", str(MOBILENET_H5), "--data", str(BRAND_TRAIN),
                                               "--reps", "3"]))
             log(f"  python engines round {r + 1}/{repeat} ({time.perf_counter() - t:.0f}s)")
+            t = time.perf_counter()  # ways to run XNNPACK on the cores (bench/xnnpack.py)
+            xnnpack_runs.append(py.run_worker(["xnnpack", "--weights", str(MOBILENET_H5), "--data", str(BRAND_TRAIN),
+                                               "--reps", "3"]))
+            log(f"  python xnnpack round {r + 1}/{repeat} ({time.perf_counter() - t:.0f}s)")
     d = runs["default"]
     out = {
         "tf": d[0]["tf"], "cpus": d[0]["cpus"],
@@ -217,6 +223,14 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
     }
     out["achieved_gflops_batch32"] = out["images_per_s"]["32"] * 2 * out["macs_per_image"] / 1e9
     out["ms_per_image_batch32"] = 1000 / out["images_per_s"]["32"]
+    out["engine"] = d[0].get("engine", "tf")
+    if d[0].get("images_per_s_tf"):  # the build's engine is not TF: TF's own path, named, beside it
+        out["images_per_s_tf"] = {b: med([x["images_per_s_tf"][b] for x in d]) for b in d[0]["images_per_s_tf"]}
+        out["fraction_of_peak_tf"] = {b: med([x["fraction_of_peak_tf"][b] for x in d]) for b in d[0]["fraction_of_peak_tf"]}
+        out["engine_vs_tf"] = {b: med([x["engine_vs_tf"][b] for x in d]) for b in d[0]["engine_vs_tf"]}
+        out["engine_max_abs_diff_vs_tf"] = med([x["engine_max_abs_diff_vs_tf"] for x in d])
+        out["tflite_convert_s"] = med([x["tflite_convert_s"] for x in d])
+        out["ms_per_image_batch32_tf"] = 1000 / out["images_per_s_tf"]["32"]
     levers_out = {}
     for name, rs in runs.items():
         pairs = list(zip(rs, d))
@@ -225,14 +239,17 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
             "images_per_s_batch32": med([x["images_per_s"]["32"] for x in rs]),
             "matmul_gflops": med([x["matmul_gflops"] for x in rs]),
             "fraction_of_peak_batch32": med([x["fraction_of_peak"]["32"] for x in rs]),
-            "batch32_vs_default": med([x["images_per_s"]["32"] / y["images_per_s"]["32"] for x, y in pairs]),
+            # TF's knobs, against the default worker's TF path (its engine is timed apart)
+            "batch32_vs_default": med([x["images_per_s"]["32"] / y.get("images_per_s_tf", y["images_per_s"])["32"]
+                                       for x, y in pairs]),
             "max_abs_diff": med([x.get("call_max_abs_diff") for x in rs]),
         }
     if "32" in out["images_per_s_xla"]:
         levers_out["XLA jit_compile (default threads)"] = {
             "images_per_s_batch32": out["images_per_s_xla"]["32"],
             "fraction_of_peak_batch32": out["fraction_of_peak_xla"]["32"],
-            "batch32_vs_default": med([x["images_per_s_xla"]["32"] / x["images_per_s"]["32"] for x in d]),
+            "batch32_vs_default": med([x["images_per_s_xla"]["32"] / x.get("images_per_s_tf", x["images_per_s"])["32"]
+                                       for x in d]),
             "compile_s": out["xla_compile_s"].get("32"),
         }
     if d[0].get("folded"):
@@ -247,6 +264,8 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
     out["levers"] = levers_out
     if engine_runs:
         out["engines"] = _median_engines(engine_runs)
+    if xnnpack_runs:
+        out["xnnpack"] = xnnpack_bench.median_runs(xnnpack_runs)
     return out
 
 
@@ -410,13 +429,18 @@ def headline(res: dict) -> dict:
             h["browser_speedup_vs_tutorial_main_thread_rounds"] = br["end_to_end"]["speedups_main_thread"]
             h["browser_end_to_end_ms_ours_main_thread"] = br["end_to_end"]["ours_main_thread"]["total_ms"]
     if wasm and p:
-        # like for like: both sides' backbone on preprocessed pixels, both at batch 32
+        # like for like: both sides' backbone on preprocessed pixels, both at batch 32, against
+        # native TensorFlow (issue 18's target), not the build's XNNPACK engine
+        tf_ms = p.get("ms_per_image_batch32_tf", p["ms_per_image_batch32"])
         if wasm.get("backbone_only_ms_per_image"):
-            h["browser_vs_python_per_image"] = wasm["backbone_only_ms_per_image"]["32"] / p["ms_per_image_batch32"]
+            h["browser_vs_python_per_image"] = wasm["backbone_only_ms_per_image"]["32"] / tf_ms
         # the page's batch-32 features include fromPixels + resize + normalise; Python's still not
-        h["browser_vs_python_per_image_incl_preprocess"] = wasm["extract_ms_per_image"]["32"] / p["ms_per_image_batch32"]
+        h["browser_vs_python_per_image_incl_preprocess"] = wasm["extract_ms_per_image"]["32"] / tf_ms
     if p:
-        h["python_fraction_of_peak"] = p["fraction_of_peak"]["32"]
+        h["python_fraction_of_peak"] = p["fraction_of_peak"]["32"]  # the build's engine (features.extract)
+        if p.get("fraction_of_peak_tf"):
+            h["python_fraction_of_peak_tf_path"] = p["fraction_of_peak_tf"]["32"]
+            h["python_engine_vs_tf_path"] = p["engine_vs_tf"]["32"]
     if b:
         h["warm_vs_cold_build"] = b["warm_vs_cold"]
     if q.get("logos"):
@@ -595,7 +619,13 @@ def print_table(res: dict) -> None:
               f"process and threads); memory copy {p['memory_gbps']:.1f} GB/s")
         frac = p["fraction_of_peak"]["32"]
         print(f"  achieved at batch 32           {p['achieved_gflops_batch32']:.1f} GFLOP/s = {frac:.0%} of the matmul peak "
-              f"(python_fraction_of_peak); batch 1: {p['fraction_of_peak']['1']:.0%}")
+              f"(python_fraction_of_peak, engine {p.get('engine', 'tf')}); batch 1: {p['fraction_of_peak']['1']:.0%}")
+        if p.get("fraction_of_peak_tf"):
+            print(f"  TF's path (build --engine tf)  batch 32: {p['images_per_s_tf']['32']:.0f} img/s = "
+                  f"{p['fraction_of_peak_tf']['32']:.0%} of the peak (python_fraction_of_peak_tf_path); engine / TF "
+                  f"paired by round: {p['engine_vs_tf']['32']:.2f}x at batch 32, {p['engine_vs_tf']['1']:.2f}x at "
+                  f"batch 1; max |engine - TF| {p['engine_max_abs_diff_vs_tf']:.1e}; .tflite conversion "
+                  f"{p['tflite_convert_s']:.1f} s")
         lay = p["layers"]
         print(f"  per layer kind, batch {lay['batch']}, each layer run alone (no cross-layer fusion; sum "
               f"{lay['sum_ms_per_image']:.2f} ms/image vs {p['ms_per_image_batch32']:.2f} ms/image for the whole model):")
@@ -632,6 +662,8 @@ def print_table(res: dict) -> None:
         print(f"    batch size sweep (default): " + ", ".join(f"{k}: {v:.0%}" for k, v in p["fraction_of_peak"].items()))
         if p.get("engines"):
             print_engines(p["engines"])
+        if p.get("xnnpack"):
+            print(xnnpack_bench.report(p["xnnpack"]))
         print(f"  head training                  default recipe in the build: {fmt(b.get('head_training_s'), ' s', 2)}; "
               f"the browser's workload (manifest head, 20 epochs x {p['head_train_rows']} rows): "
               f"{p['head_train_20_epochs_ms']:.0f} ms")

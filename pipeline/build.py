@@ -47,11 +47,12 @@ class BuildConfig:
     stream_features: str = "auto"  # train the head from the cache through tf.data: auto|on|off (streamed.wanted)
     feature_dtype: str = "float32"  # the cache entries' dtype: float32, or float16 at half the size
     site_images_per_class: int = 50  # the images served to the page: at most this many per class (0: all)
+    engine: str = "tflite"         # features on TFLite's XNNPACK (tflite_engine.py), or "tf"; fine-tuning uses TF
 
     def fingerprint(self, ds: dataset.Dataset | None, weights_id: str) -> str:
         """Everything the site depends on: settings, image bytes, weights, page bundle, our version."""
         settings = {k: v for k, v in vars(self).items()
-                    if k not in ("out", "cache_dir", "verbose", "force", "runner", "beam_options")}
+                    if k not in ("out", "cache_dir", "verbose", "force", "runner", "beam_options", "engine")}
         overrides = {k: v for k, v in settings.pop("recipe_overrides").items() if v is not None}
         parts = {
             "settings": {k: str(v) for k, v in settings.items()},
@@ -155,7 +156,8 @@ def _build(cfg: BuildConfig) -> dict:
         log(f"features on Beam: {beam.describe(counts)}", cfg)
     feats = features.extract(bb, ds.samples, None if cfg.cache_dir is None else Path(cfg.cache_dir),
                              augment=augmentation, strict=cfg.strict, verbose=cfg.verbose,
-                             model=extractor, model_tag=tag, in_memory=not stream, dtype=cfg.feature_dtype)
+                             model=extractor, model_tag=tag, in_memory=not stream, dtype=cfg.feature_dtype,
+                             engine="tf" if recipe.fine_tune_epochs else cfg.engine)
     timings["features_s"] = time.perf_counter() - t
     log(f"features: {feats.computed} computed, {feats.cached} from cache ({1 + recipe.augment_copies} views an image), {len(feats.skipped)} skipped "
         f"({timings['features_s']:.1f}s)", cfg)

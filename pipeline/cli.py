@@ -98,7 +98,7 @@ def build_config(args):
         backbone_only=args.backbone_only,
         runner=args.runner, beam_options=shlex.split(args.beam_options or ""),
         stream_features=args.stream_features, site_images_per_class=args.site_images_per_class,
-        feature_dtype=args.feature_dtype)
+        feature_dtype=args.feature_dtype, engine=args.engine)
     if args.web_dist:
         cfg.web_dist = Path(args.web_dist)
     return cfg
@@ -264,6 +264,9 @@ def parser() -> argparse.ArgumentParser:
                                       "else the page installed with the package)")
     b.add_argument("--force", action="store_true", help="rebuild even if the site is up to date")
     b.add_argument("--quiet", action="store_true")
+    b.add_argument("--engine", choices=["tflite", "tf"], default="tflite",
+                   help="what runs the backbone over the images in this process: TFLite's XNNPACK kernels "
+                        "(TensorFlow when the backbone does not convert, or for fine-tuning), or TensorFlow")
     b.add_argument("--runner", choices=["inprocess", "beam"], default="inprocess",
                    help="where features are extracted: in this process, or on Apache Beam (the beam extra)")
     b.add_argument("--beam-options", metavar="OPTIONS",

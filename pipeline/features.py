@@ -34,6 +34,8 @@ from .errors import UserError
 from .augment import Augmentation
 from .augment import apply as augment_image
 from .inference import predict_batches
+from . import tflite_engine
+from .tflite_engine import ENGINES
 from .preprocess import normalize, resize
 
 CACHE_FORMAT = 1
@@ -189,6 +191,11 @@ class ViewCache:
         dtype = self._caches[0].dtype
         return features if dtype == np.float32 else features.astype(dtype).astype(np.float32)
 
+    @property
+    def model_dir(self) -> Path | None:
+        """Where files derived from the model live (the converted .tflite): the image cache's folder."""
+        return self._caches[0].dir
+
     def _cache(self, view: int) -> FeatureCache:
         return self._caches[0] if view == 0 else self._caches[1]
 
@@ -221,21 +228,27 @@ class Computed:
 
 def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment: Augmentation | None = None,
             batch_size: int = 32, strict: bool = False, verbose: int = 1, chunk: int = 256,
-            model=None, model_tag: str = "", in_memory: bool = True, dtype: str = "float32") -> Features:
+            model=None, model_tag: str = "", in_memory: bool = True, dtype: str = "float32",
+            engine: str = "tf") -> Features:
     """Features of every decodable sample (and of its augmented views); undecodable ones are
     skipped, or refused if strict. Each distinct content (the same bytes under several names or
     classes) is decoded at most once, and only on a cache miss. `model` computes them instead of
     backbone.model (e.g. the folded copy the site serves); `model_tag` names it in the cache key,
     as its features differ in the last digits. `in_memory` False leaves the features in the cache
     (Features.cache, for streamed.py): memory then holds the index, never the features. `dtype`
-    float16 stores the cache entries at half the size (features.DTYPES)."""
+    float16 stores the cache entries at half the size (features.DTYPES). `engine` "tflite" runs
+    the model on TFLite's XNNPACK (tflite_engine.py) when that pays (CONVERT_FROM_VIEWS), else
+    and when the model does not convert on TF."""
     if not in_memory and cache_dir is None:
         raise UserError("features left in the cache need a cache; drop --no-cache (or --stream-features on)")
+    if engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     cache = ViewCache(cache_dir, backbone_cache_key(backbone, model_tag, dtype), augment, backbone.feature_shape)
     planned = plan(samples, cache, strict=strict, keep=in_memory)
-    computed = compute(planned, backbone.model if model is None else model, backbone.preprocessing, cache,
+    model = backbone.model if model is None else model
+    computed = compute(planned, model, backbone.preprocessing, cache,
                        augment=augment, batch_size=batch_size, chunk=chunk, strict=strict, verbose=verbose,
-                       keep=in_memory)
+                       keep=in_memory, predict=_engine_predict(engine, model, cache, len(planned.work)))
     return assemble(planned, computed, strict=strict, cache=None if in_memory else cache)
 
 
@@ -265,11 +278,12 @@ def plan(samples: list[Sample], cache: ViewCache, *, strict: bool = False, keep:
 
 def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation | None = None,
             batch_size: int = 32, chunk: int = 256, strict: bool = False, verbose: int = 1,
-            keep: bool = True) -> Computed:
+            keep: bool = True, predict=None) -> Computed:
     """The in-process runner: decode each sample with misses once, build its views, run the model
     on `chunk` samples' views at a time in batches of `batch_size`, and write each result to the
     cache. Undecodable samples are reported and skipped, or refused if strict. `keep` False
-    records only which views were computed (their features stay in the cache)."""
+    records only which views were computed (their features stay in the cache). `predict(x,
+    batch_size)` runs the model instead of inference.predict_batches (another engine)."""
     import tf_keras as keras
 
     out = Computed()
@@ -290,12 +304,29 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
                 pixels.append(view_pixels(resized, digest, v, prep, augment))
                 keys.append((i, v))
         if keys:
-            for (i, v), f in zip(keys, predict_batches(model, np.stack(pixels), batch_size)):
+            run = predict or (lambda x, b: predict_batches(model, x, b))
+            for (i, v), f in zip(keys, run(np.stack(pixels), batch_size)):
                 out.features[i, v] = cache.stored(f) if keep else None
                 cache.put(plan.digests[i], v, f)
         if bar:
             bar.add(sum(len(plan.misses[i]) for i in pending[start:start + chunk]))
     return out
+
+
+# Views from which a backbone not yet converted is converted to .tflite: about where XNNPACK's
+# saving per view (0.5 ms at batch 32 on 2 cores, bench/xnnpack.py) pays for the conversion's
+# 5 s. Fewer views run on TF, unless the .tflite is already in the cache.
+CONVERT_FROM_VIEWS = 10_000
+
+
+def _engine_predict(engine: str, model, cache: ViewCache, views: int):
+    """predict(x, batch_size) on `engine` for `views` views to compute; None for TF's own path
+    (engine "tf", nothing to compute, or too few views to pay for a conversion)."""
+    if engine == "tf" or not views:
+        return None
+    if views < CONVERT_FROM_VIEWS and not tflite_engine.is_cached(model, cache.model_dir):
+        return None
+    return tflite_engine.checked_runner(model, cache.model_dir)
 
 
 def assemble(plan: Plan, computed: Computed, *, strict: bool = False, cache: ViewCache | None = None) -> Features:
