@@ -116,19 +116,18 @@ def onnxruntime_runner(path: Path, threads: int):
 # ---------------------------------------------------------------- the worker
 
 
-def engines(args) -> dict:
-    if not args.work:
-        with tempfile.TemporaryDirectory() as tmp:
-            args.work = tmp
-            return engines(args)
+def folded_backbone(args):
+    """TF on args.threads threads; a batch of BATCH preprocessed logos, the
+    folded model (what the pipeline extracts with), Keras' features of the batch and the
+    model's FLOPs per image: what every engine here is measured on."""
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import numpy as np
 
-    from bench.python import _timeit, count_macs, matmul_gflops
-    from tfjs_transfer import backbones, dataset, fold, inference, preprocess
+    from bench.python import count_macs
+    from tfjs_transfer import backbones, dataset, fold, preprocess
     from tfjs_transfer.build import quiet_tensorflow
 
     quiet_tensorflow()
@@ -139,7 +138,21 @@ def engines(args) -> dict:
     x = np.ascontiguousarray(x, np.float32)
     folded, _ = fold.fold_batch_norms(bb.model, x[:8])
     keras_ref = bb.model.predict(x, batch_size=BATCH, verbose=0)
-    flop = 2 * count_macs(bb.model)["total"]
+    return x, folded, keras_ref, 2 * count_macs(bb.model)["total"]
+
+
+def engines(args) -> dict:
+    if not args.work:
+        with tempfile.TemporaryDirectory() as tmp:
+            args.work = tmp
+            return engines(args)
+    import numpy as np
+    import tensorflow as tf
+
+    from bench.python import _timeit, matmul_gflops
+    from tfjs_transfer import inference
+
+    x, folded, keras_ref, flop = folded_backbone(args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
 

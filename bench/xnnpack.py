@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.engines import TOLERANCE, installed
+from bench.engines import TOLERANCE, folded_backbone, installed
 
 BATCH = 32
 
@@ -73,25 +73,12 @@ def alternate_runner(blob: bytes, parts: int, batch: int, module: str, **options
 
 
 def xnnpack(args) -> dict:
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     import numpy as np
 
-    from bench.python import _timeit, count_macs, matmul_gflops
-    from tfjs_transfer import backbones, dataset, fold, inference, preprocess, tflite_engine
-    from tfjs_transfer.build import quiet_tensorflow
+    from bench.python import _timeit, matmul_gflops
+    from tfjs_transfer import inference, tflite_engine
 
-    quiet_tensorflow()
-    bb = backbones.load_backbone("mobilenet_v1_0.25", args.weights)
-    prep = bb.preprocessing
-    paths = [s.path for s in dataset.scan(Path(args.data)).samples][:BATCH]
-    x = preprocess.normalize(np.stack([preprocess.resize(dataset.load_rgb(p), prep) for p in paths]), prep)
-    x = np.ascontiguousarray(x, np.float32)
-    folded, _ = fold.fold_batch_norms(bb.model, x[:8])
-    keras_ref = bb.model.predict(x, batch_size=BATCH, verbose=0)
-    flop = 2 * count_macs(bb.model)["total"]
+    x, folded, keras_ref, flop = folded_backbone(args)
     t = time.perf_counter()
     blob = tflite_engine.convert(folded)
     convert_s = time.perf_counter() - t
