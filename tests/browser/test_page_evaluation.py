@@ -70,8 +70,10 @@ def test_python_head_scored_as_python_scores_it(page, site_url, built_site, held
     # the first visit loads app.js and what index.html preloads: not the evaluation or tfjs-vis
     preloaded = set(re.findall(r'modulepreload" href="([^"]+)"', (built_site / "index.html").read_text()))
     first = {u.rsplit("/", 1)[-1] for u in requested if u.endswith(".js")}
-    # the TF.js worker (tf-worker.js and the chunks it imports) starts once the page is ready
-    worker = {"tf-worker.js", *re.findall(r'"\./([^"]+\.js)"', (built_site / "tf-worker.js").read_text())}
+    # the TF.js worker and the training kernels' helper (kernel-worker.js, started with each wasm
+    # backend) load with the chunks they import, once the page is ready
+    worker = {name for entry in ("tf-worker.js", "kernel-worker.js")
+              for name in (entry, *re.findall(r'"\./([^"]+\.js)"', (built_site / entry).read_text()))}
     assert not any(f.startswith(("evaluating-", "training-")) for f in worker), worker
     assert first - (worker - preloaded) == preloaded | {"app.js"}, first
     tensors = num_tensors(page)
