@@ -164,6 +164,20 @@ def test_worker_training_equals_the_main_threads_for_the_same_seed(page, site_ur
     assert page.evaluate("window.tfjsTransfer.numTensors()") == before
 
 
+WARMED = "window.tfjsTransfer.tfWorker().then((w) => w.warmed)"
+
+
+def test_worker_warms_up_before_the_first_job_and_keeps_nothing(page, site_url):
+    # one backbone batch and one training epoch in the worker once it starts (tf-worker.js warm),
+    # so the page's first extraction and training there are not the slow ones; ?prepare=0: none
+    open_app(page, site_url + "?prepare=0")
+    assert page.evaluate(WARMED) is None
+    cold = page.evaluate(WORKER_TENSORS)
+    open_app(page, site_url)
+    assert page.evaluate(WARMED) == {"batch": 32, "epochs": 1}
+    assert page.evaluate(WORKER_TENSORS) == cold
+
+
 def brand(prefix: str) -> list[str]:
     return sorted(str(p) for p in BRAND_TRAIN.glob(f"{prefix}-*.jpg"))
 

@@ -51,7 +51,7 @@ let tfWorkerStart = Promise.resolve(null);
 function startWorker() {
   if (!workerRequested(location.search)) return;
   tfWorkerStart = startTfWorker({ manifest: app.manifest, pageUrl: PAGE, backend: tf.getBackend(),
-    kernels: pageKernels(location.search), fuse: fuseRequested(location.search),
+    kernels: pageKernels(location.search), fuse: fuseRequested(location.search), warm: prepareRequested(location.search),
     onDecoded: (n) => { app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + n; } });
 }
 

@@ -198,11 +198,12 @@ export class TfWorker {
  * Starts the worker beside the page's dist files and loads the backbone in it.
  * @param {object} opts {manifest, pageUrl, backend (the page's backend name), kernels (pageKernels()),
  *   fuse (fuseRequested(): the backbone as fused ops, as the page runs it),
- *   onDecoded(n) (extract() decoded n images: the page counts them)}
+ *   onDecoded(n) (extract() decoded n images: the page counts them), warm (run the worker's
+ *   kernels once before the page's first job: tf-worker.js warm; false with ?prepare=0)}
  * @returns {Promise<TfWorker|null>} null (and a console note) where it cannot run
  */
 export async function startTfWorker({ manifest, pageUrl, backend, kernels, fuse = true, onDecoded = () => {},
-  scriptUrl = new URL(WORKER_FILE, import.meta.url) }) {
+  warm = true, scriptUrl = new URL(WORKER_FILE, import.meta.url) }) {
   const missing = workerMissing();
   if (missing) {
     console.info(`tfjs-transfer: TF.js runs on the main thread (${missing} in this browser)`);
@@ -215,6 +216,11 @@ export async function startTfWorker({ manifest, pageUrl, backend, kernels, fuse 
     client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels, fuse });
     client.startMs = performance.now() - started; // its script, backend and backbone (make bench prints it)
     if (client.info.backend !== backend) throw new Error(`it runs ${client.info.backend}, the page ${backend}`);
+    // queued ahead of the page's jobs; a failure only costs the warm-up ({batch, epochs} it ran, or null)
+    client.warmed = warm ? client.call('warm', {}).catch((e) => {
+      console.info(`tfjs-transfer: worker warm-up skipped (${e.message})`);
+      return null;
+    }) : Promise.resolve(null);
     return client;
   } catch (e) {
     if (client) client.terminate();

@@ -13,6 +13,7 @@ import { checkModels, classify, disposeModel, features, loadModel, useFusedBackb
 import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
 import { extractFeatures, trainHead } from '../train.js';
+import { FEATURE_BATCH } from '../featurebatch.js';
 
 let manifest = null;
 let backbone = null;
@@ -97,6 +98,36 @@ async function extract({ items, batchSize }, post) {
   return { result: feats, transfer: [feats.data.buffer] };
 }
 
+/**
+ * The first extraction and training here as fast as later ones: V8 compiles the backend's and
+ * the page's own wasm kernels to optimised code only once they have run (tier-up), and the
+ * wasm heap grows to a batch's tensors at their first use. Started with the worker, before
+ * any job of the page's: one backbone batch of FEATURE_BATCH blank images and one epoch of
+ * two batches training the manifest's head on synthetic features as sparse as a ReLU's
+ * (the sparse products' path). Nothing is kept.
+ */
+async function warm() {
+  const { height, width, channels } = manifest.input;
+  const out = tf.tidy(() => features(tf, backbone, tf.zeros([FEATURE_BATCH, height, width, channels])));
+  try {
+    await out.data();
+  } finally {
+    out.dispose();
+  }
+  const hp = manifest.training.hyperparameters;
+  const batchSize = Math.max(1, hp.batch_size | 0);
+  const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
+  const count = 2 * batchSize;
+  const data = new Float32Array(count * size).map((_, i) => (i % 8 === 0 ? 1 : 0));
+  const { model, epochs } = await trainHead({
+    tf, manifest, feats: { data, count, size }, labelIndex: Array.from({ length: count }, () => 0),
+    split: { train: [...Array(count).keys()], valid: [] },
+    hyper: { epochs: 1, batchSize, learningRate: hp.learning_rate, optimizer: hp.optimizer, loss: hp.loss },
+  });
+  model.dispose();
+  return { result: { batch: FEATURE_BATCH, epochs } };
+}
+
 /** trainHead on the features sent; the trained head comes back as its artifacts (topology + weights). */
 async function train({ manifest: m, feats, labelIndex, split, hyper, classes, seed }, post) {
   const result = await trainHead({
@@ -157,7 +188,7 @@ async function threads(enabled) {
   return { result: kernelThreads(tf, enabled) };
 }
 
-const JOBS = { init, features: featuresOf, extract, train, head: useHead, classify: classifyFrame, memory,
+const JOBS = { init, warm, features: featuresOf, extract, train, head: useHead, classify: classifyFrame, memory,
   kernelThreads: threads };
 
 self.onmessage = ({ data: { id, type, payload } }) => {
