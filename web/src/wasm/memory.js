@@ -4,6 +4,7 @@
 // compiles both).
 
 const instances = new WeakMap(); // binaries -> WeakMap(WebAssembly.Memory -> exports)
+const modules = new WeakMap(); // binaries -> {shared?, local?: WebAssembly.Module}
 
 /** The backend's WebAssembly.Memory (threaded builds expose it as wasmMemory). */
 export function memoryOf(wasm) {
@@ -18,6 +19,18 @@ export function supported(binaries) {
 }
 
 /**
+ * `binaries` compiled for a shared or an unshared memory, once (the kernels' helper thread,
+ * wasm/pool.js, instantiates the same shared module).
+ */
+export function compiledModule(binaries, shared) {
+  if (!modules.has(binaries)) modules.set(binaries, {});
+  const byKind = modules.get(binaries);
+  const kind = shared ? 'shared' : 'local';
+  if (!byKind[kind]) byKind[kind] = new WebAssembly.Module(binaries[kind]);
+  return byKind[kind];
+}
+
+/**
  * The exports of `binaries` instantiated on `backend`'s memory (cached).
  * @param {{shared: Uint8Array, local: Uint8Array}} binaries
  * @param {object} backend the wasm backend (its .wasm is the Emscripten module)
@@ -28,8 +41,7 @@ export function kernelExports(binaries, backend) {
   const byMemory = instances.get(binaries);
   if (!byMemory.has(memory)) {
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const module = new WebAssembly.Module(shared ? binaries.shared : binaries.local);
-    byMemory.set(memory, new WebAssembly.Instance(module, { env: { memory } }).exports);
+    byMemory.set(memory, new WebAssembly.Instance(compiledModule(binaries, shared), { env: { memory } }).exports);
   }
   return byMemory.get(memory);
 }

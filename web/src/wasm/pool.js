@@ -17,6 +17,8 @@
 // the page's TF.js worker) and spins on Atomics.load where it may not (the main thread). A
 // helper that has not started, a memory that is not shared or a small range: one thread.
 
+import { compiledModule } from './memory.js';
+
 // the helper's functions, by index in a job
 export const FUNCTIONS = [['sparse', 'matmulStrided'], ['sparse', 'matmulTransposeAStrided'], ['adam', 'adam']];
 
@@ -135,8 +137,7 @@ export function startKernelPool(memory, binaries, spawn) {
   try {
     const worker = spawn();
     if (!worker) return null;
-    const modules = { sparse: new WebAssembly.Module(binaries.sparse.shared),
-      adam: new WebAssembly.Module(binaries.adam.shared) };
+    const modules = { sparse: compiledModule(binaries.sparse, true), adam: compiledModule(binaries.adam, true) };
     pool = new KernelPool(worker, memory, modules);
     const fail = () => pool.retire();
     if (typeof worker.addEventListener === 'function') worker.addEventListener('error', fail);
