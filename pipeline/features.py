@@ -237,8 +237,8 @@ def extract(backbone, samples: list[Sample], cache_dir: Path | None, *, augment:
     as its features differ in the last digits. `in_memory` False leaves the features in the cache
     (Features.cache, for streamed.py): memory then holds the index, never the features. `dtype`
     float16 stores the cache entries at half the size (features.DTYPES). `engine` "tflite" runs
-    the model on TFLite's XNNPACK (tflite_engine.py) when that pays (CONVERT_FROM_VIEWS), else
-    and when the model does not convert on TF."""
+    the model on TFLite's XNNPACK (tflite_engine.py) when that pays (CONVERT_FROM_VIEWS); it runs
+    on TF otherwise, and when the model does not convert."""
     if not in_memory and cache_dir is None:
         raise UserError("features left in the cache need a cache; drop --no-cache (or --stream-features on)")
     if engine not in ENGINES:
@@ -287,6 +287,7 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
     import tf_keras as keras
 
     out = Computed()
+    run = predict or (lambda x, b: predict_batches(model, x, b))
     pending = list(plan.misses)  # samples with views to compute, in order
     n_views = len(plan.work)
     bar = keras.utils.Progbar(n_views, unit_name="view", verbose=verbose) if n_views and verbose else None
@@ -304,7 +305,6 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
                 pixels.append(view_pixels(resized, digest, v, prep, augment))
                 keys.append((i, v))
         if keys:
-            run = predict or (lambda x, b: predict_batches(model, x, b))
             for (i, v), f in zip(keys, run(np.stack(pixels), batch_size)):
                 out.features[i, v] = cache.stored(f) if keep else None
                 cache.put(plan.digests[i], v, f)
@@ -314,8 +314,8 @@ def compute(plan: Plan, model, prep, cache: ViewCache, *, augment: Augmentation 
 
 
 # Views from which a backbone not yet converted is converted to .tflite: about where XNNPACK's
-# saving per view (0.5 ms at batch 32 on 2 cores, bench/xnnpack.py) pays for the conversion's
-# 5 s. Fewer views run on TF, unless the .tflite is already in the cache.
+# saving per view pays for the conversion (both in `make bench`: bench/xnnpack.py, the README's
+# figures). Fewer views run on TF, unless the .tflite is already in the cache.
 CONVERT_FROM_VIEWS = 10_000
 
 
