@@ -249,9 +249,10 @@ def write_images(samples: list[Sample], labels: list[str], site: Path, roles: li
             dest.parent.mkdir(parents=True, exist_ok=True)
             png = io.BytesIO()
             Image.fromarray(load_rgb(s.path)).save(png, format="PNG", optimize=False, compress_level=6)
-            dest.write_bytes(png.getvalue())
+            data = png.getvalue()
+            dest.write_bytes(data)
             entries.append({"path": rel, "label": s.label, "split": s.split, "role": role, "source": s.path.name,
-                            "pack": packs.add(png.getvalue())})
+                            "pack": packs.add(data)})
     finally:
         pack_paths = packs.close()
     total = Counter(s.label for s in samples)
