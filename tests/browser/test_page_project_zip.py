@@ -48,6 +48,8 @@ def test_the_page_opens_a_project_zip_site_with_its_classes_and_roles(page, proj
             const p = window.tfjsTransfer.project();
             return { classes: p.classes, examples: p.examples.map((e) => ({ id: e.id, label: e.label, role: e.role })) };
         }""")
+        # the page's worker may still be fetching (its warm-up, the pack): leave before the server stops
+        page.goto("about:blank")
     assert got["classes"] == [n for n, _ in CLASSES]
     images = {e["path"]: e for e in json.loads((out / "images.json").read_text())["images"]}
     folder_of = dict(CLASSES)
