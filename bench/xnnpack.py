@@ -6,7 +6,8 @@ by round, each as a fraction of the same matmul peak (bench/python.py matmul_gfl
 
 Variants: one interpreter on N threads at batch 32 and 64; N single-thread interpreters, each
 on its share of every batch (invoke() releases the GIL, so Python threads run them side by
-side) or on whole batches in turn; the interpreter's options (the delegate's latest
+side) or on whole batches in turn; the pipeline's Runner with pieces of 16 (a batch's halves)
+down to 1 image per invoke; the interpreter's options (the delegate's latest
 features, delegate clustering off). tf.lite and ai-edge-litert (if importable) alike. The
 model is converted once with a free batch dimension (resize_tensor_input per shape).
 """
@@ -101,8 +102,10 @@ def xnnpack(args) -> dict:
             lambda m=m: interpreter(blob, n, 32, m, experimental_default_delegate_latest_features=True), 32, "one")
         variants[f"{tag} {n} threads, batch 32, no delegate clustering"] = (
             lambda m=m: interpreter(blob, n, 32, m, experimental_disable_delegate_clustering=True), 32, "one")
-    variants[f"pipeline: tflite_engine.Runner ({n} lanes)"] = (
-        lambda: (lambda r: lambda b: r.predict(b, BATCH))(tflite_engine.Runner(blob, n)), 32, "one")
+    for piece in sorted({BATCH // n, 8, tflite_engine.PIECE, 2, 1}, reverse=True):
+        tag = " (the pipeline's)" if piece == tflite_engine.PIECE else ""
+        variants[f"pipeline: tflite_engine.Runner, {n} lanes, pieces of {piece}{tag}"] = (
+            lambda p=piece: (lambda r: lambda b: r.predict(b, BATCH))(tflite_engine.Runner(blob, n, p)), 32, "one")
 
     if getattr(args, "only", None):
         keep = [k for k in args.only.split(",") if k]
