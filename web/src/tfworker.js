@@ -5,7 +5,7 @@
 // the callers keep the main-thread path.
 
 import { FEATURE_BATCH } from './featurebatch.js';
-import { yieldToPage } from './tasks.js';
+import { buildHead } from './models.js';
 
 export const WORKER_FILE = 'tf-worker.js';
 
@@ -118,10 +118,11 @@ export class TfWorker {
   /**
    * train.js trainHead's contract (a fresh head; no `head` to continue) with the loop in the
    * worker: the features go over once, each epoch's logs come back for onEpoch and the charts,
-   * onModel gets a stand-in whose stopTraining = true stops the worker's loop, and the trained
-   * head is rebuilt here from its artifacts (a tf.LayersModel the page predicts, saves and
-   * downloads with). feats.data is transferred, not copied (a copy of 2,000 examples' features
-   * would be a long task of its own): the caller's array is left empty (detached).
+   * onModel gets a stand-in whose stopTraining = true stops the worker's loop. The same head
+   * (the manifest's layers, models.js buildHead) is built here while the worker trains, and
+   * takes the trained weights when they come back: a tf.LayersModel the page predicts, saves
+   * and downloads with. feats.data is transferred, not copied (a copy of 2,000 examples'
+   * features would be a long task of its own): the caller's array is left empty (detached).
    */
   async trainHead({ tf, manifest, feats, labelIndex, split, hyper, classes, seed = 1, charts = null,
     onModel = () => {}, onEpoch = () => {} }) {
@@ -148,12 +149,22 @@ export class TfWorker {
         return false;
       },
     });
-    const out = await pending;
-    await charting;
-    if (charts && charts.onTrainEnd) await charts.onTrainEnd();
-    await yieldToPage(); // the head's rebuilding in a task of its own, after the last curve's
-    const model = await tf.loadLayersModel(tf.io.fromMemory(out.artifacts));
-    return { model, history: out.history, epochs: out.epochs, stopped: out.stopped, ms: out.ms };
+    const model = buildHead(tf, manifest, { seed, classes });
+    try {
+      const out = await pending;
+      await charting;
+      if (charts && charts.onTrainEnd) await charts.onTrainEnd();
+      const weights = out.weights.map(({ data, shape, dtype }) => tf.tensor(data, shape, dtype));
+      try {
+        model.setWeights(weights);
+      } finally {
+        tf.dispose(weights);
+      }
+      return { model, history: out.history, epochs: out.epochs, stopped: out.stopped, ms: out.ms };
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
   }
 
   /**

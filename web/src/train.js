@@ -123,6 +123,13 @@ function batchTensors(tf, feats, rows, labelIndex, classes, featureShape, scratc
   return [tf.tensor(x, [rows.length, ...featureShape]), tf.tensor2d(y, [rows.length, classes])];
 }
 
+/**
+ * Training steps run back to back for up to this long before the loop yields to the page (its
+ * input events, the Stop button, the charts): a yield per step cost more than the step's work
+ * on small batches, and this keeps every task far under a long task's 50 ms.
+ */
+export const YIELD_EVERY_MS = 16;
+
 /** The Python build only trains with Adam; the page does the same (fused update on wasm, adam.js). */
 export function makeOptimizer(tf, name, learningRate) {
   if ((name || 'adam').toLowerCase() !== 'adam') {
@@ -173,6 +180,7 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
   let model = null;
   let validation = null;
   const started = performance.now();
+  let yielded = started;
   try {
     model = head || buildHead(tf, manifest, { seed, classes });
     const outputs = model.outputs[0].shape[1];
@@ -196,7 +204,10 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
         }
         (Array.isArray(values) ? values : [values]).forEach((v, i) => { sums[i] += v * rows.length; });
         seen += rows.length;
-        await yieldToPage();
+        if (performance.now() - yielded >= YIELD_EVERY_MS) {
+          await yieldToPage();
+          yielded = performance.now();
+        }
       }
       if (seen < order.length) break; // stopped mid-epoch: the epoch does not count
       const logs = Object.fromEntries(model.metricsNames.map((name, i) => [name, sums[i] / seen]));

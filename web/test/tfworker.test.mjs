@@ -2,7 +2,9 @@
 // order, extract() as one job with its progress and Stop, training's epochs and Stop message, a dead worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
 import { TfWorker, workerMissing, workerRequested } from '../src/tfworker.js';
+import { buildHead } from '../src/models.js';
 import { FEATURE_BATCH } from '../src/featurebatch.js';
 
 /** A Worker stand-in: `answer(message, reply)` decides what the worker would post back. */
@@ -109,21 +111,29 @@ test('extract: Stop between batches (after a batch, or while one runs), nothing 
   assert.deepEqual(slow.sent.map((s) => s.message.type), ['extract', 'stop']);
 });
 
-test('trainHead: features transferred once, epochs to onEpoch and the charts, Stop sent after the job', async () => {
+const HEAD_MANIFEST = { backbone: { output_shape: [1, 1, SIZE] },
+  head: { layers: [{ type: 'flatten' }, { type: 'dense', units: 4, activation: 'relu' }, { type: 'dense', units: 2, activation: 'softmax' }] } };
+
+test('trainHead: features transferred once, epochs to onEpoch and the charts, Stop sent after the job, the head built here takes the weights', async () => {
+  await tf.setBackend('cpu');
+  // the worker's trained head: the same layers (another thread's buildHead), other weights
+  const trained = buildHead(tf, HEAD_MANIFEST, { seed: 7, classes: 2 });
+  const sentWeights = trained.getWeights().map((w) => ({ data: w.dataSync(), shape: w.shape, dtype: w.dtype }));
+  trained.dispose();
   let stopAfterTrain = null;
   const fake = new FakeWorker(({ type, payload }, reply) => {
     if (type === 'stop') return;
     for (let e = 1; e <= payload.hyper.epochs; e++) reply({ type: 'epoch', epoch: e, logs: { loss: 1 / e } });
     stopAfterTrain = fake.sent.findIndex((s) => s.message.type === 'stop') > fake.sent.findIndex((s) => s.message.type === 'train');
-    reply({ type: 'done', result: { artifacts: { weightData: new ArrayBuffer(4) }, history: { epoch: [0, 1] }, epochs: 2, stopped: false, ms: 5 } });
+    reply({ type: 'done', result: { weights: sentWeights, history: { epoch: [0, 1] }, epochs: 2, stopped: false, ms: 5 } });
   });
   const client = new TfWorker(fake);
   const feats = { data: new Float32Array(6), count: 2, size: SIZE };
   const epochs = [];
   const charted = [];
-  const tf = { loadLayersModel: async (handler) => ({ loadedFrom: handler }), io: { fromMemory: (a) => ({ memory: a }) } };
+  const tensors = tf.memory().numTensors;
   const out = await client.trainHead({
-    tf, manifest: {}, feats, labelIndex: [0, 1], split: { train: [0, 1], valid: [] },
+    tf, manifest: HEAD_MANIFEST, feats, labelIndex: [0, 1], split: { train: [0, 1], valid: [] },
     hyper: { epochs: 2, batchSize: 1, learningRate: 0.1, optimizer: 'adam', loss: 'x', extra: 1 }, classes: 2,
     charts: { onEpochEnd: async (e, logs) => charted.push([e, logs.loss]), onTrainEnd: async () => charted.push('end') },
     onModel: (m) => { m.stopTraining = true; },
@@ -136,7 +146,24 @@ test('trainHead: features transferred once, epochs to onEpoch and the charts, St
   assert.deepEqual(epochs, [[1, 1], [2, 0.5]]);
   assert.deepEqual(charted, [[0, 1], [1, 0.5], 'end']);
   assert.equal(out.epochs, 2);
-  assert.ok(out.model.loadedFrom.memory.weightData instanceof ArrayBuffer);
+  const got = out.model.getWeights().map((w) => Array.from(w.dataSync()));
+  assert.deepEqual(got, sentWeights.map((w) => Array.from(w.data)));
+  assert.deepEqual(out.model.outputs[0].shape, [null, 2]);
+  out.model.dispose();
+  assert.equal(tf.memory().numTensors, tensors); // the weights' tensors disposed once set
+});
+
+test('trainHead: a failed training disposes the head built for it', async () => {
+  await tf.setBackend('cpu');
+  const fake = new FakeWorker(({ type }, reply) => {
+    if (type === 'train') reply({ type: 'error', message: 'out of memory' });
+  });
+  const tensors = tf.memory().numTensors;
+  await assert.rejects(new TfWorker(fake).trainHead({
+    tf, manifest: HEAD_MANIFEST, feats: { data: new Float32Array(6), count: 2, size: SIZE }, labelIndex: [0, 1],
+    split: { train: [0, 1], valid: [] }, hyper: { epochs: 1, batchSize: 1 }, classes: 2,
+  }), /out of memory/);
+  assert.equal(tf.memory().numTensors, tensors);
 });
 
 test('a dead worker fails what is waiting and every later call', async () => {

@@ -128,7 +128,10 @@ async function warm() {
   return { result: { batch: FEATURE_BATCH, epochs } };
 }
 
-/** trainHead on the features sent; the trained head comes back as its artifacts (topology + weights). */
+/**
+ * trainHead on the features sent; the trained head comes back as its weights alone (the page
+ * builds the same head from the manifest while this one trains), each {data, shape, dtype}.
+ */
 async function train({ manifest: m, feats, labelIndex, split, hyper, classes, seed }, post) {
   const result = await trainHead({
     tf, manifest: m, feats, labelIndex, split, hyper, classes, seed,
@@ -139,17 +142,15 @@ async function train({ manifest: m, feats, labelIndex, split, hyper, classes, se
     onEpoch: (epoch, logs) => post({ type: 'epoch', epoch, logs }),
   });
   training = null;
-  let artifacts = null;
+  let weights;
   try {
-    await result.model.save(tf.io.withSaveHandler(async (a) => {
-      artifacts = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }));
+    weights = result.model.getWeights().map((w) => ({ data: w.dataSync(), shape: w.shape, dtype: w.dtype }));
   } finally {
     result.model.dispose();
   }
   const { history, epochs, stopped, ms } = result;
-  return { result: { artifacts, history, epochs, stopped, ms }, transfer: [].concat(artifacts.weightData) };
+  const buffers = weights.map((w) => w.data.buffer).filter((b) => b instanceof ArrayBuffer);
+  return { result: { weights, history, epochs, stopped, ms }, transfer: buffers };
 }
 
 /** The page's head in use (its artifacts), kept under `key` until another replaces it. */
