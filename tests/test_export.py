@@ -1,6 +1,8 @@
 """`tfjs-transfer export`: each format loaded back by its real consumer in a fresh process and
 compared with the site's own Predictor on the 4 test logos; bad input refused with one line."""
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -28,13 +30,38 @@ CASES = [("keras", None, "model.keras", KERAS3, 1e-5), ("keras", None, "model.h5
          ("tflite", "float16", "model.tflite", TFLITE, 1e-3), ("tflite", "int8", "model.tflite", TFLITE, 0.1)]
 
 
-def _run_consumer(code: str, path, x: np.ndarray, tmp_path) -> np.ndarray:
-    np.save(tmp_path / "x.npy", x)
-    script = f"import sys, numpy as np\npath = sys.argv[1]\nx = np.load(sys.argv[2])\n{code}\nnp.save(sys.argv[3], probs)\n"
-    done = subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
-                          capture_output=True, text=True, timeout=300)
+IDS = [f"{c[0]}-{c[2]}-{c[1] or 'float32'}" for c in CASES]
+
+# One fresh process loads every case's export with its consumer (each case in its own namespace,
+# its error kept as text), so TensorFlow is imported once rather than once a case.
+CONSUMERS_SCRIPT = """\
+import json, sys, traceback
+import numpy as np
+cases = json.loads(open(sys.argv[1]).read())
+x = np.load(sys.argv[2])
+results, errors = {}, {}
+for case_id, (code, path) in cases.items():
+    scope = {"np": np, "path": path, "x": x}
+    try:
+        exec(code, scope)
+        results[case_id] = np.asarray(scope["probs"])
+    except Exception:
+        errors[case_id] = traceback.format_exc()
+np.savez(sys.argv[3], **results)
+open(sys.argv[4], "w").write(json.dumps(errors))
+"""
+
+
+def _run_consumers(cases: dict, x: np.ndarray, folder) -> tuple[dict, dict]:
+    """{case id: (consumer code, model path)} -> ({case id: probs}, {case id: traceback})."""
+    (folder / "cases.json").write_text(json.dumps({k: (code, str(path)) for k, (code, path) in cases.items()}))
+    np.save(folder / "x.npy", x)
+    done = subprocess.run([sys.executable, "-c", CONSUMERS_SCRIPT, str(folder / "cases.json"), str(folder / "x.npy"),
+                           str(folder / "probs.npz"), str(folder / "errors.json")],
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    return np.load(tmp_path / "y.npy")
+    with np.load(folder / "probs.npz") as probs:
+        return {k: probs[k] for k in probs.files}, json.loads((folder / "errors.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +73,34 @@ def site_reference(built_site):
     return p.pixels(paths), p.probabilities(paths), p.labels
 
 
+@pytest.fixture(scope="module")
+def exports(built_site, site_reference, tmp_path_factory):
+    """Every case exported through the command once (exit code, stdout, stderr, its own folder),
+    then loaded back by the consumers in one fresh process: {case id: (..., probs or traceback)}."""
+    x = site_reference[0]
+    runs, consumers = {}, {}
+    for case_id, (fmt, quantize, file, consumer, _) in zip(IDS, CASES):
+        parent = tmp_path_factory.mktemp(case_id)
+        out = parent / "export"
+        argv = ["export", str(built_site), "--format", fmt, "--out", str(out)] + (["--quantize", quantize] if quantize else [])
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = cli.main(argv)
+        runs[case_id] = (code, stdout.getvalue(), stderr.getvalue(), parent)
+        if code == 0:
+            consumers[case_id] = (consumer, out / file)
+    probs, errors = _run_consumers(consumers, x, tmp_path_factory.mktemp("consumers"))
+    return {k: (*run, probs.get(k), errors.get(k)) for k, run in runs.items()}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt,quantize,file,consumer,tolerance", CASES, ids=[f"{c[0]}-{c[2]}-{c[1] or 'float32'}" for c in CASES])
-def test_each_format_loads_in_its_consumer_and_predicts_as_the_site(built_site, site_reference, tmp_path, fmt, quantize,
-                                                                     file, consumer, tolerance, capsys):
+@pytest.mark.parametrize("fmt,quantize,file,consumer,tolerance", CASES, ids=IDS)
+def test_each_format_loads_in_its_consumer_and_predicts_as_the_site(site_reference, exports, request, fmt, quantize,
+                                                                     file, consumer, tolerance):
     x, expected, labels = site_reference
-    out = tmp_path / "export"
-    argv = ["export", str(built_site), "--format", fmt, "--out", str(out)] + (["--quantize", quantize] if quantize else [])
-    assert cli.main(argv) == 0
-    printed = capsys.readouterr().out
+    code, printed, err, parent, probs, error = exports[request.node.callspec.id]
+    out = parent / "export"
+    assert code == 0, err
     assert "max |diff|" in printed and f"wrote {out}" in printed
     assert (out / "labels.txt").read_text().splitlines() == labels
     readme = (out / "README.md").read_text()
@@ -64,9 +110,9 @@ def test_each_format_loads_in_its_consumer_and_predicts_as_the_site(built_site, 
     assert report["quantize"] == (quantize or "float32")
     assert all(c["max_abs_diff"] <= c["tolerance"] and c["top1_agreement"] >= c["min_top1_agreement"]
                for c in report["checks"])
-    assert not list(tmp_path.glob(".export.*"))  # no staging folder left
+    assert not list(parent.glob(".export.*"))  # no staging folder left
 
-    probs = _run_consumer(consumer, out / file, x, tmp_path)
+    assert error is None, error
     diff = float(np.abs(probs - expected).max())
     print(f"{fmt} {quantize or 'float32'} {file}: max |diff| {diff:.2g} on {len(x)} test logos")
     assert probs.shape == expected.shape and diff <= tolerance
