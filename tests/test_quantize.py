@@ -31,13 +31,16 @@ def _mean_cosine(a, b):
 def test_equalize_is_exact_and_equalizes_every_kernel():
     bb = backbones.load_backbone(None, str(MOBILENET_H5))
     x = np.stack([prepare(load_rgb(p), bb.preprocessing) for p in sorted(BRAND_TRAIN.glob("*.jpg"))[::15]])
+    before = [w.copy() for w in bb.model.get_weights()]
     eq, report = quantize.equalize(bb.model, x)
     assert report.pairs == 27 and report.max_abs_diff < 5e-3      # same function (features up to 6)
     kernel = eq.get_layer("conv_pw_13").get_weights()[0]
     ranges = np.abs(kernel.reshape(-1, kernel.shape[-1])).max(axis=0)
     assert ranges.min() > 0.5 * ranges.max()                        # channel ranges (nearly) equal
-    assert np.array_equal(bb.model.get_layer("conv_pw_13").get_weights()[0],
-                          bb.model.get_layer("conv_pw_13").get_weights()[0])  # the input model is untouched
+    after = bb.model.get_weights()
+    assert len(after) == len(before) and all(np.array_equal(a, b) for a, b in zip(after, before)), \
+        "equalize changed the input model's weights"
+    assert not np.array_equal(kernel, bb.model.get_layer("conv_pw_13").get_weights()[0])  # the copy's did change
     # per-tensor uint8 kernels: closer to the float features once equalized
     reference = bb.model.predict(x, verbose=0)
     plain = _mean_cosine(_uint8(bb.model, ["*"]).predict(x, verbose=0), reference)
