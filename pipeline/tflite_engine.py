@@ -124,9 +124,7 @@ class Runner:
         taken = itertools.count()  # next() on it is atomic under the GIL
 
         def lane(it: _Lane) -> None:
-            for i in iter(lambda: next(taken), None):
-                if i >= len(pieces):
-                    return
+            while (i := next(taken)) < len(pieces):
                 outs[i] = it.run(pieces[i])
 
         if self._pool is None or len(pieces) == 1:
