@@ -109,55 +109,109 @@ function newCanvas(width, height) {
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
   const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
-  return drawn(await decodeBitmap(blob, head, name, maxPixels));
+  return drawn(await decodePicture({ blob, type: blob.type }, head, name, maxPixels));
 }
 
-/** A checked bitmap of the image in `blob`, whose first bytes are `head` (the caller closes it). */
-async function decodeBitmap(blob, head, name, maxPixels) {
+/**
+ * PNGs go through WebCodecs' ImageDecoder where the browser has it: it decodes the bytes in the
+ * page's own process, where createImageBitmap(blob) first hands every Blob to the browser
+ * process (tens of ms before the first of a batch of images comes back). Its frames
+ * are RGB, drawn with the same pixels as the bitmap's (alpha, 16 bits, palettes, EXIF
+ * rotation: tests/browser/test_page_decode.py). JPEG and WebP come out of it as YUV frames
+ * whose conversion to RGB differs from the bitmap's, so they keep createImageBitmap.
+ */
+const DECODER_TYPES = new Set(['png']);
+
+/**
+ * A checked picture of an image, given as a Blob or as its bytes ({blob} or {bytes}, and its
+ * MIME `type` if known) whose first bytes are `head`: {source (an ImageBitmap or a VideoFrame,
+ * to draw), width, height, close()} (the caller closes it).
+ */
+async function decodePicture(image, head, name, maxPixels) {
   const kind = sniffImage(head);
   if (!kind) {
-    const type = blob.type ? ` (${blob.type})` : '';
+    const type = image.type ? ` (${image.type})` : '';
     throw new InputError(`${name}${type} is not an image this page can read (PNG, JPEG, GIF, WebP, BMP).`);
   }
   if (kind.width != null && kind.height != null && kind.width * kind.height > maxPixels) {
     throw new InputError(`${name} is too large: ${kind.width}×${kind.height} = `
       + `${(kind.width * kind.height / 1e6).toFixed(1)} megapixels (limit ${maxPixels / 1e6}).`);
   }
+  const picture = (DECODER_TYPES.has(kind.type) && await decodeFrame(image, kind.type, name))
+    || await decodeBitmap(image, kind.type, name);
+  if (picture.width * picture.height > maxPixels) {
+    picture.close();
+    throw new InputError(`${name} is too large: ${picture.width}×${picture.height} (limit ${maxPixels / 1e6} megapixels).`);
+  }
+  if (picture.width === 0 || picture.height === 0) {
+    picture.close();
+    throw new InputError(`${name} has no pixels.`);
+  }
+  return picture;
+}
+
+function decodeFailed(name, type) {
+  return new InputError(`${name} could not be decoded as ${type.toUpperCase()}: it may be damaged.`);
+}
+
+async function decodeBitmap({ blob, bytes, type: mime }, type, name) {
   let bitmap;
   try {
-    bitmap = await createImageBitmap(blob, {
+    bitmap = await createImageBitmap(blob || new Blob([bytes], { type: mime }), {
       imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none',
     });
   } catch (e) {
-    throw new InputError(`${name} could not be decoded as ${kind.type.toUpperCase()}: it may be damaged.`);
+    throw decodeFailed(name, type);
   }
-  if (bitmap.width * bitmap.height > maxPixels) {
-    bitmap.close();
-    throw new InputError(`${name} is too large: ${bitmap.width}×${bitmap.height} (limit ${maxPixels / 1e6} megapixels).`);
-  }
-  if (bitmap.width === 0 || bitmap.height === 0) {
-    bitmap.close();
-    throw new InputError(`${name} has no pixels.`);
-  }
-  return bitmap;
+  return { source: bitmap, width: bitmap.width, height: bitmap.height, close: () => bitmap.close() };
 }
 
-/** A new canvas holding the bitmap drawn over white; closes the bitmap. */
-function drawn(bitmap) {
+const supported = new Map(); // MIME type -> Promise<boolean>: ImageDecoder asked once a type
+
+function decoderSupports(mime) {
+  if (typeof ImageDecoder !== 'function') return false;
+  if (!supported.has(mime)) supported.set(mime, ImageDecoder.isTypeSupported(mime).catch(() => false));
+  return supported.get(mime);
+}
+
+/** The first frame through ImageDecoder, or null where it is missing or gives no RGB frame. */
+async function decodeFrame({ blob, bytes }, type, name) {
+  const mime = `image/${type}`;
+  if (!(await decoderSupports(mime))) return null;
+  const data = bytes || await blob.arrayBuffer();
+  let decoder = null;
+  let frame;
   try {
-    return drawOnWhite(bitmap);
+    decoder = new ImageDecoder({ data, type: mime, colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    frame = (await decoder.decode()).image;
+  } catch (e) {
+    throw decodeFailed(name, type);
   } finally {
-    bitmap.close();
+    if (decoder) decoder.close();
+  }
+  if (!/^(RGB|BGR)[AX]$/.test(frame.format || '')) { // a YUV frame: the bitmap's way instead
+    frame.close();
+    return null;
+  }
+  return { source: frame, width: frame.displayWidth, height: frame.displayHeight, close: () => frame.close() };
+}
+
+/** A new canvas holding the picture drawn over white; closes the picture. */
+function drawn(picture) {
+  try {
+    return drawOnWhite(picture);
+  } finally {
+    picture.close();
   }
 }
 
-/** A canvas of the bitmap's size holding it drawn over white (alpha composites over white). */
-function drawOnWhite(bitmap) {
-  const canvas = newCanvas(bitmap.width, bitmap.height);
+/** A canvas of the picture's size holding it drawn over white (alpha composites over white). */
+function drawOnWhite({ source, width, height }) {
+  const canvas = newCanvas(width, height);
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.fillStyle = '#ffffff';
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.drawImage(bitmap, 0, 0);
+  ctx.drawImage(source, 0, 0);
   return canvas;
 }
 
@@ -173,11 +227,20 @@ export function canvasToPixels(tf, canvas, channels = 3) {
  * the values tf.browser.fromPixels gives (the first `channels` of each pixel), made float32
  * here in one loop instead of an int32 tensor that preprocess would cast (a second pass over
  * every pixel, in a wasm kernel). 0..255 are exact in float32: the same numbers either way.
+ * `layout` {offset, stride (bytes a row), bgr}: a video frame's copy (RGBX or BGRX rows).
  */
-export function rgbaToPixels(tf, rgba, width, height, channels = 3) {
+export function rgbaToPixels(tf, rgba, width, height, channels = 3, layout = null) {
   if (!(channels >= 1 && channels <= 4)) throw new Error(`pixels have 1 to 4 channels, not ${channels}`);
   const out = new Float32Array(width * height * channels);
-  if (channels === 3) {
+  if (layout) {
+    const { offset = 0, stride = 4 * width, bgr = false } = layout;
+    const order = (bgr ? [2, 1, 0] : [0, 1, 2]).slice(0, channels);
+    for (let y = 0, j = 0; y < height; y++) {
+      for (let i = offset + y * stride, end = i + 4 * width; i < end; i += 4) {
+        for (let c = 0; c < channels; c++) out[j++] = rgba[i + order[c]];
+      }
+    }
+  } else if (channels === 3) {
     for (let i = 0, j = 0; j < out.length; i += 4, j += 3) {
       out[j] = rgba[i];
       out[j + 1] = rgba[i + 1];
@@ -189,6 +252,36 @@ export function rgbaToPixels(tf, rgba, width, height, channels = 3) {
     }
   }
   return tf.tensor3d(out, [height, width, channels], 'float32');
+}
+
+/**
+ * An image file's bytes decoded to RGB pixels (as bytesToCanvas + canvasToPixels give them):
+ * an opaque frame from ImageDecoder is copied out as it is, with no canvas to draw on and
+ * read back (over white an opaque image is itself), anything else through the canvas.
+ * @returns {Promise<object>} tf.Tensor3D [H, W, channels] float32 (values 0..255)
+ * @throws {InputError} not an image, too large, or undecodable (naming `name`)
+ */
+export async function bytesToPixels(tf, bytes, type, name, channels = 3) {
+  const picture = await decodePicture({ bytes, type }, bytes.subarray(0, 65536), name, MAX_PIXELS);
+  try {
+    const frame = channels <= 3 ? await opaqueRows(picture) : null;
+    if (frame) return rgbaToPixels(tf, frame.rows, picture.width, picture.height, channels, frame.layout);
+    return canvasToPixels(tf, drawOnWhite(picture), channels);
+  } finally {
+    picture.close();
+  }
+}
+
+/** An opaque, unrotated video frame's rows ({rows, layout}), or null for any other picture. */
+async function opaqueRows({ source, width, height }) {
+  if (typeof VideoFrame !== 'function' || !(source instanceof VideoFrame)) return null;
+  const { format, visibleRect, rotation = 0, flip = false } = source;
+  if (!/^(RGB|BGR)X$/.test(format) || rotation || flip || visibleRect.width !== width || visibleRect.height !== height) {
+    return null;
+  }
+  const rows = new Uint8Array(source.allocationSize());
+  const [plane] = await source.copyTo(rows);
+  return { rows, layout: { offset: plane.offset, stride: plane.stride, bgr: format.startsWith('BGR') } };
 }
 
 /**
@@ -209,8 +302,7 @@ export async function fetchToCanvas(url) {
  * @throws {InputError} not an image, too large, or undecodable (naming `name`)
  */
 export async function bytesToCanvas(bytes, type, name) {
-  const blob = new Blob([bytes], { type });
-  return drawn(await decodeBitmap(blob, bytes.subarray(0, 65536), name, MAX_PIXELS));
+  return drawn(await decodePicture({ bytes, type }, bytes.subarray(0, 65536), name, MAX_PIXELS));
 }
 
 /** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */

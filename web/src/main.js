@@ -16,7 +16,7 @@ import { fuseRequested } from './fused.js';
 import { pixelsOf, predictFile, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
 import { Project, projectFromSite } from './project.js';
-import { exampleToCanvas } from './packs.js';
+import { exampleToPixels } from './packs.js';
 import * as ui from './ui.js';
 import { NO_HEAD, createProjectApp } from './projectapp.js';
 import { bindProject, setProjectBusy } from './ui-project.js';
@@ -103,7 +103,7 @@ function fail(error) {
 /** An example's pixels, through the same decode as an uploaded image. */
 async function loadPixels(example) {
   app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + 1; // a restore must not recompute features
-  return pixelsOf(tf, await exampleToCanvas(example), app.manifest); // pack: its shard's slice (packs.js)
+  return exampleToPixels(tf, example, app.manifest.input.channels); // pack: its shard's slice (packs.js)
 }
 
 // ---------- prediction ----------

@@ -3,7 +3,7 @@
 // feature extraction fetches each shard once instead of one request per image (browsers
 // keep 6 connections a host, and every request costs the server), then decodes each image
 // from its slice. A site without packs, and examples added in the page, load by their src.
-import { bytesToCanvas, srcToCanvas } from './data.js';
+import { bytesToPixels, canvasToPixels, srcToCanvas } from './data.js';
 
 /**
  * The pack slice of each images.json entry, or null for all of them when the site has none.
@@ -73,8 +73,11 @@ export class PackCache {
 
 const cache = new PackCache(); // one per realm: the page's, and its worker's own
 
-/** An example's pixels on a white canvas: from its pack slice when it has one, else its src. */
-export async function exampleToCanvas({ src, name, pack }) {
-  if (!pack) return srcToCanvas(src, name);
-  return bytesToCanvas(await cache.bytes(pack, name), /\.png$/i.test(src) ? 'image/png' : '', name);
+/**
+ * An example's RGB pixels (a tf.Tensor3D [H, W, channels] float32, as over a white canvas):
+ * from its pack slice when it has one, else its src.
+ */
+export async function exampleToPixels(tf, { src, name, pack }, channels = 3) {
+  if (!pack) return canvasToPixels(tf, await srcToCanvas(src, name), channels);
+  return bytesToPixels(tf, await cache.bytes(pack, name), /\.png$/i.test(src) ? 'image/png' : '', name, channels);
 }

@@ -11,32 +11,48 @@ import { FEATURE_BATCH } from './featurebatch.js';
 
 /**
  * loadPixels over items in order, started ahead of their use: whenever items up to `upto`
- * are asked for, every item before upto + ahead has started (fetches and image decodes run
- * while the backbone works on earlier batches, not one batch at a time).
+ * are asked for, every item before upto + ahead is started, at most `inFlight` loads at a
+ * time (fetches and image decodes run while the backbone works on earlier batches). The cap
+ * makes the first batch arrive first: started all at once, a hundred decodes finish together,
+ * and the backbone waits for the slowest of them.
  */
-function prefetch(items, loadPixels, ahead) {
-  const loads = [];
+function prefetch(items, loadPixels, ahead, inFlight) {
+  const slots = items.map(() => {
+    const slot = {};
+    slot.pixels = new Promise((resolve, reject) => Object.assign(slot, { resolve, reject }));
+    slot.pixels.catch(() => {}); // a failure is reported when its batch is taken
+    return slot;
+  });
+  let started = 0;
+  let wanted = 0; // loads before this index are asked for
+  let running = 0;
   let handedOver = 0; // loads before this index belong to the caller
-  const startUpTo = (end) => {
-    while (loads.length < Math.min(end, items.length)) {
-      const load = loadPixels(items[loads.length]);
-      load.catch(() => {}); // a failure is reported when its batch is taken
-      loads.push(load);
+  const pump = () => {
+    while (running < inFlight && started < Math.min(wanted, items.length)) {
+      const slot = slots[started];
+      const item = items[started];
+      running += 1;
+      new Promise((resolve) => resolve(loadPixels(item))).then(slot.resolve, slot.reject).then(() => {
+        running -= 1;
+        pump();
+      });
+      started += 1;
     }
   };
   return {
     /** The pixels of items [start, start + count), each a Tensor3D the caller disposes. */
     take(start, count) {
-      startUpTo(start + count + ahead);
-      const batch = Promise.all(loads.slice(start, start + count));
-      return batch.then((pixels) => {
+      wanted = Math.max(wanted, start + count + ahead);
+      pump();
+      return Promise.all(slots.slice(start, start + count).map((slot) => slot.pixels)).then((pixels) => {
         handedOver = start + count;
         return pixels;
       });
     },
-    /** Disposes the pixels of every started load not handed over, as each arrives. */
+    /** Disposes the pixels of every started load not handed over, as each arrives; starts no more. */
     dispose() {
-      loads.slice(handedOver).forEach((load) => load.then((p) => p.dispose(), () => {}));
+      wanted = 0;
+      slots.slice(handedOver, started).forEach((slot) => slot.pixels.then((p) => p.dispose(), () => {}));
     },
   };
 }
@@ -47,16 +63,17 @@ export { FEATURE_BATCH }; // featurebatch.js: the one batch size of every featur
  * Backbone features of every item, batchSize images at a time, yielding between batches.
  * @param {object} opts {tf, backbone, manifest, items (examples: anything loadPixels takes),
  *   loadPixels(item) -> Promise<Tensor3D>,
- *   batchSize, ahead (items loading beyond the current batch; default 2 batches),
+ *   batchSize, ahead (items loading beyond the current batch; default 2 batches), inFlight (loads
+ *   under way at once; default a batch),
  *   onProgress(done, total), shouldStop() -> boolean}
  * @returns {Promise<{data: Float32Array, count: number, size: number, waitMs: number}|null>} null if
  *   stopped; waitMs: time the backbone waited for pixels (the pipeline's idle time)
  */
 export async function extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize = FEATURE_BATCH,
-  ahead = 2 * batchSize, onProgress = () => {}, shouldStop = () => false }) {
+  ahead = 2 * batchSize, inFlight = batchSize, onProgress = () => {}, shouldStop = () => false }) {
   const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(items.length * size);
-  const loads = prefetch(items, loadPixels, ahead);
+  const loads = prefetch(items, loadPixels, ahead, inFlight);
   let waitMs = 0;
   try {
     for (let start = 0; start < items.length; start += batchSize) {

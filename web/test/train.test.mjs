@@ -74,7 +74,7 @@ for (const backend of ['cpu', 'wasm']) {
         await sleep(1);
         return pixelsSync(item);
       };
-      feats = await extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize: 8,
+      feats = await extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize: 8, inFlight: Infinity,
         onProgress: (n) => { done = n; } });
       assert.equal(feats.count, 30);
       assert.equal(feats.size, 16);
@@ -86,8 +86,30 @@ for (const backend of ['cpu', 'wasm']) {
       }
       assert.ok(maxAbsDiff < 1e-4, `max |diff| ${maxAbsDiff}`);
       assert.equal(prefetched, 22); // every batch after the first started loading early
-      assert.equal(twoAhead, 8); // two batches ahead by default
+      assert.equal(twoAhead, 8); // two batches ahead by default (the loads under way uncapped here)
       assert.ok(feats.waitMs >= 0);
+    });
+
+    test('extractFeatures: at most inFlight loads at a time (a batch by default), started in item order', async () => {
+      for (const inFlight of [undefined, 3]) {
+        let running = 0;
+        let most = 0;
+        const started = [];
+        const loadPixels = async (item) => {
+          started.push(item.id);
+          running += 1;
+          most = Math.max(most, running);
+          await sleep(1);
+          running -= 1;
+          return pixelsSync(item);
+        };
+        const got = await extractFeatures({ tf, backbone, manifest, items, loadPixels, batchSize: 8,
+          ...(inFlight ? { inFlight } : {}) });
+        assert.equal(got.count, 30);
+        assert.equal(most, inFlight || 8);
+        assert.deepEqual(started, items.map((item) => item.id));
+      }
+      assert.equal(tf.memory().numTensors - baseline, 0);
     });
 
     test('extractFeatures: a failed load is the error, and the loads under way leak nothing', async () => {

@@ -8,9 +8,8 @@ import * as tf from '../tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, kernelThreads } from '../backend.js';
 import { InputError, rgbaToPixels } from '../data.js';
-import { exampleToCanvas } from '../packs.js';
+import { exampleToPixels } from '../packs.js';
 import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
-import { pixelsOf } from '../predict.js';
 import { preprocess } from '../preprocess.js';
 import { extractFeatures, trainHead } from '../train.js';
 import { FEATURE_BATCH } from '../featurebatch.js';
@@ -76,7 +75,7 @@ async function featuresOf({ items, batchSize = 4 }) {
 /** An item's pixels, decoded here as the page decodes them (main.js loadPixels); an error names the item. */
 async function loadPixels({ src, name, pack }) {
   try {
-    return pixelsOf(tf, await exampleToCanvas({ src, name, pack }), manifest);
+    return await exampleToPixels(tf, { src, name, pack }, manifest.input.channels);
   } catch (e) {
     throw e instanceof InputError ? e : new Error(`${name}: ${e.message}`);
   }
