@@ -210,6 +210,11 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
             # path: page_extract / train_ms are the default path's, *_main the main thread's),
             # the two alternated (the order flips with `flip`)
             worker = page_worker and page.evaluate("window.tfjsTransfer.tfWorker().then((w) => !!w)")
+            # each path once untimed first (its decode and step code compiled, the pack fetched
+            # in its realm), as bench/worker_pair.py does: the timed runs compare like with like
+            for on_worker in (False, True) if worker else (False,):
+                page.evaluate("([b, w]) => window.__bench.pageExtract(b, w)", [PAGE_BATCH, on_worker])
+                page.evaluate("([e, w]) => window.__bench.pageTrain(e, w)", [2, on_worker])
             for on_worker in ((True, False) if flip else (False, True)) if worker else (False,):
                 pe = page.evaluate("([b, w]) => window.__bench.pageExtract(b, w)", [PAGE_BATCH, on_worker])
                 pt = page.evaluate("([e, w]) => window.__bench.pageTrain(e, w)", [epochs, on_worker])

@@ -136,8 +136,10 @@ export function classify(tf, backbone, classifier, x) {
  * shape, then a softmax dense of `classes` outputs (default: the manifest's output layer,
  * i.e. the Python head's classes). Dense kernels start as Keras starts them
  * (glorot_uniform, from `seed`; TF.js' default truncated glorot_normal is much slower to draw).
+ * `blank`: zero kernels, for a head whose weights are set right after (the worker's trained
+ * head): drawing 1.25M random numbers here takes a core the worker's training is using.
  */
-export function buildHead(tf, manifest, { seed = 1, classes } = {}) {
+export function buildHead(tf, manifest, { seed = 1, classes, blank = false } = {}) {
   const specs = manifest.head.layers;
   if (!Array.isArray(specs) || specs.length === 0) throw new Error('manifest.json has no head.layers');
   const output = specs[specs.length - 1];
@@ -167,7 +169,7 @@ export function buildHead(tf, manifest, { seed = 1, classes } = {}) {
         break;
       case 'dense':
         model.add(tf.layers.dense({ ...first, units: spec.units, activation: spec.activation || 'linear',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: seed + i }) }));
+          kernelInitializer: blank ? 'zeros' : tf.initializers.glorotUniform({ seed: seed + i }) }));
         break;
       default:
         throw new Error(`manifest.json: unknown head layer type ${JSON.stringify(spec.type)}`);

@@ -149,7 +149,7 @@ export class TfWorker {
         return false;
       },
     });
-    const model = buildHead(tf, manifest, { seed, classes });
+    const model = buildHead(tf, manifest, { seed, classes, blank: true }); // its weights come from the worker
     try {
       const out = await pending;
       await charting;

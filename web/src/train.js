@@ -6,6 +6,7 @@ import { adam } from './wasm/adam.js';
 import { preprocess } from './preprocess.js';
 import { whileWeightsChange } from './wasm/matmul.js';
 import { buildHead, features } from './models.js';
+import { denseStep } from './densestep.js';
 import { yieldToPage } from './tasks.js';
 import { FEATURE_BATCH } from './featurebatch.js';
 
@@ -175,7 +176,8 @@ async function evaluate(tf, model, x, y, batchSize) {
 /**
  * Trains a fresh head on cached features: each epoch shuffles the training rows (seeded:
  * the same order run to run; dropout is not), copies every batch from the typed arrays
- * and calls model.trainOnBatch; the validation rows are evaluated at the end of the epoch.
+ * and takes a step (densestep.js for the dense heads it covers, else model.trainOnBatch);
+ * the validation rows are evaluated at the end of the epoch.
  * Sets model.stopTraining (the Stop button) to end after the current batch.
  * @param {object} opts {tf, manifest, feats: {data, count, size}, labelIndex: number[] (per feature row),
  *   split: {train: number[], valid: number[]} (feature rows), classes: the head's output size
@@ -204,6 +206,7 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
     if (labelIndex.some((k) => !(k >= 0 && k < outputs))) throw new Error(`a label index is outside the head's ${outputs} classes`);
     if (split.valid.length) validation = batchTensors(tf, feats, split.valid, labelIndex, outputs, shape);
     model.compile({ optimizer, loss: lossName(hyper.loss), metrics: ['accuracy'] });
+    const step = denseStep(tf, model); // trainOnBatch's step without the autograd, where it applies
     onModel(model);
     for (let epoch = 0; epoch < hyper.epochs && !model.stopTraining; epoch++) {
       const order = shuffle(split.train, rand);
@@ -214,7 +217,7 @@ export async function trainHead({ tf, manifest, feats, labelIndex, split, hyper,
         const [x, y] = batchTensors(tf, feats, rows, labelIndex, outputs, shape, scratch);
         let values;
         try {
-          values = await model.trainOnBatch(x, y);
+          values = step ? step(x, rows.map((row) => labelIndex[row])) : await model.trainOnBatch(x, y);
         } finally {
           x.dispose();
           y.dispose();
