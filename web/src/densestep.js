@@ -95,11 +95,11 @@ function step(tf, optimizer, dense, x, labels) {
       }
       const bias = d.layer.bias.read().dataSync();
       for (let i = 0; i < z.length; i++) z[i] += bias[i % units];
+      let gate = null; // the gradient's factor at each output: the activation's slope, times dropout's mask
       if (l === dense.length - 1) {
-        probs = softmax(z, n, units);
+        probs = softmax(z, n, units); // its gradient is the loss' (below)
       } else {
-        // the gradient's factor at each output: the activation's slope, times the dropout's mask
-        const gate = new Float32Array(z.length).fill(1);
+        gate = new Float32Array(z.length).fill(1);
         const keep = 1 - d.rate;
         for (let i = 0; i < z.length; i++) {
           if (d.activation === 'relu' && !(z[i] > 0)) {
@@ -112,9 +112,8 @@ function step(tf, optimizer, dense, x, labels) {
             gate[i] *= mask;
           }
         }
-        saved.push({ input, width, kernel, gate });
       }
-      if (l === dense.length - 1) saved.push({ input, width, kernel, gate: null }); // softmax: delta below
+      saved.push({ input, width, kernel, gate });
       input = z;
       width = units;
     });
