@@ -778,7 +778,7 @@ def print_table(res: dict) -> None:
                       + f"; features max |diff| {fb['16']['max_abs_diff']:.1e}")
             w_main = w.get("train_ms_main", w["train_ms"])  # the page's loop on the main thread, as the others run it
             if w.get("train_fit_ms") and w.get("train_way", "").startswith("page"):
-                print(f"  before/after web/src/train.js (batches copied from typed arrays + trainOnBatch, instead of "
+                print(f"  before/after web/src/train.js (batches copied from typed arrays, one densestep.js step each, instead of "
                       f"model.fit's shuffle; main thread): 20 epochs {w['train_fit_ms']:.0f} -> {w_main:.0f} ms "
                       f"({w['train_fit_ms'] / w_main:.2f}x)")
             if w.get("page_extract_main"):
