@@ -778,8 +778,9 @@ def print_table(res: dict) -> None:
                       + f"; features max |diff| {fb['16']['max_abs_diff']:.1e}")
             w_main = w.get("train_ms_main", w["train_ms"])  # the page's loop on the main thread, as the others run it
             if w.get("train_fit_ms") and w.get("train_way", "").startswith("page"):
-                print(f"  before/after web/src/train.js (batches copied from typed arrays, one densestep.js step each, instead of "
-                      f"model.fit's shuffle; main thread): 20 epochs {w['train_fit_ms']:.0f} -> {w_main:.0f} ms "
+                print(f"  before/after web/src/train.js (batches copied from typed arrays, one densestep.js step "
+                      f"each, instead of model.fit's shuffle; main thread): 20 epochs {w['train_fit_ms']:.0f} -> "
+                      f"{w_main:.0f} ms "
                       f"({w['train_fit_ms'] / w_main:.2f}x)")
             if w.get("page_extract_main"):
                 print(f"  the page's TF.js worker (its default path) vs its main thread, alternated in one page: extract "
