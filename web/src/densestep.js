@@ -52,8 +52,8 @@ export function denseStep(tf, model) {
       return null;
     }
   }
-  const last = dense[dense.length - 1];
-  if (!last || last.activation !== 'softmax' || last.rate) return null;
+  const output = dense[dense.length - 1];
+  if (!output || output.activation !== 'softmax' || output.rate) return null;
   if (dense.slice(0, -1).some((d) => !HIDDEN.has(d.activation))) return null;
   if (dense.slice(1).some((d) => d.layer.kernel.shape[0] * d.layer.kernel.shape[1] > SMALL_WEIGHTS)) return null;
   return (x, labels) => step(tf, model.optimizer, dense, x, labels);
@@ -118,7 +118,7 @@ function step(tf, optimizer, dense, x, labels) {
       width = units;
     });
     // loss, accuracy and the gradient at the softmax's input (mean over the batch)
-    const classes = last(dense).layer.units;
+    const classes = dense[dense.length - 1].layer.units;
     let lossSum = 0;
     let correct = 0;
     let delta = new Float32Array(n * classes);
@@ -170,10 +170,6 @@ function step(tf, optimizer, dense, x, labels) {
     flat.dispose();
     tf.dispose(Object.values(grads));
   }
-}
-
-function last(array) {
-  return array[array.length - 1];
 }
 
 /** Row-wise softmax of z [n, m], in place. */
