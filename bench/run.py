@@ -197,7 +197,7 @@ def phase_python(repeat: int, quick: bool, site: Path | None = None) -> dict:
             log(f"  python engines round {r + 1}/{repeat} ({time.perf_counter() - t:.0f}s)")
             t = time.perf_counter()  # ways to run XNNPACK on the cores (bench/xnnpack.py)
             xnnpack_runs.append(py.run_worker(["xnnpack", "--weights", str(MOBILENET_H5), "--data", str(BRAND_TRAIN),
-                                               "--reps", "3"]))
+                                               "--reps", "3", *(["--layers"] if r == 0 else [])]))
             log(f"  python xnnpack round {r + 1}/{repeat} ({time.perf_counter() - t:.0f}s)")
     d = runs["default"]
     out = {

@@ -9,7 +9,8 @@ on its share of every batch (invoke() releases the GIL, so Python threads run th
 side) or on whole batches in turn; the pipeline's Runner with pieces of 16 (a batch's halves)
 down to 1 image per invoke; the interpreter's options (the delegate's latest
 features, delegate clustering off). tf.lite and ai-edge-litert (if importable) alike. The
-model is converted once with a free batch dimension (resize_tensor_input per shape).
+model is converted once with a free batch dimension (resize_tensor_input per shape). With
+--layers (make bench: its first round), one lane layer by layer against one core's peak.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def interpreter(blob: bytes, threads: int, batch: int, module: str = "tensorflow
         it.set_tensor(i["index"], b)
         it.invoke()
         return it.get_tensor(o)
+    run.invoke = it.invoke  # the model again on the input last set, nothing copied
     return run
 
 
@@ -139,8 +141,101 @@ def xnnpack(args) -> dict:
         e["fraction_of_peak"] = e["images_per_s"] * flop / 1e9 / peak
         e["vs_tf"] = statistics.median(t0 / t for t, t0 in zip(ts, times[base]))
         e["within_tolerance"] = e["max_abs_diff_vs_keras"] <= TOLERANCE
-    return {"threads": n, "reps": args.reps, "matmul_gflops": peak, "matmul_gflops_runs": peaks,
-            "tflite_convert_s": convert_s, "tolerance": TOLERANCE, "variants": info}
+    out = {"threads": n, "reps": args.reps, "matmul_gflops": peak, "matmul_gflops_runs": peaks,
+           "tflite_convert_s": convert_s, "tolerance": TOLERANCE, "variants": info}
+    if getattr(args, "layers", False):
+        out["lane_layers"] = lane_layers(folded, x, tflite_engine.PIECE)
+    return out
+
+
+def core_peak_gflops(size: int = 1024, batch: int = 256) -> float:
+    """One core's matmul peak on this engine: XNNPACK's fully connected kernel, one thread."""
+    import numpy as np
+    import tf_keras as keras
+
+    from tfjs_transfer import tflite_engine
+
+    inp = keras.Input((size,))
+    blob = tflite_engine.convert(keras.Model(inp, keras.layers.Dense(size, use_bias=False)(inp)))
+    run = interpreter(blob, 1, batch)
+    x = np.random.default_rng(0).uniform(-1, 1, (batch, size)).astype(np.float32)
+    run(x)
+    return 2 * batch * size * size / _best_of(lambda: run(x), 20) / 1e9
+
+
+def _best_of(go, n: int, rounds: int = 5) -> float:
+    """Seconds of one go(), the best mean of `rounds` runs of n."""
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(n):
+            go()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def lane_layers(folded, x, piece: int) -> dict:
+    """The pipeline's lane measured layer by layer: each conv (with what follows it up to the
+    next: bias, ReLU6 folded in) converted alone and invoked on one thread, `piece` images, on
+    its real input (set once: invoke alone is timed); beside it the whole model's invoke alone, and with the input set and the
+    output read as tflite_engine.Runner's lanes do. Each figure against one core's peak
+    (core_peak_gflops): where the engine's time goes, and whether a kernel could do better
+    (a layer far below the peak and below any cache's bandwidth is not bound by memory)."""
+    import numpy as np
+    import tf_keras as keras
+
+    from bench.python import _kind, layer_macs
+    from tfjs_transfer import tflite_engine
+
+    groups: list[list] = []
+    for layer in folded.layers[1:]:
+        if layer_macs(layer)[0] or not groups:
+            groups.append([layer])
+        else:
+            groups[-1].append(layer)
+    # every part converted and run once first, then all timed: TF's threads (the converter's)
+    # idle by then, not spinning beside the one being timed
+    parts, h = [], x[:piece]
+    for group in groups:
+        inp = keras.Input(h.shape[1:])
+        t = inp
+        for layer in group:
+            t = layer(t)
+        run = interpreter(tflite_engine.convert(keras.Model(inp, t)), 1, piece)
+        out = np.asarray(run(h))
+        nbytes = 4 * (h.size + out.size + sum(int(np.prod(w.shape)) for layer in group for w in layer.weights))
+        parts.append((group[0], run, 2 * layer_macs(group[0])[1] * piece, nbytes))
+        h = out
+    blob = tflite_engine.convert(folded)
+    whole = interpreter(blob, 1, piece)
+    whole(x[:piece])
+    lane = tflite_engine.Runner(blob, lanes=1, piece=piece)
+    lane.predict(x[:piece], piece)
+
+    peak = core_peak_gflops()
+    invoke_s = _best_of(whole.invoke, 40)
+    run_s = _best_of(lambda: lane.predict(x[:piece], piece), 40)
+    rows = []
+    for first, run, flops, nbytes in parts:
+        seconds = _best_of(run.invoke, 40)
+        rows.append({"name": first.name, "kind": _kind(first), "ms": seconds * 1e3,
+                     "gflops": flops / seconds / 1e9, "fraction_of_core_peak": flops / seconds / 1e9 / peak,
+                     "gb_per_s": nbytes / seconds / 1e9})
+    flops = sum(r["gflops"] * r["ms"] / 1e3 for r in rows) * 1e9
+    total_ms = sum(r["ms"] for r in rows)
+    kinds: dict[str, dict] = {}
+    for r in rows:
+        k = kinds.setdefault(r["kind"], {"layers": 0, "ms": 0.0, "gflop": 0.0})
+        k["layers"] += 1
+        k["ms"] += r["ms"]
+        k["gflop"] += r["gflops"] * r["ms"] / 1e3
+    for k in kinds.values():
+        k["time_share"] = k["ms"] / total_ms
+        k["fraction_of_core_peak"] = k["gflop"] / (k["ms"] / 1e3) / peak
+    return {"piece": piece, "core_peak_gflops": peak, "layers": rows, "kinds": kinds, "layers_ms": total_ms,
+            "invoke_ms": invoke_s * 1e3, "lane_run_ms": run_s * 1e3,
+            "invoke_fraction_of_core_peak": flops / invoke_s / 1e9 / peak,
+            "lane_run_fraction_of_core_peak": flops / run_s / 1e9 / peak}
 
 
 def median_runs(runs: list[dict]) -> dict:
@@ -170,6 +265,19 @@ def report(r: dict) -> str:
             continue
         lines.append(f"    {name:<58} {e['images_per_s']:6.0f} {e['fraction_of_peak']:8.0%} "
                      f"{e['vs_tf']:5.2f}x {e['max_abs_diff_vs_keras']:9.1e}")
+    if r.get("lane_layers"):
+        lines.append(lane_report(r["lane_layers"]))
+    return "\n".join(lines)
+
+
+def lane_report(ll: dict) -> str:
+    lines = [f"  One lane by layer (bench/xnnpack.py lane_layers: one thread, pieces of {ll['piece']}; one core's "
+             f"peak {ll['core_peak_gflops']:.0f} GFLOP/s, XNNPACK's own matmul): the whole model's invoke "
+             f"{ll['invoke_ms']:.2f} ms = {ll['invoke_fraction_of_core_peak']:.0%} of it, with the lane's input and "
+             f"output copies {ll['lane_run_ms']:.2f} ms = {ll['lane_run_fraction_of_core_peak']:.0%}",
+             f"    {'kind':<26} {'layers':>6} {'time':>6} {'of core peak':>13}"]
+    for kind, k in ll["kinds"].items():
+        lines.append(f"    {kind:<26} {k['layers']:6d} {k['time_share']:6.0%} {k['fraction_of_core_peak']:13.0%}")
     return "\n".join(lines)
 
 
@@ -179,5 +287,6 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--batches-per-rep", type=int, default=4, help="batches of 32 timed per variant per round")
+    p.add_argument("--layers", action="store_true", help="also time one lane layer by layer (lane_layers)")
     p.add_argument("--only", help="comma-separated substrings: run only the variants whose name holds one "
                    "(the TF path always runs: the ratios' base)")

@@ -32,3 +32,22 @@ def test_split_and_alternate_runners_give_the_whole_batch_outputs():
     whole = xnnpack.interpreter(blob, 1, 32)(x)
     np.testing.assert_allclose(xnnpack.split_runner(blob, 2, 32, "tensorflow")(x), whole, atol=1e-6)
     np.testing.assert_allclose(xnnpack.alternate_runner(blob, 2, 32, "tensorflow")([x, x])[32:], whole, atol=1e-6)
+
+
+def test_lane_layers_split_a_chain_by_conv_and_the_report_says_where_time_goes():
+    import tf_keras as keras
+
+    inp = keras.Input((16, 16, 3))
+    t = keras.layers.ReLU(6.0)(keras.layers.Conv2D(8, 3, strides=2, padding="same")(inp))
+    t = keras.layers.ReLU(6.0)(keras.layers.DepthwiseConv2D(3, padding="same")(t))
+    t = keras.layers.ReLU(6.0)(keras.layers.Conv2D(16, 1)(t))
+    model = keras.Model(inp, t)
+    x = np.random.RandomState(0).uniform(-1, 1, (4, 16, 16, 3)).astype(np.float32)
+    ll = xnnpack.lane_layers(model, x, 2)
+    assert [r["name"] for r in ll["layers"]] == [model.layers[i].name for i in (1, 3, 5)]  # each conv with its ReLU
+    assert set(ll["kinds"]) == {"Conv2D 3x3 (first)", "DepthwiseConv2D 3x3", "Conv2D 1x1 (pointwise)"}
+    assert abs(sum(k["time_share"] for k in ll["kinds"].values()) - 1) < 1e-9
+    assert ll["core_peak_gflops"] > 0 and all(r["fraction_of_core_peak"] > 0 for r in ll["layers"])
+    assert ll["lane_run_ms"] >= ll["invoke_ms"] * 0.5  # the lane's run holds an invoke
+    out = xnnpack.lane_report(ll)
+    assert "One lane by layer" in out and "DepthwiseConv2D 3x3" in out and "pieces of 2" in out
