@@ -177,10 +177,11 @@ def _best_of(go, n: int, rounds: int = 5) -> float:
 def lane_layers(folded, x, piece: int) -> dict:
     """The pipeline's lane measured layer by layer: each conv (with what follows it up to the
     next: bias, ReLU6 folded in) converted alone and invoked on one thread, `piece` images, on
-    its real input (set once: invoke alone is timed); beside it the whole model's invoke alone, and with the input set and the
-    output read as tflite_engine.Runner's lanes do. Each figure against one core's peak
-    (core_peak_gflops): where the engine's time goes, and whether a kernel could do better
-    (a layer far below the peak and below any cache's bandwidth is not bound by memory)."""
+    its real input (set once: invoke alone is timed); beside it the whole model's invoke alone,
+    and with the input set and the output read as tflite_engine.Runner's lanes do. Each figure
+    against one core's peak (core_peak_gflops): where the engine's time goes, and whether a
+    kernel could do better (a layer far below the peak and below any cache's bandwidth is not
+    bound by memory)."""
     import numpy as np
     import tf_keras as keras
 
@@ -218,17 +219,17 @@ def lane_layers(folded, x, piece: int) -> dict:
     rows = []
     for first, run, flops, nbytes in parts:
         seconds = _best_of(run.invoke, 40)
-        rows.append({"name": first.name, "kind": _kind(first), "ms": seconds * 1e3,
+        rows.append({"name": first.name, "kind": _kind(first), "ms": seconds * 1e3, "mflop": flops / 1e6,
                      "gflops": flops / seconds / 1e9, "fraction_of_core_peak": flops / seconds / 1e9 / peak,
                      "gb_per_s": nbytes / seconds / 1e9})
-    flops = sum(r["gflops"] * r["ms"] / 1e3 for r in rows) * 1e9
+    flops = sum(r["mflop"] for r in rows) * 1e6
     total_ms = sum(r["ms"] for r in rows)
     kinds: dict[str, dict] = {}
     for r in rows:
         k = kinds.setdefault(r["kind"], {"layers": 0, "ms": 0.0, "gflop": 0.0})
         k["layers"] += 1
         k["ms"] += r["ms"]
-        k["gflop"] += r["gflops"] * r["ms"] / 1e3
+        k["gflop"] += r["mflop"] / 1e3
     for k in kinds.values():
         k["time_share"] = k["ms"] / total_ms
         k["fraction_of_core_peak"] = k["gflop"] / (k["ms"] / 1e3) / peak
