@@ -229,6 +229,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
             out["train_way"] = "page trainHead" + (" (TF.js worker)" if worker else "")
             if worker:  # the worker's own start (script, backend, backbone) after the page is ready
                 out["worker_start_ms"] = page.evaluate("window.tfjsTransfer.tfWorker().then((w) => w.startMs)")
+                out["worker_lanes"] = page.evaluate("window.tfjsTransfer.tfWorker().then((w) => w.lanes.length)")
             # the longest main-thread task extracting and training, main thread vs the TF.js worker
             out["long_tasks"] = page.evaluate("e => window.__bench.longTasks(e)", epochs)
         if head_variants:

@@ -8,6 +8,12 @@
   const H = m.input.height, W = m.input.width, C = m.input.channels;
   const FEATURE_SIZE = m.backbone.output_shape.reduce((a, b) => a * b, 1);
   const url = (p) => new URL(p, document.baseURI).href;
+  // the page's TF.js worker (null without one) once its lanes have started (web/src/tfworker.js)
+  const workerReady = async () => {
+    const w = await T.tfWorker();
+    if (w && w.lanesStarted) await w.lanesStarted;
+    return w;
+  };
 
   // The page's preprocessing (web/src/preprocess.js) and model call (web/src/models.js).
   const pre = (pixels) => T.steps.preprocess(tf, pixels, m);
@@ -219,7 +225,7 @@
     // for the worker, messages and the trained head's rebuilding on this thread included.
     async pageExtract(batch, worker = false) {
       const P = T.steps, set = P.trainSet();
-      const w = worker ? await T.tfWorker() : null;
+      const w = worker ? await workerReady() : null;
       if (worker && !w) return null;
       const ex = { tf, backbone: P.backbone(), manifest: m, items: set.items, loadPixels: P.loadPixels, batchSize: batch };
       const t = performance.now();
@@ -232,7 +238,7 @@
     },
     _pageFeats: () => S.page, // pageExtract's features and labels (bench/page_pair.py profiles with them)
     async pageTrain(epochs, worker = false) {
-      const w = worker ? await T.tfWorker() : null;
+      const w = worker ? await workerReady() : null;
       if (worker && !w) return null;
       const hp = m.training.hyperparameters;
       // the worker takes the features' buffer (transferred): a copy goes, as the page's featureRows makes one
@@ -279,7 +285,7 @@
         r.model.dispose();
         return { extract, train, images: feats.count };
       };
-      const worker = await T.tfWorker();
+      const worker = await workerReady();
       return { mainThread: await run(null), worker: worker ? await run(worker) : null };
     },
     // ...and the page's Train button as a whole (the training chunk's import if not yet done,

@@ -59,13 +59,16 @@ export function pageKernels(search) {
 export const KERNEL_WORKER = 'kernel-worker.js';
 
 /**
- * Starts the helper thread of the page's training kernels (wasm/pool.js) when TF.js' own pool
- * has two threads or more (the memory is then shared): ?kernelThreads=1 keeps them on one.
+ * Starts the helper thread of the page's training kernels (wasm/pool.js) when the backend's
+ * memory is shared (TF.js' threaded build, whatever its pool's size: a lane of tfworker.js runs
+ * a pool of one): ?kernelThreads=1 keeps them on one.
  * @returns {boolean} whether the helper is starting
  */
 function startKernelThreads(tf, pageUrl, binaries) {
-  if (getThreadsCount() < 2 || typeof Worker !== 'function') return false;
-  return !!startKernelPool(memoryOf(tf.backend().wasm), binaries,
+  const memory = memoryOf(tf.backend().wasm);
+  const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+  if (!shared || typeof Worker !== 'function') return false;
+  return !!startKernelPool(memory, binaries,
     () => new Worker(new URL(KERNEL_WORKER, pageUrl), { type: 'module', name: 'page kernels' }));
 }
 
@@ -129,15 +132,16 @@ async function tryBackend(tf, name) {
 
 /**
  * Activates the first working backend in fallbackOrder(preferred); on wasm, installs the
- * page's kernels (kernels.js; `kernels` as pageKernels() gives them).
+ * page's kernels (kernels.js; `kernels` as pageKernels() gives them). `threads`: the wasm
+ * pool's size, wasmThreads(cores) unless given.
  * @returns {Promise<{name: string, fellBack: boolean, failed: string[], details: string}>}
  */
-export async function activateBackend(tf, preferred, pageUrl, kernels = {}) {
+export async function activateBackend(tf, preferred, pageUrl, kernels = {}, threads = null) {
   configureWasmPaths(pageUrl);
   const failed = [];
   for (const name of fallbackOrder(preferred)) {
     const started = name === 'wasm'
-      ? await tryWasm(tf, wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
+      ? await tryWasm(tf, threads || wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
       const binaries = { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM, sparse: SPARSE_WASM };
       const own = name === 'wasm' ? installWasmKernels(tf, binaries, kernels) : [];

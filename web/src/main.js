@@ -8,7 +8,7 @@
 // (prepare.js) or at first use; TF.js work runs in tfworker.js's worker.
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
-import { activateBackend, kernelThreads, pageKernels, requestedBackend } from './backend.js';
+import { activateBackend, kernelThreads, pageKernels, requestedBackend, wasmThreads } from './backend.js';
 import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas } from './data.js';
 import { Heads } from './heads.js';
 import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
@@ -27,7 +27,7 @@ import { createEvaluationApp } from './evaluationapp.js';
 import { startStore } from './storeapp.js';
 import { continueTm, useContinuedTm } from './tmcontinue.js';
 import { bindWebcam } from './ui-webcam.js';
-import { startTfWorker, workerRequested } from './tfworker.js';
+import { startTfWorker, workerLanes, workerRequested } from './tfworker.js';
 import { prepareInIdle, prepareRequested } from './prepare.js';
 
 const PAGE = document.baseURI;
@@ -52,6 +52,7 @@ function startWorker() {
   if (!workerRequested(location.search)) return;
   tfWorkerStart = startTfWorker({ manifest: app.manifest, pageUrl: PAGE, backend: tf.getBackend(),
     kernels: pageKernels(location.search), fuse: fuseRequested(location.search), warm: prepareRequested(location.search),
+    lanes: workerLanes(location.search, wasmThreads(navigator.hardwareConcurrency)),
     onDecoded: (n) => { app.timings.examplesDecoded = (app.timings.examplesDecoded || 0) + n; } });
 }
 

@@ -3,6 +3,13 @@
 // typed arrays transferred, not copied. Where a module Worker, OffscreenCanvas or
 // createImageBitmap is missing, or the worker fails to start, there is no worker (null) and
 // the callers keep the main-thread path.
+//
+// Where the page would give TF.js a pool of two threads or more, the worker is as many lanes
+// instead: workers whose TF.js runs one thread each, every lane extracting features of its own
+// share of the images. A pool's threads meet at a barrier after every layer, and in wasm a
+// thread that waits there sleeps and wakes late; lanes never wait for each other (as
+// pipeline/tflite_engine.py's lanes). The first lane does everything else (training, with the
+// page's own kernels on two threads: backend.js, wasm/pool.js; live prediction).
 
 import { FEATURE_BATCH } from './featurebatch.js';
 import { buildHead } from './models.js';
@@ -25,6 +32,38 @@ export function workerMissing(g = globalThis) {
   return null;
 }
 
+/**
+ * How many lanes: ?lanes=N (1: one worker with TF.js' pool of `threads`, for before/after
+ * measurements), else one per thread the page would give TF.js' pool (backend.js wasmThreads).
+ */
+export function workerLanes(search, threads) {
+  const asked = Number.parseInt(new URLSearchParams(search).get('lanes'), 10);
+  return asked >= 1 ? asked : Math.max(1, threads);
+}
+
+/** items cut into `n` contiguous parts as equal as can be (none empty): [{start, items}]. */
+export function splitItems(items, n) {
+  const parts = [];
+  const count = Math.max(1, Math.min(n, items.length));
+  for (let k = 0, start = 0; k < count; k++) {
+    const end = Math.round(((k + 1) * items.length) / count);
+    parts.push({ start, items: items.slice(start, end) });
+    start = end;
+  }
+  return parts;
+}
+
+/** A lane's share of a batch of `batchSize` images run by `lanes` lanes. */
+const shareOf = (batchSize, lanes) => Math.max(1, Math.ceil(batchSize / lanes));
+
+/** The lanes' rows ({data, size} for each of splitItems' parts) as one array, in the items' order. */
+function joinRows(parts, outs, count) {
+  const { size } = outs[0];
+  const data = new Float32Array(count * size);
+  outs.forEach((out, k) => data.set(out.data, parts[k].start * size));
+  return data;
+}
+
 /** What the worker needs of an example: where its pixels are (a served image's pack slice too). */
 const workerItem = ({ src, name, pack }) => (pack ? { src, name, pack } : { src, name });
 
@@ -37,6 +76,10 @@ export class TfWorker {
     this.calls = new Map();
     this.failed = null;
     this.next = 1;
+    this.lanes = [this]; // this worker first, then the started lanes that extract beside it (addLane)
+    // startTfWorker's lanes, all started or left out: rows() and extract() wait for them, as
+    // this worker on a pool of one thread would run alone meanwhile
+    this.lanesStarted = Promise.resolve(1);
     worker.onmessage = ({ data }) => {
       const call = this.calls.get(data.id);
       if (!call) return;
@@ -62,6 +105,17 @@ export class TfWorker {
     this.calls.clear();
   }
 
+  /** Another worker (a TfWorker, started and warmed) that takes a share of rows() and extract(). */
+  addLane(lane) {
+    lane.onDecoded = (n) => this.onDecoded(n);
+    this.lanes.push(lane);
+  }
+
+  /** The lanes that can take work now (one that failed is left out). */
+  liveLanes() {
+    return this.lanes.filter((lane) => lane === this || !lane.failed);
+  }
+
   /** One job; onMessage gets the job's interim messages (training's epochs). */
   call(type, payload, { transfer = [], onMessage = () => {} } = {}) {
     if (this.failed) return Promise.reject(this.failed);
@@ -73,23 +127,61 @@ export class TfWorker {
   }
 
   /**
-   * Features of items [{src: Blob|URL string, name, pack?}], decoded in the worker (packs.js).
+   * Features of items [{src: Blob|URL string, name, pack?}], decoded in the workers (packs.js),
+   * each lane a contiguous share of them and of `batchSize`.
    * @returns {Promise<{data: Float32Array, size: number, skipped: {index, reason, input}[]}>}
    *   row i for items[i]; skipped items' rows are zero
    */
-  rows(items, batchSize = 4) {
-    return this.call('features', { items: items.map(workerItem), batchSize });
+  async rows(items, batchSize = 4) {
+    await this.lanesStarted;
+    const lanes = this.liveLanes();
+    const parts = splitItems(items, lanes.length);
+    if (parts.length < 2) return this.call('features', { items: items.map(workerItem), batchSize });
+    const outs = await Promise.all(parts.map((part, k) => lanes[k].call('features',
+      { items: part.items.map(workerItem), batchSize: shareOf(batchSize, parts.length) })));
+    const skipped = outs.flatMap((out, k) => out.skipped.map((s) => ({ ...s, index: s.index + parts[k].start })));
+    return { data: joinRows(parts, outs, items.length), size: outs[0].size, skipped };
   }
 
   /**
    * train.js extractFeatures' contract on the worker: every item's features, through the same
-   * extractFeatures in the worker (its pipeline, `batchSize` images per backbone run) as one
-   * job; progress comes back per batch, and shouldStop() is asked at each and every
-   * STOP_POLL_MS meanwhile (a Stop ends the job between batches). An item that cannot be
-   * loaded fails the whole run, named.
+   * extractFeatures in the worker (its pipeline) as one job a lane, each lane a contiguous share
+   * of the items and of the `batchSize` images per backbone run; progress comes back per batch,
+   * and shouldStop() is asked at each and every STOP_POLL_MS meanwhile (a Stop ends the job
+   * between batches). An item that cannot be loaded fails the whole run, named, once the other
+   * lanes have stopped at their next batch.
    * @returns {Promise<{data: Float32Array, count: number, size: number, waitMs: number}|null>} null if stopped
    */
   async extract({ items, batchSize = FEATURE_BATCH, onProgress = () => {}, shouldStop = () => false }) {
+    await this.lanesStarted;
+    const lanes = this.liveLanes();
+    const parts = splitItems(items, lanes.length);
+    if (parts.length < 2) return this.extractHere({ items, batchSize, onProgress, shouldStop });
+    const done = parts.map(() => 0);
+    let failed = false; // a lane's failure stops the others between their batches
+    const stop = () => failed || shouldStop();
+    const runs = parts.map((part, k) => lanes[k].extractHere({
+      items: part.items, batchSize: shareOf(batchSize, parts.length), shouldStop: stop,
+      onProgress: (n) => {
+        done[k] = n;
+        onProgress(done.reduce((a, b) => a + b, 0), items.length);
+      },
+    }).catch((e) => {
+      failed = true;
+      throw e;
+    }));
+    // every lane settled (the others stopped at their next batch) before a failure is thrown
+    const settled = await Promise.allSettled(runs);
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    const outs = settled.map((r) => r.value);
+    if (outs.includes(null)) return null;
+    return { data: joinRows(parts, outs, items.length), count: items.length, size: outs[0].size,
+      waitMs: Math.max(...outs.map((out) => out.waitMs || 0)) };
+  }
+
+  /** extract() on this worker alone. */
+  async extractHere({ items, batchSize, onProgress, shouldStop }) {
     if (shouldStop()) return null;
     let counted = 0;
     let stopSent = false;
@@ -200,6 +292,7 @@ export class TfWorker {
   }
 
   terminate() {
+    for (const lane of this.lanes.slice(1)) lane.terminate();
     this.worker.terminate();
     this.failAll(new Error('the TF.js worker was stopped'));
   }
@@ -210,21 +303,26 @@ export class TfWorker {
  * @param {object} opts {manifest, pageUrl, backend (the page's backend name), kernels (pageKernels()),
  *   fuse (fuseRequested(): the backbone as fused ops, as the page runs it),
  *   onDecoded(n) (extract() decoded n images: the page counts them), warm (run the worker's
- *   kernels once before the page's first job: tf-worker.js warm; false with ?prepare=0)}
+ *   kernels once before the page's first job: tf-worker.js warm; false with ?prepare=0),
+ *   lanes (workerLanes(); on wasm, more than 1 starts the others after the first, which then
+ *   runs a pool of one thread too: client.lanesStarted resolves once they take work or are
+ *   left out)}
  * @returns {Promise<TfWorker|null>} null (and a console note) where it cannot run
  */
 export async function startTfWorker({ manifest, pageUrl, backend, kernels, fuse = true, onDecoded = () => {},
-  warm = true, scriptUrl = new URL(WORKER_FILE, import.meta.url) }) {
+  warm = true, lanes = 1, scriptUrl = new URL(WORKER_FILE, import.meta.url) }) {
   const missing = workerMissing();
   if (missing) {
     console.info(`tfjs-transfer: TF.js runs on the main thread (${missing} in this browser)`);
     return null;
   }
+  const count = backend === 'wasm' ? Math.max(1, lanes) : 1;
+  const threads = count > 1 ? 1 : null;
   let client = null;
   const started = performance.now();
   try {
     client = new TfWorker(new Worker(scriptUrl, { type: 'module' }), onDecoded);
-    client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels, fuse });
+    client.info = await client.call('init', { manifest, pageUrl: String(pageUrl), backend, kernels, fuse, threads });
     client.startMs = performance.now() - started; // its script, backend and backbone (make bench prints it)
     if (client.info.backend !== backend) throw new Error(`it runs ${client.info.backend}, the page ${backend}`);
     // queued ahead of the page's jobs; a failure only costs the warm-up ({batch, epochs} it ran, or null)
@@ -232,10 +330,30 @@ export async function startTfWorker({ manifest, pageUrl, backend, kernels, fuse 
       console.info(`tfjs-transfer: worker warm-up skipped (${e.message})`);
       return null;
     }) : Promise.resolve(null);
-    return client;
   } catch (e) {
     if (client) client.terminate();
     console.info(`tfjs-transfer: TF.js runs on the main thread (the worker did not start: ${e.message})`);
     return null;
+  }
+  const others = Array.from({ length: count - 1 }, () => startLane(client, {
+    manifest, pageUrl: String(pageUrl), backend, kernels: { ...kernels, kernelThreads: false }, fuse, threads,
+  }, warm, scriptUrl));
+  client.lanesStarted = Promise.all(others).then(() => client.lanes.length);
+  return client;
+}
+
+/** One more lane for `client` (backbone features only); a lane that cannot start is left out. */
+async function startLane(client, init, warm, scriptUrl) {
+  let lane = null;
+  try {
+    lane = new TfWorker(new Worker(scriptUrl, { type: 'module', name: 'TF.js lane' }));
+    const info = await lane.call('init', init);
+    if (info.backend !== init.backend) throw new Error(`it runs ${info.backend}, the page ${init.backend}`);
+    if (warm) await lane.call('warm', { train: false });
+    if (client.failed) throw client.failed;
+    client.addLane(lane);
+  } catch (e) {
+    if (lane) lane.terminate();
+    console.info(`tfjs-transfer: a TF.js lane did not start (${e.message}): fewer lanes extract features`);
   }
 }

@@ -1,9 +1,10 @@
 // The TF.js worker's client (web/src/tfworker.js) against a stand-in Worker: jobs answered in
-// order, extract() as one job with its progress and Stop, training's epochs and Stop message, a dead worker.
+// order, extract() as one job with its progress and Stop, lanes sharing extract() and rows(),
+// training's epochs and Stop message, a dead worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { TfWorker, workerMissing, workerRequested } from '../src/tfworker.js';
+import { TfWorker, splitItems, workerLanes, workerMissing, workerRequested } from '../src/tfworker.js';
 import { buildHead } from '../src/models.js';
 import { FEATURE_BATCH } from '../src/featurebatch.js';
 
@@ -173,4 +174,84 @@ test('a dead worker fails what is waiting and every later call', async () => {
   fake.onerror({ message: 'boom', preventDefault() {} });
   await assert.rejects(waiting, /boom/);
   await assert.rejects(client.rows([]), /boom/);
+});
+
+test('workerLanes and splitItems: one lane a pool thread unless ?lanes=N; contiguous parts, none empty', () => {
+  assert.equal(workerLanes('', 2), 2);
+  assert.equal(workerLanes('?lanes=1', 2), 1);
+  assert.equal(workerLanes('?lanes=x', 4), 4);
+  assert.equal(workerLanes('', 0), 1);
+  const items = [1, 2, 3, 4, 5];
+  assert.deepEqual(splitItems(items, 2), [{ start: 0, items: [1, 2, 3] }, { start: 3, items: [4, 5] }]);
+  assert.deepEqual(splitItems(items, 3).map((p) => p.items), [[1, 2], [3], [4, 5]]);
+  assert.deepEqual(splitItems([1], 2), [{ start: 0, items: [1] }]);
+  assert.deepEqual(splitItems([], 2), [{ start: 0, items: [] }]);
+});
+
+/** A 'features' job as tf-worker.js featuresOf runs it: an item named 'bad' skipped, its row zero. */
+function rowsWorker() {
+  return new FakeWorker((message, reply) => {
+    const { items } = message.payload;
+    const skipped = [];
+    const data = rowsOf(items);
+    items.forEach((item, i) => {
+      if (item.name === 'bad') {
+        skipped.push({ index: i, input: true, reason: 'bad: not an image' });
+        data.fill(0, i * SIZE, (i + 1) * SIZE);
+      }
+    });
+    reply({ type: 'done', result: { data, size: SIZE, skipped } });
+  });
+}
+
+test('lanes: extract() and rows() share the items, rows and skipped indices in the callers order', async () => {
+  const [first, second] = [extractingWorker(), extractingWorker()];
+  let decoded = 0;
+  const client = new TfWorker(first, (n) => { decoded += n; });
+  client.addLane(new TfWorker(second));
+  const items = ['1', '2', '3', '4', '5'].map((name) => ({ src: `u${name}`, name }));
+  const progress = [];
+  const out = await client.extract({ items, batchSize: 4, onProgress: (d, t) => progress.push([d, t]) });
+  assert.deepEqual(Array.from(out.data), items.flatMap((i) => [1, 2, 3].map(() => Number(i.name))));
+  assert.equal(out.count, 5);
+  assert.deepEqual(first.sent[0].message.payload.items.map((i) => i.name), ['1', '2', '3']);
+  assert.deepEqual(second.sent[0].message.payload.items.map((i) => i.name), ['4', '5']);
+  assert.equal(first.sent[0].message.payload.batchSize, 2); // the batch shared by the lanes
+  assert.equal(progress.at(-1)[0], 5);
+  assert.ok(progress.every(([d, t], i) => t === 5 && (i === 0 || d > progress[i - 1][0])), JSON.stringify(progress));
+  assert.equal(decoded, 5); // a lane's decodes counted by the page's callback
+
+  const [a, b] = [rowsWorker(), rowsWorker()];
+  const rowsClient = new TfWorker(a);
+  rowsClient.addLane(new TfWorker(b));
+  const r = await rowsClient.rows(['1', '2', 'bad', '4'].map((name) => ({ src: 'x', name })), 4);
+  assert.deepEqual(r.skipped.map((s) => s.index), [2]);
+  assert.deepEqual(Array.from(r.data), [1, 1, 1, 2, 2, 2, 0, 0, 0, 4, 4, 4]);
+  assert.equal(b.sent[0].message.payload.batchSize, 2);
+});
+
+test('lanes: a lane that fails an item stops the others and names it; a failed lane is left out', async () => {
+  const [first, second] = [extractingWorker(), extractingWorker()];
+  const client = new TfWorker(first);
+  const lane = new TfWorker(second);
+  client.addLane(lane);
+  const items = ['1', '2', '3', '4', 'bad', '6', '7', '8'].map((name) => ({ src: 'x', name }));
+  await assert.rejects(client.extract({ items, batchSize: 2 }), /bad is not an image/); // the second lane's first
+  assert.ok(first.sent.some((s) => s.message.type === 'stop'), 'the first lane was told to stop');
+  lane.failAll(new Error('gone'));
+  const out = await client.extract({ items: items.slice(0, 4), batchSize: 2 });
+  assert.equal(out.count, 4);
+  assert.equal(first.sent.filter((s) => s.message.type === 'extract').at(-1).message.payload.items.length, 4);
+});
+
+test('lanes: extract() waits for the lanes still starting, then shares the items with them', async () => {
+  const [first, second] = [extractingWorker(), extractingWorker()];
+  const client = new TfWorker(first);
+  client.lanesStarted = new Promise((resolve) => setTimeout(() => {
+    client.addLane(new TfWorker(second));
+    resolve(2);
+  }, 20));
+  const out = await client.extract({ items: ['1', '2', '3', '4'].map((name) => ({ src: 'x', name })) });
+  assert.equal(out.count, 4);
+  assert.equal(second.sent[0].message.payload.items.length, 2);
 });

@@ -13,8 +13,9 @@
 //
 // Signalling is a small SharedArrayBuffer: the caller writes a job and notifies; the helper
 // (kernelhelper.js) Atomics.wait's for it, takes chunks, counts each done and notifies. The
-// caller waits for the helper's chunks with Atomics.wait where it may block (a worker, such as
-// the page's TF.js worker) and spins on Atomics.load where it may not (the main thread). A
+// caller watches for the helper's chunks (Atomics.load) and, where it may block (a worker, such
+// as the page's TF.js worker), sleeps in Atomics.wait after SPIN_MS: a sleeping thread wakes
+// late, and the helper's last chunk most often ends within that (the main thread never may). A
 // helper that has not started, a memory that is not shared or a small range: one thread.
 
 import { compiledModule } from './memory.js';
@@ -28,6 +29,8 @@ export const FUNCTIONS = [['sparse', 'matmulStrided'], ['sparse', 'matmulTranspo
 // one chunk to the next, the last chunk's.
 export const SLOT = { state: 0, job: 1, next: 2, done: 3, fn: 4 };
 export const STATE = { starting: 0, ready: 1, failed: 2 };
+/** How long the caller watches for the helper's last chunks before it blocks (where it may). */
+export const SPIN_MS = 1;
 export const ARGS = 32;
 export const MAX_ARGS = 16;
 export const CONTROL_BYTES = ARGS + 3 * 8 * MAX_ARGS;
@@ -114,8 +117,9 @@ export class KernelPool {
     // closed: a helper that wakes late reads the next job's chunk count but takes nothing of this one
     Atomics.store(this.ctl, SLOT.next, (seq << 8) | 0xff);
     const theirs = chunks - mine; // taken by the helper, which runs each to its end
-    for (let done; (done = Atomics.load(this.ctl, SLOT.done)) < theirs;) {
-      if (this.blocks) Atomics.wait(this.ctl, SLOT.done, done);
+    const until = performance.now() + SPIN_MS;
+    for (let done, i = 1; (done = Atomics.load(this.ctl, SLOT.done)) < theirs; i++) {
+      if (this.blocks && i % 256 === 0 && performance.now() > until) Atomics.wait(this.ctl, SLOT.done, done);
     }
     // a trap there would be a bug here too; an in-place chunk cannot simply be run again
     if (!this.ready) throw new Error('the kernel helper failed: a chunk of the product or update is lost');

@@ -21,8 +21,9 @@ let training = null; // the head being trained: 'stop' sets its stopTraining
 let stopAsked = false;
 let queue = Promise.resolve();
 
-async function init({ manifest: m, pageUrl, backend: asked, kernels, fuse = true }) {
-  const backend = await activateBackend(tf, asked, pageUrl, kernels);
+/** threads: the wasm pool's size (backend.js wasmThreads when null); 1 for a lane of tfworker.js. */
+async function init({ manifest: m, pageUrl, backend: asked, kernels, fuse = true, threads = null }) {
+  const backend = await activateBackend(tf, asked, pageUrl, kernels, threads);
   useFusedBackbone(fuse); // the backbone as the page runs it (models.js, fused.js)
   manifest = m;
   backbone = await loadModel(tf, m.backbone.path, pageUrl, 'backbone');
@@ -103,9 +104,10 @@ async function extract({ items, batchSize }, post) {
  * wasm heap grows to a batch's tensors at their first use. Started with the worker, before
  * any job of the page's: one backbone batch of FEATURE_BATCH blank images and one epoch of
  * two batches training the manifest's head on synthetic features as sparse as a ReLU's
- * (the sparse products' path). Nothing is kept.
+ * (the sparse products' path); `train` false (a lane that only extracts): the backbone alone.
+ * Nothing is kept.
  */
-async function warm() {
+async function warm({ train: withTraining = true } = {}) {
   const { height, width, channels } = manifest.input;
   const out = tf.tidy(() => features(tf, backbone, tf.zeros([FEATURE_BATCH, height, width, channels])));
   try {
@@ -113,6 +115,7 @@ async function warm() {
   } finally {
     out.dispose();
   }
+  if (!withTraining) return { result: { batch: FEATURE_BATCH, epochs: 0 } };
   const hp = manifest.training.hyperparameters;
   const batchSize = Math.max(1, hp.batch_size | 0);
   const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
