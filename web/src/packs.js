@@ -36,38 +36,46 @@ export function packSlices(images, packs, pageUrl, file = 'images.json') {
  * kept, so a later run tries again. Errors name the shard file and the image.
  */
 export class PackCache {
-  constructor(fetchImpl = (url) => fetch(url)) {
+  constructor(fetchImpl = (url, init) => fetch(url, init)) {
     this.fetch = fetchImpl;
-    this.shards = new Map(); // url -> {bytes: Promise<Uint8Array>, read: number}
+    this.shards = new Map(); // url (#range) -> {data: Promise<{bytes, base}>, read: number}
   }
 
-  /** The bytes of one image: its slice {url, file, offset, length, count} of a shard. */
+  /**
+   * The bytes of one image: its slice {url, file, offset, length, count, range?} of a shard.
+   * `range` [start, end): only those bytes of the shard are fetched (an HTTP Range request; a
+   * server that answers with the whole file is read the same), by a reader that needs no more
+   * (a lane of tfworker.js); `count` is then the reader's own images in that span.
+   */
   async bytes(slice, name) {
-    let shard = this.shards.get(slice.url);
+    const key = slice.range ? `${slice.url}#${slice.range[0]}-${slice.range[1]}` : slice.url;
+    let shard = this.shards.get(key);
     if (!shard) {
-      shard = { bytes: this.load(slice), read: 0 };
-      this.shards.set(slice.url, shard);
-      shard.bytes.catch(() => this.shards.get(slice.url) === shard && this.shards.delete(slice.url));
+      shard = { data: this.load(slice), read: 0 };
+      this.shards.set(key, shard);
+      shard.data.catch(() => this.shards.get(key) === shard && this.shards.delete(key));
     }
-    if (++shard.read >= slice.count && this.shards.get(slice.url) === shard) this.shards.delete(slice.url);
-    const bytes = await shard.bytes;
+    if (++shard.read >= slice.count && this.shards.get(key) === shard) this.shards.delete(key);
+    const { bytes, base } = await shard.data;
     const end = slice.offset + slice.length;
-    if (end > bytes.length) {
-      throw new Error(`${slice.file}: ${bytes.length} bytes, but ${name} is at bytes ${slice.offset}-${end} `
-        + '(the site is half updated or damaged: rebuild it)');
+    if (slice.offset < base || end - base > bytes.length) {
+      throw new Error(`${slice.file}: ${bytes.length} bytes${base ? ` from byte ${base}` : ''}, but ${name} is at `
+        + `bytes ${slice.offset}-${end} (the site is half updated or damaged: rebuild it)`);
     }
-    return bytes.subarray(slice.offset, end);
+    return bytes.subarray(slice.offset - base, end - base);
   }
 
-  async load({ url, file }) {
+  /** {bytes, base}: the shard's bytes from byte `base` (its range's start when the server sent only that). */
+  async load({ url, file, range }) {
     let response;
     try {
-      response = await this.fetch(url);
+      response = await (range ? this.fetch(url, { headers: { Range: `bytes=${range[0]}-${range[1] - 1}` } })
+        : this.fetch(url));
     } catch (e) {
       throw new Error(`could not fetch ${file}: ${e.message}`);
     }
     if (!response.ok) throw new Error(`could not fetch ${file}: HTTP ${response.status}`);
-    return new Uint8Array(await response.arrayBuffer());
+    return { bytes: new Uint8Array(await response.arrayBuffer()), base: response.status === 206 ? range[0] : 0 };
   }
 }
 

@@ -41,16 +41,45 @@ export function workerLanes(search, threads) {
   return asked >= 1 ? asked : Math.max(1, threads);
 }
 
-/** items cut into `n` contiguous parts as equal as can be (none empty): [{start, items}]. */
+/**
+ * items cut into `n` parts as equal as can be (none empty): [{indices, items}], indices[j]
+ * being the place in `items` of the part's item j. Items from packs (packs.js) go in the
+ * shards' byte order, so that each part is one span of a shard, and each part's pack slices
+ * are narrowed to that span and its number of images: each lane fetches only its share of a
+ * shard, once. Other items keep their order, after them.
+ */
 export function splitItems(items, n) {
-  const parts = [];
   const count = Math.max(1, Math.min(n, items.length));
+  const order = [...items.keys()];
+  if (count > 1) {
+    const key = (i) => (items[i] && items[i].pack ? [0, items[i].pack.url, items[i].pack.offset] : [1, '', i]);
+    order.sort((x, y) => {
+      const [a, b] = [key(x), key(y)];
+      return a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0) || a[2] - b[2];
+    });
+  }
+  const parts = [];
   for (let k = 0, start = 0; k < count; k++) {
     const end = Math.round(((k + 1) * items.length) / count);
-    parts.push({ start, items: items.slice(start, end) });
+    const indices = order.slice(start, end);
+    const share = indices.map((i) => items[i]);
+    parts.push({ indices, items: count > 1 ? narrowPacks(share) : share });
     start = end;
   }
   return parts;
+}
+
+/** items with each pack slice given the span and count of these items' slices of its shard. */
+function narrowPacks(items) {
+  const spans = new Map(); // shard url -> {range: [start, end], count}
+  for (const { pack } of items) {
+    if (!pack) continue;
+    const span = spans.get(pack.url) || { range: [pack.offset, pack.offset + pack.length], count: 0 };
+    span.range = [Math.min(span.range[0], pack.offset), Math.max(span.range[1], pack.offset + pack.length)];
+    span.count += 1;
+    spans.set(pack.url, span);
+  }
+  return items.map((item) => (item.pack ? { ...item, pack: { ...item.pack, ...spans.get(item.pack.url) } } : item));
 }
 
 /** A lane's share of a batch of `batchSize` images run by `lanes` lanes. */
@@ -60,7 +89,7 @@ const shareOf = (batchSize, lanes) => Math.max(1, Math.ceil(batchSize / lanes));
 function joinRows(parts, outs, count) {
   const { size } = outs[0];
   const data = new Float32Array(count * size);
-  outs.forEach((out, k) => data.set(out.data, parts[k].start * size));
+  outs.forEach((out, k) => parts[k].indices.forEach((i, j) => data.set(out.data.subarray(j * size, (j + 1) * size), i * size)));
   return data;
 }
 
@@ -139,7 +168,8 @@ export class TfWorker {
     if (parts.length < 2) return this.call('features', { items: items.map(workerItem), batchSize });
     const outs = await Promise.all(parts.map((part, k) => lanes[k].call('features',
       { items: part.items.map(workerItem), batchSize: shareOf(batchSize, parts.length) })));
-    const skipped = outs.flatMap((out, k) => out.skipped.map((s) => ({ ...s, index: s.index + parts[k].start })));
+    const skipped = outs.flatMap((out, k) => out.skipped.map((s) => ({ ...s, index: parts[k].indices[s.index] })))
+      .sort((a, b) => a.index - b.index);
     return { data: joinRows(parts, outs, items.length), size: outs[0].size, skipped };
   }
 

@@ -80,3 +80,26 @@ describe('PackCache', () => {
     assert.equal(asked.length, 2);
   });
 });
+
+test('PackCache: a slice with a range fetches only those bytes (206), or reads the whole file a server sends (200)', async () => {
+  const shard = Uint8Array.from([10, 11, 12, 13, 14, 15, 16, 17]);
+  const asked = [];
+  const serve = (partial) => async (url, init = {}) => {
+    const range = init.headers && init.headers.Range;
+    asked.push(range || null);
+    if (!partial || !range) return new Response(shard, { status: 200 });
+    const [a, b] = range.replace('bytes=', '').split('-').map(Number);
+    return new Response(shard.slice(a, b + 1), { status: 206 });
+  };
+  const slice = (offset, length) => ({ url: 'u', file: 'pack-0.bin', offset, length, count: 2, range: [4, 8] });
+  for (const partial of [true, false]) {
+    asked.length = 0;
+    const cache = new PackCache(serve(partial));
+    assert.deepEqual(Array.from(await cache.bytes(slice(4, 2), 'x')), [14, 15]);
+    assert.deepEqual(Array.from(await cache.bytes(slice(6, 2), 'y')), [16, 17]);
+    assert.deepEqual(asked, ['bytes=4-7']); // once for both: the span's two images
+  }
+  const cache = new PackCache(serve(true));
+  await assert.rejects(cache.bytes({ ...slice(2, 2), range: [2, 4] }, 'z').then(() => cache.bytes(slice(4, 9), 'w')),
+    /pack-0.bin: 4 bytes from byte 4, but w is at bytes 4-13/);
+});

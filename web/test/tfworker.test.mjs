@@ -176,16 +176,26 @@ test('a dead worker fails what is waiting and every later call', async () => {
   await assert.rejects(client.rows([]), /boom/);
 });
 
-test('workerLanes and splitItems: one lane a pool thread unless ?lanes=N; contiguous parts, none empty', () => {
+test('workerLanes and splitItems: one lane a pool thread unless ?lanes=N; parts none empty, a shard in byte order', () => {
   assert.equal(workerLanes('', 2), 2);
   assert.equal(workerLanes('?lanes=1', 2), 1);
   assert.equal(workerLanes('?lanes=x', 4), 4);
   assert.equal(workerLanes('', 0), 1);
   const items = [1, 2, 3, 4, 5];
-  assert.deepEqual(splitItems(items, 2), [{ start: 0, items: [1, 2, 3] }, { start: 3, items: [4, 5] }]);
+  assert.deepEqual(splitItems(items, 2), [{ indices: [0, 1, 2], items: [1, 2, 3] }, { indices: [3, 4], items: [4, 5] }]);
   assert.deepEqual(splitItems(items, 3).map((p) => p.items), [[1, 2], [3], [4, 5]]);
-  assert.deepEqual(splitItems([1], 2), [{ start: 0, items: [1] }]);
-  assert.deepEqual(splitItems([], 2), [{ start: 0, items: [] }]);
+  assert.deepEqual(splitItems([1], 2), [{ indices: [0], items: [1] }]);
+  assert.deepEqual(splitItems([], 2), [{ indices: [], items: [] }]);
+  // served images in their shard's byte order, each part's slices narrowed to its span
+  const slice = (offset) => ({ url: 'p0', file: 'pack-0.bin', offset, length: 10, count: 4 });
+  const packed = [30, 0, 20, 10].map((o, i) => ({ name: `i${i}`, pack: slice(o) }));
+  const [first, second] = splitItems([...packed, { name: 'own' }], 2);
+  assert.deepEqual(first.indices, [1, 3, 2]);
+  assert.deepEqual(first.items.map((i) => i.pack.range), [[0, 30], [0, 30], [0, 30]]);
+  assert.deepEqual(first.items.map((i) => i.pack.count), [3, 3, 3]);
+  assert.deepEqual(second.indices, [0, 4]);
+  assert.deepEqual(second.items[0].pack, { ...slice(30), range: [30, 40], count: 1 });
+  assert.deepEqual(second.items[1], { name: 'own' });
 });
 
 /** A 'features' job as tf-worker.js featuresOf runs it: an item named 'bad' skipped, its row zero. */
