@@ -196,6 +196,18 @@ def layer_breakdown(model, x, reps: int = 3) -> dict:
     return {"batch": len(x), "kinds": out, "sum_ms_per_image": total_ms / len(x)}
 
 
+def conv_groups(model) -> list[list]:
+    """The model's layers after its input, each conv with the layers up to the next one (its
+    bias, ReLU6, padding): MobileNet v1 as the chain of units a roofline measures."""
+    groups: list[list] = []
+    for layer in model.layers[1:]:
+        if layer_macs(layer)[0] or not groups:
+            groups.append([layer])
+        else:
+            groups[-1].append(layer)
+    return groups
+
+
 def layer_roofline(model, x, peak_gflops: float, gbps: float, reps: int = 5) -> dict:
     """The roofline of each layer at this batch. A layer is a conv (Conv2D or DepthwiseConv2D,
     bias folded in) with the activation after it, run as one traced function on its real
@@ -204,12 +216,7 @@ def layer_roofline(model, x, peak_gflops: float, gbps: float, reps: int = 5) -> 
     weights, once each. Kinds below the machine balance (peak / bandwidth) are memory-bound."""
     import tensorflow as tf
 
-    groups: list[list] = []
-    for layer in model.layers[1:]:
-        if layer_macs(layer)[0] or not groups:
-            groups.append([layer])
-        else:
-            groups[-1].append(layer)
+    groups = conv_groups(model)
     rows = []
     h = tf.constant(x)
     for group in groups:

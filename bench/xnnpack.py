@@ -185,15 +185,10 @@ def lane_layers(folded, x, piece: int) -> dict:
     import numpy as np
     import tf_keras as keras
 
-    from bench.python import _kind, layer_macs
+    from bench.python import _kind, conv_groups, layer_macs
     from tfjs_transfer import tflite_engine
 
-    groups: list[list] = []
-    for layer in folded.layers[1:]:
-        if layer_macs(layer)[0] or not groups:
-            groups.append([layer])
-        else:
-            groups[-1].append(layer)
+    groups = conv_groups(folded)
     # every part converted and run once first, then all timed: TF's threads (the converter's)
     # idle by then, not spinning beside the one being timed
     parts, h = [], x[:piece]
