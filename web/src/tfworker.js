@@ -74,7 +74,7 @@ function narrowPacks(items) {
   const spans = new Map(); // shard url -> {range: [start, end], count}
   for (const { pack } of items) {
     if (!pack) continue;
-    const span = spans.get(pack.url) || { range: [pack.offset, pack.offset + pack.length], count: 0 };
+    const span = spans.get(pack.url) || { range: [Infinity, 0], count: 0 };
     span.range = [Math.min(span.range[0], pack.offset), Math.max(span.range[1], pack.offset + pack.length)];
     span.count += 1;
     spans.set(pack.url, span);
@@ -89,7 +89,9 @@ const shareOf = (batchSize, lanes) => Math.max(1, Math.ceil(batchSize / lanes));
 function joinRows(parts, outs, count) {
   const { size } = outs[0];
   const data = new Float32Array(count * size);
-  outs.forEach((out, k) => parts[k].indices.forEach((i, j) => data.set(out.data.subarray(j * size, (j + 1) * size), i * size)));
+  outs.forEach((out, k) => parts[k].indices.forEach((i, j) => {
+    data.set(out.data.subarray(j * size, (j + 1) * size), i * size);
+  }));
   return data;
 }
 
@@ -157,7 +159,7 @@ export class TfWorker {
 
   /**
    * Features of items [{src: Blob|URL string, name, pack?}], decoded in the workers (packs.js),
-   * each lane a contiguous share of them and of `batchSize`.
+   * each lane its share of them (splitItems) and of `batchSize`.
    * @returns {Promise<{data: Float32Array, size: number, skipped: {index, reason, input}[]}>}
    *   row i for items[i]; skipped items' rows are zero
    */
@@ -175,8 +177,8 @@ export class TfWorker {
 
   /**
    * train.js extractFeatures' contract on the worker: every item's features, through the same
-   * extractFeatures in the worker (its pipeline) as one job a lane, each lane a contiguous share
-   * of the items and of the `batchSize` images per backbone run; progress comes back per batch,
+   * extractFeatures in the worker (its pipeline) as one job a lane, each lane its share of the
+   * items (splitItems) and of the `batchSize` images per backbone run; progress comes back per batch,
    * and shouldStop() is asked at each and every STOP_POLL_MS meanwhile (a Stop ends the job
    * between batches). An item that cannot be loaded fails the whole run, named, once the other
    * lanes have stopped at their next batch.
