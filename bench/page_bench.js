@@ -207,6 +207,16 @@
       inputs.forEach((x) => x.dispose());
       return { batch, ms, msPerImage: ms / n };
     },
+    // The same through the page's TF.js worker (its default path): each lane its share of the
+    // batch, as extract() shares it, all at once; as many runs as backboneOnly's batches. Null
+    // without a worker.
+    async backboneWorker(batch) {
+      const w = await workerReady();
+      if (!w) return null;
+      const runs = Math.ceil(S.bitmaps.length / batch);
+      const ms = await w.backboneMs(batch, runs);
+      return { batch, ms, msPerImage: ms / (runs * batch), lanes: w.liveLanes().length };
+    },
     async train(epochs, batchSize, rows, layers) {
       const [xs, ys] = trainingData(rows);
       const hp = m.training.hyperparameters;

@@ -3,6 +3,7 @@
 // comes with the page; webgl and cpu are imported (their own chunks) when first tried.
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import ADAM_WASM from './wasm/adam.wat';
+import CONV_WASM from './wasm/conv.wat';
 import RESIZE_WASM from './wasm/resize.wat';
 import SPARSE_WASM from './wasm/sparse.wat';
 import TRANSPOSE_WASM from './wasm/transpose.wat';
@@ -46,13 +47,13 @@ export function requestedBackend(search) {
  * Which of the page's own wasm kernels to install. ?tfjs= lists those to leave as TF.js has
  * them, for before/after benchmarks: matmul (matmul.js), transpose (transpose.js), adam
  * (adam.js), identity (identity.js), resize (resize.js), sparse (sparse.js: XNNPACK for every
- * product), or all.
+ * product), conv (conv.js: XNNPACK for the backbone's convolutions), or all.
  */
 export function pageKernels(search) {
   const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
   const own = (name) => !keep.includes(name) && !keep.includes('all');
   return { fastMatMul: own('matmul'), fastTranspose: own('transpose'), fusedAdam: own('adam'),
-    sharedIdentity: own('identity'), fastResize: own('resize'), sparseMatMul: own('sparse'),
+    sharedIdentity: own('identity'), fastResize: own('resize'), sparseMatMul: own('sparse'), fastConv: own('conv'),
     kernelThreads: new URLSearchParams(search).get('kernelThreads') !== '1' };
 }
 
@@ -143,7 +144,8 @@ export async function activateBackend(tf, preferred, pageUrl, kernels = {}, thre
     const started = name === 'wasm'
       ? await tryWasm(tf, threads || wasmThreads(navigator.hardwareConcurrency)) : await tryBackend(tf, name);
     if (started) {
-      const binaries = { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM, sparse: SPARSE_WASM };
+      const binaries = { adam: ADAM_WASM, transpose: TRANSPOSE_WASM, resize: RESIZE_WASM, sparse: SPARSE_WASM,
+        conv: CONV_WASM };
       const own = name === 'wasm' ? installWasmKernels(tf, binaries, kernels) : [];
       if (name === 'wasm' && kernels.kernelThreads !== false && startKernelThreads(tf, pageUrl, binaries)) {
         own.push('own kernels on 2 threads');

@@ -169,7 +169,7 @@ export class TfWorker {
     const parts = splitItems(items, lanes.length);
     if (parts.length < 2) return this.call('features', { items: items.map(workerItem), batchSize });
     const outs = await Promise.all(parts.map((part, k) => lanes[k].call('features',
-      { items: part.items.map(workerItem), batchSize: shareOf(batchSize, parts.length) })));
+      { items: part.items.map(workerItem), batchSize: shareOf(batchSize, parts.length), lanes: parts.length })));
     const skipped = outs.flatMap((out, k) => out.skipped.map((s) => ({ ...s, index: parts[k].indices[s.index] })))
       .sort((a, b) => a.index - b.index);
     return { data: joinRows(parts, outs, items.length), size: outs[0].size, skipped };
@@ -193,7 +193,7 @@ export class TfWorker {
     let failed = false; // a lane's failure stops the others between their batches
     const stop = () => failed || shouldStop();
     const runs = parts.map((part, k) => lanes[k].extractHere({
-      items: part.items, batchSize: shareOf(batchSize, parts.length), shouldStop: stop,
+      items: part.items, batchSize: shareOf(batchSize, parts.length), lanes: parts.length, shouldStop: stop,
       onProgress: (n) => {
         done[k] = n;
         onProgress(done.reduce((a, b) => a + b, 0), items.length);
@@ -212,8 +212,20 @@ export class TfWorker {
       waitMs: Math.max(...outs.map((out) => out.waitMs || 0)) };
   }
 
-  /** extract() on this worker alone. */
-  async extractHere({ items, batchSize, onProgress, shouldStop }) {
+  /**
+   * The backbone alone on blank preprocessed images, `batch` a run shared by the lanes as
+   * extract() shares it, `runs` runs at once in every lane: the slowest lane's ms (make bench).
+   */
+  async backboneMs(batch, runs) {
+    await this.lanesStarted;
+    const lanes = this.liveLanes().slice(0, batch);
+    const ms = await Promise.all(lanes.map((lane) => lane.call('backbone',
+      { batch: shareOf(batch, lanes.length), runs, lanes: lanes.length })));
+    return Math.max(...ms);
+  }
+
+  /** extract() on this worker alone (`lanes`: how many workers extract at once). */
+  async extractHere({ items, batchSize, lanes = 1, onProgress, shouldStop }) {
     if (shouldStop()) return null;
     let counted = 0;
     let stopSent = false;
@@ -223,7 +235,7 @@ export class TfWorker {
         this.worker.postMessage({ type: 'stop' });
       }
     };
-    const pending = this.call('extract', { items: items.map(workerItem), batchSize }, {
+    const pending = this.call('extract', { items: items.map(workerItem), batchSize, lanes }, {
       onMessage: ({ done, total }) => {
         this.onDecoded(done - counted);
         counted = done;

@@ -13,17 +13,21 @@ const binaries = await compileKernels();
 
 test('only the kernels asked for are installed', () => {
   const wasm = (name) => tf.getKernel(name, 'wasm').kernelFunc;
-  const before = { BatchMatMul: wasm('BatchMatMul'), Identity: wasm('Identity'), ResizeBilinear: wasm('ResizeBilinear') };
-  assert.deepEqual(installWasmKernels(tf, binaries, { fastMatMul: false, sharedIdentity: false, fastResize: false }),
-    ['SIMD transposes', 'fused Adam']);
+  const before = { BatchMatMul: wasm('BatchMatMul'), Identity: wasm('Identity'), ResizeBilinear: wasm('ResizeBilinear'),
+    FusedConv2D: wasm('FusedConv2D'), FusedDepthwiseConv2D: wasm('FusedDepthwiseConv2D') };
+  assert.deepEqual(installWasmKernels(tf, binaries, { fastMatMul: false, sharedIdentity: false, fastResize: false,
+    fastConv: false }), ['SIMD transposes', 'fused Adam']);
   assert.equal(wasm('BatchMatMul'), before.BatchMatMul);
   assert.equal(wasm('Identity'), before.Identity);
   assert.equal(wasm('ResizeBilinear'), before.ResizeBilinear);
+  assert.equal(wasm('FusedConv2D'), before.FusedConv2D);
+  assert.equal(wasm('FusedDepthwiseConv2D'), before.FusedDepthwiseConv2D);
 });
 
 test('all of them by default, each once', () => {
   assert.deepEqual(installWasmKernels(tf, binaries),
-    ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
+    ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones',
+      'SIMD resize', 'FMA convolutions']);
   const transpose = tf.getKernel('Transpose', 'wasm').kernelFunc;
   installWasmKernels(tf, binaries);
   assert.equal(tf.getKernel('Transpose', 'wasm').kernelFunc, transpose);

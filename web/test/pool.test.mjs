@@ -1,7 +1,7 @@
 // web/src/wasm/pool.js: the page's training kernels split over a helper thread (worker_threads
 // here, on a shared WebAssembly.Memory as the threaded wasm backend's) write exactly the bytes
 // one thread writes: the products over mostly-zero features (both splits of the forward, the
-// kernel gradient) and Adam in place. Without a helper, or with one that never answers, the
+// kernel gradient), Adam in place and the backbone's convolutions (conv.wat). Without a helper, or with one that never answers, the
 // caller runs everything itself and nothing hangs.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
@@ -9,12 +9,13 @@ import { Worker } from 'node:worker_threads';
 import { KernelPool, startKernelPool, STATE, SLOT } from '../src/wasm/pool.js';
 import { product, productTransposeA } from '../src/wasm/sparse.js';
 import { adamUpdate } from '../src/wasm/adam.js';
+import { split } from '../src/wasm/conv.js';
 import { compileKernels } from '../tools/wat.mjs';
 
 const binaries = await compileKernels();
 const memory = new WebAssembly.Memory({ initial: 1100, maximum: 65536, shared: true });
 const instance = (b) => new WebAssembly.Instance(new WebAssembly.Module(b.shared), { env: { memory } }).exports;
-const kernel = { ...instance(binaries.sparse), ...instance(binaries.adam) };
+const kernel = { ...instance(binaries.sparse), ...instance(binaries.adam), ...instance(binaries.conv) };
 let worker = null;
 const pool = startKernelPool(memory, binaries, () => {
   worker = new Worker(new URL('./kernel-helper.mjs', import.meta.url));
@@ -124,4 +125,28 @@ test('a helper not started, or one that never takes a chunk: the caller runs the
 test('no pool on unshared memory', () => {
   const local = new WebAssembly.Memory({ initial: 1 });
   assert.equal(startKernelPool(local, binaries, () => { throw new Error('not called'); }), null);
+});
+
+test('convolutions on two threads equal one thread\'s bytes', async () => {
+  const p = await readyPool();
+  const shared = sharing(p);
+  // pointwise: 4 x 33 x 31 rows (a multiple of 4 per chunk, the rest in the last) of 16 channels -> 24
+  const [m, k, n] = [4 * 33 * 31, 16, 24];
+  const a = alloc(m * k), w = alloc(k * n), b = alloc(n), y1 = alloc(m * n), y2 = alloc(m * n);
+  [[a, m * k], [w, k * n], [b, n], [y2, m * n]].forEach(([at, len]) => fill(at, len));
+  const rows = (out) => (r0, r1) => [a + 4 * r0 * k, w, b, out + 4 * r0 * n, r1 - r0, k, n, 0, 6];
+  split(kernel.pointwise, null, 3, m, m * n, rows(y1), 4);
+  const before = p.splits;
+  split(shared.pointwise, p, 3, m, m * n, rows(y2), 4);
+  assert.ok(bytes(y1, m * n).equals(bytes(y2, m * n)), 'pointwise');
+  // depthwise: 4 x 48 x 48 x 8, stride 1, padding 1, no activation (infinite bounds as arguments)
+  const [batch, h, c] = [4, 48, 8];
+  const size = batch * h * h * c;
+  const x = alloc(size), f = alloc(9 * c), fb = alloc(c), d1 = alloc(size), d2 = alloc(size);
+  [[x, size], [f, 9 * c], [fb, c], [d2, size]].forEach(([at, len]) => fill(at, len));
+  const outRows = (out) => (r0, r1) => [x, f, fb, out, h, h, c, h, h, 1, 1, 1, -Infinity, Infinity, r0, r1];
+  split(kernel.depthwise, null, 4, batch * h, size, outRows(d1), 1);
+  split(shared.depthwise, p, 4, batch * h, size, outRows(d2), 1);
+  assert.ok(bytes(d1, size).equals(bytes(d2, size)), 'depthwise');
+  assert.equal(p.splits - before, 2, 'both split over the helper');
 });

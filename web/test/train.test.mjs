@@ -59,7 +59,8 @@ for (const backend of ['cpu', 'wasm']) {
       const kernels = backend === 'wasm' ? installWasmKernels(tf, await compileKernels()) : [];
       assert.equal(tf.getBackend(), backend);
       assert.deepEqual(kernels, backend === 'cpu' ? []
-        : ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones', 'SIMD resize']);
+        : ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones',
+          'SIMD resize', 'FMA convolutions']);
       backbone = makeBackbone();
       baseline = tf.memory().numTensors;
     });

@@ -4,9 +4,14 @@
 // tools/train-check.mjs.
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import v8 from 'node:v8';
 import wabtInit from 'wabt';
 
-const FEATURES = { simd: true, threads: true, bulk_memory: true };
+// conv.wat uses relaxed SIMD (fused multiply-adds), which the page's browsers run as shipped and
+// Node 20 behind a flag: on for this process (and its worker threads) wherever kernels are compiled here.
+v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+
+const FEATURES = { simd: true, relaxed_simd: true, threads: true, bulk_memory: true };
 
 /** @returns {Promise<{shared: Uint8Array, local: Uint8Array}>} */
 export async function compileWat(path) {
@@ -32,6 +37,7 @@ export async function compileKernels() {
   const src = (name) => new URL(`../src/wasm/${name}.wat`, import.meta.url).pathname;
   return {
     adam: await compileWat(src('adam')),
+    conv: await compileWat(src('conv')),
     resize: await compileWat(src('resize')),
     sparse: await compileWat(src('sparse')),
     transpose: await compileWat(src('transpose')),

@@ -1,4 +1,4 @@
-// A second thread for the page's own training kernels (sparse.wat's products, adam.wat).
+// A second thread for the page's own kernels (sparse.wat's products, adam.wat, conv.wat).
 //
 // TF.js' XNNPACK runs on the wasm backend's thread pool, but the page's kernels ran on the
 // calling thread alone. Each of them is a loop over independent outputs, so one helper worker,
@@ -18,10 +18,11 @@
 // late, and the helper's last chunk most often ends within that (the main thread never may). A
 // helper that has not started, a memory that is not shared or a small range: one thread.
 
-import { compiledModule } from './memory.js';
+import { compiledModule, supported } from './memory.js';
 
 // the helper's functions, by index in a job
-export const FUNCTIONS = [['sparse', 'matmulStrided'], ['sparse', 'matmulTransposeAStrided'], ['adam', 'adam']];
+export const FUNCTIONS = [['sparse', 'matmulStrided'], ['sparse', 'matmulTransposeAStrided'], ['adam', 'adam'],
+  ['conv', 'pointwise'], ['conv', 'depthwise']];
 
 // Int32 slots of the control buffer. next: the job's seq << 8 | its next chunk; done: chunks
 // the helper finished; fn: the function's index | argument count << 8 | chunk count << 16.
@@ -29,6 +30,9 @@ export const FUNCTIONS = [['sparse', 'matmulStrided'], ['sparse', 'matmulTranspo
 // one chunk to the next, the last chunk's.
 export const SLOT = { state: 0, job: 1, next: 2, done: 3, fn: 4 };
 export const STATE = { starting: 0, ready: 1, failed: 2 };
+// How long the helper watches for the next job after one of FUNCTIONS[i] (ms) before it sleeps:
+// a backbone's convolutions come one after the other, training's products with other work between.
+export const LINGER_MS = [0, 0, 0, 0.5, 0.5];
 /** How long the caller watches for the helper's last chunks before it blocks (where it may). */
 export const SPIN_MS = 1;
 export const ARGS = 32;
@@ -142,6 +146,8 @@ export function startKernelPool(memory, binaries, spawn) {
     const worker = spawn();
     if (!worker) return null;
     const modules = { sparse: compiledModule(binaries.sparse, true), adam: compiledModule(binaries.adam, true) };
+    // conv.wat needs relaxed SIMD: where it cannot run, conv.js is not in place either
+    if (binaries.conv && supported(binaries.conv)) modules.conv = compiledModule(binaries.conv, true);
     pool = new KernelPool(worker, memory, modules);
     const fail = () => pool.retire();
     if (typeof worker.addEventListener === 'function') worker.addEventListener('error', fail);

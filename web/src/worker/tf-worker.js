@@ -33,11 +33,29 @@ async function init({ manifest: m, pageUrl, backend: asked, kernels, fuse = true
 }
 
 /**
+ * Runs job() with the page's kernels on this thread alone while `lanes` workers share the cores
+ * (more than one): their helper thread would take the core another lane is using.
+ */
+async function laneOnly(lanes, job) {
+  const helper = lanes > 1 ? kernelThreads(tf) : null;
+  if (helper) kernelThreads(tf, false);
+  try {
+    return await job();
+  } finally {
+    if (helper) kernelThreads(tf, helper.enabled);
+  }
+}
+
+/**
  * Features of items [{src: Blob|URL, name}], batchSize images per backbone run.
  * @returns {{data: Float32Array, size: number, skipped: {index, reason, input}[]}} row i for
  *   items[i]; a skipped item's row stays zero (input: the file is not a usable image)
  */
-async function featuresOf({ items, batchSize = 4 }) {
+async function featuresOf({ items, batchSize = 4, lanes = 1 }) {
+  return laneOnly(lanes, () => featureRows(items, batchSize));
+}
+
+async function featureRows(items, batchSize) {
   const size = manifest.backbone.output_shape.reduce((a, b) => a * b, 1);
   const data = new Float32Array(items.length * size);
   const skipped = [];
@@ -87,15 +105,44 @@ async function loadPixels({ src, name, pack }) {
  * fetched and decoded while the backbone runs) in one job, not one message per batch.
  * Each batch's progress is posted ({type: 'progress', done, total}); a 'stop' ends it
  * between batches (result null); an item that cannot be loaded fails the job, named.
+ * `lanes`: how many workers extract at once (laneOnly).
  */
-async function extract({ items, batchSize }, post) {
-  const feats = await extractFeatures({
+async function extract({ items, batchSize, lanes = 1 }, post) {
+  const feats = await laneOnly(lanes, () => extractFeatures({
     tf, backbone, manifest, items, loadPixels, batchSize,
     onProgress: (done, total) => post({ type: 'progress', done, total }),
     shouldStop: () => stopAsked,
-  });
+  }));
   if (!feats) return { result: null };
   return { result: feats, transfer: [feats.data.buffer] };
+}
+
+/**
+ * The backbone alone, as this worker runs it, on `batch` preprocessed blank images: ms for `runs`
+ * runs after an untimed one (make bench's like-for-like of Python's figure, which also starts
+ * from preprocessed pixels; `lanes` as in extract).
+ */
+async function backboneMs({ batch, runs, lanes = 1 }) {
+  const { height, width, channels } = manifest.input;
+  const x = tf.zeros([batch, height, width, channels]);
+  const once = async () => {
+    const out = tf.tidy(() => features(tf, backbone, x));
+    try {
+      await out.data();
+    } finally {
+      out.dispose();
+    }
+  };
+  try {
+    return await laneOnly(lanes, async () => {
+      await once();
+      const start = performance.now();
+      for (let i = 0; i < runs; i++) await once();
+      return { result: performance.now() - start };
+    });
+  } finally {
+    x.dispose();
+  }
 }
 
 /**
@@ -192,7 +239,7 @@ async function threads(enabled) {
 }
 
 const JOBS = { init, warm, features: featuresOf, extract, train, head: useHead, classify: classifyFrame, memory,
-  kernelThreads: threads };
+  kernelThreads: threads, backbone: backboneMs };
 
 self.onmessage = ({ data: { id, type, payload } }) => {
   if (type === 'stop') {
