@@ -130,14 +130,14 @@ test('no pool on unshared memory', () => {
 test('convolutions on two threads equal one thread\'s bytes', async () => {
   const p = await readyPool();
   const shared = sharing(p);
-  // pointwise: 4 x 33 x 31 rows (a multiple of 4 per chunk, the rest in the last) of 16 channels -> 24
+  // pointwise: 4 x 33 x 31 rows (a multiple of 6 per chunk, the rest in the last) of 16 channels -> 24
   const [m, k, n] = [4 * 33 * 31, 16, 24];
   const a = alloc(m * k), w = alloc(k * n), b = alloc(n), y1 = alloc(m * n), y2 = alloc(m * n);
   [[a, m * k], [w, k * n], [b, n], [y2, m * n]].forEach(([at, len]) => fill(at, len));
   const rows = (out) => (r0, r1) => [a + 4 * r0 * k, w, b, out + 4 * r0 * n, r1 - r0, k, n, 0, 6];
-  split(kernel.pointwise, null, 3, m, m * n, rows(y1), 4);
+  split(kernel.pointwise, null, 3, m, m * n, rows(y1), 6);
   const before = p.splits;
-  split(shared.pointwise, p, 3, m, m * n, rows(y2), 4);
+  split(shared.pointwise, p, 3, m, m * n, rows(y2), 6);
   assert.ok(bytes(y1, m * n).equals(bytes(y2, m * n)), 'pointwise');
   // depthwise: 4 x 48 x 48 x 8, stride 1, padding 1, no activation (infinite bounds as arguments)
   const [batch, h, c] = [4, 48, 8];

@@ -75,7 +75,7 @@ export function patchWasmConvolutions(tf, binaries) {
     counts.pointwise += 1;
     if (m > 0) {
       split(kernelExports(binaries, backend).pointwise, poolOf(memoryOf(backend.wasm)), POINTWISE, m, m * n,
-        (r0, r1) => [at[0] + 4 * r0 * k, at[1], at[2], at[3] + 4 * r0 * n, r1 - r0, k, n, lo, hi], 4);
+        (r0, r1) => [at[0] + 4 * r0 * k, at[1], at[2], at[3] + 4 * r0 * n, r1 - r0, k, n, lo, hi], 6);
     }
     return out;
   });
