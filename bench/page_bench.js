@@ -207,15 +207,15 @@
       inputs.forEach((x) => x.dispose());
       return { batch, ms, msPerImage: ms / n };
     },
-    // The same through the page's TF.js worker (its default path): each lane its share of the
-    // batch, as extract() shares it, all at once; as many runs as backboneOnly's batches. Null
+    // The same through the page's TF.js worker (its default path): every lane runs batches of
+    // `batch`, as extract() has them, all at once, as many as backboneOnly's in all. Null
     // without a worker.
     async backboneWorker(batch) {
       const w = await workerReady();
       if (!w) return null;
-      const runs = Math.ceil(S.bitmaps.length / batch);
-      const ms = await w.backboneMs(batch, runs);
-      return { batch, ms, msPerImage: ms / (runs * batch), lanes: w.liveLanes().length };
+      const lanes = w.liveLanes().length;
+      const { ms, images } = await w.backboneMs(batch, Math.max(1, Math.round(S.bitmaps.length / batch / lanes)));
+      return { batch, ms, msPerImage: ms / images, lanes };
     },
     async train(epochs, batchSize, rows, layers) {
       const [xs, ys] = trainingData(rows);

@@ -226,7 +226,8 @@ test('lanes: extract() and rows() share the items, rows and skipped indices in t
   assert.equal(out.count, 5);
   assert.deepEqual(first.sent[0].message.payload.items.map((i) => i.name), ['1', '2', '3']);
   assert.deepEqual(second.sent[0].message.payload.items.map((i) => i.name), ['4', '5']);
-  assert.equal(first.sent[0].message.payload.batchSize, 2); // the batch shared by the lanes
+  assert.equal(first.sent[0].message.payload.batchSize, 4); // each lane runs the page's batch
+  assert.equal(first.sent[0].message.payload.lanes, 2); // (its kernels' helper off meanwhile)
   assert.equal(progress.at(-1)[0], 5);
   assert.ok(progress.every(([d, t], i) => t === 5 && (i === 0 || d > progress[i - 1][0])), JSON.stringify(progress));
   assert.equal(decoded, 5); // a lane's decodes counted by the page's callback
