@@ -148,5 +148,14 @@ test('convolutions on two threads equal one thread\'s bytes', async () => {
   split(kernel.depthwise, null, 4, batch * h, size, outRows(d1), 1);
   split(shared.depthwise, p, 4, batch * h, size, outRows(d2), 1);
   assert.ok(bytes(d1, size).equals(bytes(d2, size)), 'depthwise');
-  assert.equal(p.splits - before, 2, 'both split over the helper');
+  // the first layer: 4 x 96 x 96 x 3 -> 48 x 48 x 8, stride 2, padding at the bottom and right
+  const [ih, oh] = [96, 48];
+  const isize = batch * ih * ih * 3, osize = batch * oh * oh * 8;
+  const im = alloc(isize), k3 = alloc(27 * 8), b3 = alloc(8), o1 = alloc(osize), o2 = alloc(osize);
+  [[im, isize], [k3, 27 * 8], [b3, 8], [o2, osize]].forEach(([at, len]) => fill(at, len));
+  const convRows = (out) => (r0, r1) => [im, k3, b3, out, ih, ih, 3, 8, oh, oh, 2, 0, 0, 0, 6, r0, r1];
+  split(kernel.conv3x3, null, 5, batch * oh, osize, convRows(o1), 1);
+  split(shared.conv3x3, p, 5, batch * oh, osize, convRows(o2), 1);
+  assert.ok(bytes(o1, osize).equals(bytes(o2, osize)), 'conv3x3');
+  assert.equal(p.splits - before, 3, 'all three split over the helper');
 });

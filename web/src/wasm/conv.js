@@ -1,12 +1,13 @@
 // A MobileNet's convolutions on the wasm backend: its pointwise (1x1) and 3x3 depthwise layers
-// with their bias and activation (source in conv.wat).
+// and its first 3x3 convolution, with their bias and activation (source in conv.wat).
 //
 // Extracting features is almost all these two. The XNNPACK inside tfjs-backend-wasm 4.22 runs
 // them well under what plain SIMD loops with fused multiply-adds (relaxed SIMD) do on a
 // MobileNet's shapes, worst on the wide, shallow early layers (112x112x8); make bench shows
 // the backbone with and without them (?tfjs=conv). This replaces the wasm FusedConv2D kernel
-// for 1x1 convolutions with stride 1 and a multiple of 8 filters, and FusedDepthwiseConv2D for
-// 3x3 ones with a multiplier of 1 and a multiple of 4 channels: float32, NHWC, dilation 1, a
+// for 1x1 convolutions with stride 1 and for 3x3 ones with equal strides, a multiple of 8
+// filters each, and FusedDepthwiseConv2D for 3x3 ones with a multiplier of 1 and a multiple of
+// 4 channels: float32, NHWC, dilation 1, a
 // bias, linear / relu / relu6. Everything else keeps TF.js' kernel. Output rows are split over
 // pool.js' threads. Each output is its sum in a fixed order, rounded once per multiply-add where
 // the machine fuses them, the bias added last: results agree with the cpu backend's to float32
@@ -18,16 +19,17 @@ import { MIN_SPLIT, poolOf } from './pool.js';
 import { replaceKernel } from './replace.js';
 
 /** Convolutions run here so far (tests and the bench check which path features take). */
-export const counts = { pointwise: 0, depthwise: 0 };
+export const counts = { pointwise: 0, depthwise: 0, conv3x3: 0 };
 
 // activation -> [lo, hi] the kernels clamp to
 const BOUNDS = { linear: [-Infinity, Infinity], relu: [0, Infinity], relu6: [0, 6] };
 
 // Chunks of output rows a convolution is cut into, taken by pool.js' threads as they come free
-// (pool.js FUNCTIONS: 3 pointwise, 4 depthwise).
+// (pool.js FUNCTIONS: 3 pointwise, 4 depthwise, 5 conv3x3).
 const CHUNKS = 8;
 const POINTWISE = 3;
 const DEPTHWISE = 4;
+const CONV3X3 = 5;
 
 const ones = (v) => (Array.isArray(v) ? v : [v]).every((d) => d === 1);
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
@@ -48,6 +50,14 @@ export function takesPointwise(inputs, attrs) {
     || attrs.pad === 'valid' || attrs.pad === 0);
 }
 
+/** The shapes conv3x3 takes: a 3x3 filter, equal strides, filters a multiple of 8. */
+export function takesConv3x3(inputs, attrs) {
+  const [fh, fw, k, n] = inputs.filter.shape;
+  const [sh, sw] = Array.isArray(attrs.strides) ? attrs.strides : [attrs.strides, attrs.strides];
+  return !!boundsOf(inputs, attrs) && fh === 3 && fw === 3 && k === inputs.x.shape[3] && k > 0 && n > 0
+    && n % 8 === 0 && sh === sw && sh > 0 && size(inputs.bias.shape) === n;
+}
+
 /** The shapes depthwise takes: a 3x3 filter, multiplier 1, equal strides, channels a multiple of 4. */
 export function takesDepthwise(inputs, attrs) {
   const [fh, fw, c, mult] = inputs.filter.shape;
@@ -65,6 +75,7 @@ export function takesDepthwise(inputs, attrs) {
 export function patchWasmConvolutions(tf, binaries) {
   if (!binaries || !supported(binaries)) return false;
   const pointwise = replaceKernel(tf, 'FusedConv2D', (original) => ({ inputs, backend, attrs }) => {
+    if (takesConv3x3(inputs, attrs)) return conv3x3(tf, binaries, inputs, backend, attrs);
     if (!takesPointwise(inputs, attrs)) return original.kernelFunc({ inputs, backend, attrs });
     const { x, filter, bias } = inputs;
     const [k, n] = filter.shape.slice(2);
@@ -99,6 +110,26 @@ export function patchWasmConvolutions(tf, binaries) {
     return out;
   });
   return pointwise && depthwise;
+}
+
+/** A 3x3 convolution (a MobileNet's first layer) by conv.wat's conv3x3, output rows split as depthwise's. */
+function conv3x3(tf, binaries, inputs, backend, attrs) {
+  const { x, filter } = inputs;
+  const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode, false);
+  const out = backend.makeOutput(info.outShape, 'float32');
+  const [lo, hi] = boundsOf(inputs, attrs);
+  const [batch, h, w, c] = x.shape;
+  const { outHeight, outWidth, outChannels, strideHeight, padInfo } = info;
+  const at = [x, filter, inputs.bias, out].map((t) => offsetOf(backend, t));
+  counts.conv3x3 += 1;
+  const rows = batch * outHeight;
+  if (rows > 0 && outWidth > 0) {
+    split(kernelExports(binaries, backend).conv3x3, poolOf(memoryOf(backend.wasm)), CONV3X3, rows,
+      size(info.outShape), (r0, r1) => [...at, h, w, c, outChannels, outHeight, outWidth, strideHeight, padInfo.top,
+        padInfo.left, lo, hi, r0, r1], 1);
+  }
+  return out;
 }
 
 /**

@@ -22,7 +22,7 @@ import { compiledModule, supported } from './memory.js';
 
 // the helper's functions, by index in a job
 export const FUNCTIONS = [['sparse', 'matmulStrided'], ['sparse', 'matmulTransposeAStrided'], ['adam', 'adam'],
-  ['conv', 'pointwise'], ['conv', 'depthwise']];
+  ['conv', 'pointwise'], ['conv', 'depthwise'], ['conv', 'conv3x3']];
 
 // Int32 slots of the control buffer. next: the job's seq << 8 | its next chunk; done: chunks
 // the helper finished; fn: the function's index | argument count << 8 | chunk count << 16.
@@ -32,11 +32,11 @@ export const SLOT = { state: 0, job: 1, next: 2, done: 3, fn: 4 };
 export const STATE = { starting: 0, ready: 1, failed: 2 };
 // How long the helper watches for the next job after one of FUNCTIONS[i] (ms) before it sleeps:
 // a backbone's convolutions come one after the other, training's products with other work between.
-export const LINGER_MS = [0, 0, 0, 0.5, 0.5];
+export const LINGER_MS = [0, 0, 0, 0.5, 0.5, 0.5];
 /** How long the caller watches for the helper's last chunks before it blocks (where it may). */
 export const SPIN_MS = 1;
 export const ARGS = 32;
-export const MAX_ARGS = 16;
+export const MAX_ARGS = 20;
 export const CONTROL_BYTES = ARGS + 3 * 8 * MAX_ARGS;
 const SEQ_MASK = 0x7fffff; // seq << 8 stays a positive int32
 
@@ -103,7 +103,7 @@ export class KernelPool {
    * ready helper, all of them here, in order.
    */
   run(fn, local, first, step, last, chunks) {
-    if (!this.enabled || !this.ready || chunks < 2 || chunks > 254) {
+    if (!this.enabled || !this.ready || chunks < 2 || chunks > 254 || first.length > MAX_ARGS) {
       for (let i = 0; i < chunks; i++) local(...chunkArgs(first, step, last, chunks, i));
       return;
     }
