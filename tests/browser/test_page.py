@@ -4,7 +4,9 @@ backends, and static hosting from a sub-path.
 
 Tolerances (measured on the logo site, Chromium 14x, 2 cores; see the web README section):
 features max |diff| 9.4e-4 (wasm), 1.1e-3 (cpu), 1.2e-3 (webgl) on values in [0, 6]; with
-the backbone as fused ops (web/src/fused.js) 2.2e-3 on wasm (model.apply 2.3e-3 then),
+the backbone as fused ops (web/src/fused.js) 2.2e-3 on wasm (model.apply 2.3e-3 then), and
+0 with the page's own convolutions (web/src/wasm/conv.wat: the same float32 sums, fused
+multiply-adds and bias last, as TF's CPU kernels here; a machine without FMA rounds twice),
 cosine 1 - 3e-8; probabilities max |diff| < 1e-6 (the Python head is confident).
 The asserted bounds leave room: FEATURE_ATOL, COSINE_MIN, PROB_ATOL below.
 """
