@@ -208,13 +208,13 @@
       return { batch, ms, msPerImage: ms / n };
     },
     // The same through the page's TF.js worker (its default path): every lane runs batches of
-    // `batch`, as extract() has them, all at once, as many as backboneOnly's in all. Null
+    // `batch`, as extract() has them, all at once, each as many as backboneOnly runs. Null
     // without a worker.
     async backboneWorker(batch) {
       const w = await workerReady();
       if (!w) return null;
       const lanes = w.liveLanes().length;
-      const { ms, images } = await w.backboneMs(batch, Math.max(1, Math.round(S.bitmaps.length / batch / lanes)));
+      const { ms, images } = await w.backboneMs(batch, Math.ceil(S.bitmaps.length / batch));
       return { batch, ms, msPerImage: ms / images, lanes };
     },
     async train(epochs, batchSize, rows, layers) {
