@@ -65,7 +65,11 @@ export class PackCache {
     return bytes.subarray(slice.offset - base, end - base);
   }
 
-  /** {bytes, base}: the shard's bytes from byte `base` (its range's start when the server sent only that). */
+  /**
+   * {bytes, base}: the shard's bytes from byte `base`. A partial answer (206) starts where its
+   * Content-Range says, and not only ranged requests get one: once lanes fetched a file's spans,
+   * Chromium answers a request for the whole file from its cache as a 206 of all its bytes.
+   */
   async load({ url, file, range }) {
     let response;
     try {
@@ -75,8 +79,17 @@ export class PackCache {
       throw new Error(`could not fetch ${file}: ${e.message}`);
     }
     if (!response.ok) throw new Error(`could not fetch ${file}: HTTP ${response.status}`);
-    return { bytes: new Uint8Array(await response.arrayBuffer()), base: response.status === 206 ? range[0] : 0 };
+    return { bytes: new Uint8Array(await response.arrayBuffer()), base: baseOf(response, file, range) };
   }
+}
+
+/** The first byte of the shard a response holds: 0, or a partial answer's start. */
+function baseOf(response, file, range) {
+  if (response.status !== 206) return 0;
+  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(response.headers.get('Content-Range') || '');
+  if (match) return Number(match[1]);
+  if (range) return range[0]; // the span asked for (a cross-origin host may not expose the header)
+  throw new Error(`could not fetch ${file}: a partial answer (HTTP 206) without its Content-Range`);
 }
 
 const cache = new PackCache(); // one per realm: the page's, and its worker's own

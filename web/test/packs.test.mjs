@@ -103,3 +103,17 @@ test('PackCache: a slice with a range fetches only those bytes (206), or reads t
   await assert.rejects(cache.bytes({ ...slice(2, 2), range: [2, 4] }, 'z').then(() => cache.bytes(slice(4, 9), 'w')),
     /pack-0.bin: 4 bytes from byte 4, but w is at bytes 4-13/);
 });
+
+test('PackCache: a partial answer starts where its Content-Range says, asked for or not', async () => {
+  const shard = Uint8Array.from([10, 11, 12, 13, 14, 15, 16, 17]);
+  // an HTTP cache answering a whole-file request with 206 (whole or from byte 2), and without the header
+  const answer = (from, header = true) => async () => new Response(shard.slice(from), { status: 206,
+    headers: header ? { 'Content-Range': `bytes ${from}-7/8` } : {} });
+  const whole = { url: 'u', file: 'pack-0.bin', offset: 4, length: 2, count: 1 };
+  assert.deepEqual(Array.from(await new PackCache(answer(0)).bytes(whole, 'x')), [14, 15]);
+  assert.deepEqual(Array.from(await new PackCache(answer(2)).bytes(whole, 'x')), [14, 15]);
+  await assert.rejects(new PackCache(answer(0, false)).bytes(whole, 'x'),
+    /could not fetch pack-0.bin: a partial answer \(HTTP 206\) without its Content-Range/);
+  // a ranged request answered without the header: the span asked for
+  assert.deepEqual(Array.from(await new PackCache(answer(4, false)).bytes({ ...whole, range: [4, 8] }, 'x')), [14, 15]);
+});
