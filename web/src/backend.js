@@ -66,10 +66,9 @@ export const KERNEL_WORKER = 'kernel-worker.js';
  * @returns {boolean} whether the helper is starting
  */
 function startKernelThreads(tf, pageUrl, binaries) {
-  const memory = memoryOf(tf.backend().wasm);
-  const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
-  if (!shared || typeof Worker !== 'function') return false;
-  return !!startKernelPool(memory, binaries,
+  if (typeof Worker !== 'function') return false;
+  // startKernelPool starts none where the memory is not shared
+  return !!startKernelPool(memoryOf(tf.backend().wasm), binaries,
     () => new Worker(new URL(KERNEL_WORKER, pageUrl), { type: 'module', name: 'page kernels' }));
 }
 

@@ -123,25 +123,29 @@ async function extract({ items, batchSize, lanes = 1 }, post) {
  * from preprocessed pixels; `lanes` as in extract).
  */
 async function backboneMs({ batch, runs, lanes = 1 }) {
-  const { height, width, channels } = manifest.input;
-  const x = tf.zeros([batch, height, width, channels]);
-  const once = async () => {
-    const out = tf.tidy(() => features(tf, backbone, x));
-    try {
-      await out.data();
-    } finally {
-      out.dispose();
-    }
-  };
+  const x = blankBatch(batch);
   try {
     return await laneOnly(lanes, async () => {
-      await once();
+      await runBackbone(x);
       const start = performance.now();
-      for (let i = 0; i < runs; i++) await once();
+      for (let i = 0; i < runs; i++) await runBackbone(x);
       return { result: performance.now() - start };
     });
   } finally {
     x.dispose();
+  }
+}
+
+/** `n` blank images as the backbone takes them (warm-up and timing). */
+const blankBatch = (n) => tf.zeros([n, manifest.input.height, manifest.input.width, manifest.input.channels]);
+
+/** The backbone once on x, its output read back and freed. */
+async function runBackbone(x) {
+  const out = tf.tidy(() => features(tf, backbone, x));
+  try {
+    await out.data();
+  } finally {
+    out.dispose();
   }
 }
 
@@ -155,12 +159,11 @@ async function backboneMs({ batch, runs, lanes = 1 }) {
  * Nothing is kept.
  */
 async function warm({ train: withTraining = true } = {}) {
-  const { height, width, channels } = manifest.input;
-  const out = tf.tidy(() => features(tf, backbone, tf.zeros([FEATURE_BATCH, height, width, channels])));
+  const x = blankBatch(FEATURE_BATCH);
   try {
-    await out.data();
+    await runBackbone(x);
   } finally {
-    out.dispose();
+    x.dispose();
   }
   if (!withTraining) return { result: { batch: FEATURE_BATCH, epochs: 0 } };
   const hp = manifest.training.hyperparameters;
