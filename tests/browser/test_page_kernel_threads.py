@@ -45,3 +45,23 @@ def test_two_kernel_threads_train_as_one(watched, browser, site_url):
     assert float(np.abs(_floats(a["weights"][0])).max()) > 0
     assert all(_floats(x).tobytes() == _floats(y).tobytes() for x, y in zip(a["weights"], b["weights"])), diffs
     assert a["loss"] == b["loss"]
+
+
+ONE_CORE = "Object.defineProperty(navigator, 'hardwareConcurrency', {configurable: true, get: () => 1})"
+
+
+def test_one_core_keeps_the_kernels_on_one_thread(browser, site_url):
+    """A machine with one core (Chromium reports the cores the process may run on) starts no
+    helper: it would take turns with the thread it helps."""
+    context = browser.new_context()
+    try:
+        context.add_init_script(ONE_CORE)
+        one = Watched(context.new_page())
+        open_app(one.page, site_url + "?backend=wasm&worker=0")
+        info = one.page.inner_text("[data-testid=backend-info]")
+        assert one.page.evaluate("navigator.hardwareConcurrency") == 1
+        assert "wasm" in info and "own kernels on 2 threads" not in info, info
+        assert one.page.evaluate(SPLITS) is None
+        assert not one.unexpected(), one.unexpected()
+    finally:
+        context.close()

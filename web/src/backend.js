@@ -60,13 +60,15 @@ export function pageKernels(search) {
 export const KERNEL_WORKER = 'kernel-worker.js';
 
 /**
- * Starts the helper thread of the page's training kernels (wasm/pool.js) when the backend's
- * memory is shared (TF.js' threaded build, whatever its pool's size: a lane of tfworker.js runs
- * a pool of one): ?kernelThreads=1 keeps them on one.
+ * Starts the helper thread of the page's kernels (wasm/pool.js) when the backend's memory is
+ * shared (TF.js' threaded build, whatever its pool's size: a lane of tfworker.js runs a pool of
+ * one) and the machine has a second core for it: on one core the helper would take turns with
+ * the thread it helps (and it watches for the next convolution before it sleeps, pool.js
+ * LINGER_MS). ?kernelThreads=1 keeps the kernels on one thread anywhere.
  * @returns {boolean} whether the helper is starting
  */
 function startKernelThreads(tf, pageUrl, binaries) {
-  if (typeof Worker !== 'function') return false;
+  if (typeof Worker !== 'function' || !(navigator.hardwareConcurrency >= 2)) return false;
   // startKernelPool starts none where the memory is not shared
   return !!startKernelPool(memoryOf(tf.backend().wasm), binaries,
     () => new Worker(new URL(KERNEL_WORKER, pageUrl), { type: 'module', name: 'page kernels' }));

@@ -82,9 +82,6 @@ function narrowPacks(items) {
   return items.map((item) => (item.pack ? { ...item, pack: { ...item.pack, ...spans.get(item.pack.url) } } : item));
 }
 
-/** A lane's share of a batch of `batchSize` images run by `lanes` lanes. */
-const shareOf = (batchSize, lanes) => Math.max(1, Math.ceil(batchSize / lanes));
-
 /** The lanes' rows ({data, size} for each of splitItems' parts) as one array, in the items' order. */
 function joinRows(parts, outs, count) {
   const { size } = outs[0];
@@ -159,7 +156,8 @@ export class TfWorker {
 
   /**
    * Features of items [{src: Blob|URL string, name, pack?}], decoded in the workers (packs.js),
-   * each lane its share of them (splitItems) and of `batchSize`.
+   * each lane its share of them (splitItems), `batchSize` images a backbone run in each (as
+   * extract(): a part of `batchSize` items is one run in every lane).
    * @returns {Promise<{data: Float32Array, size: number, skipped: {index, reason, input}[]}>}
    *   row i for items[i]; skipped items' rows are zero
    */
@@ -169,7 +167,7 @@ export class TfWorker {
     const parts = splitItems(items, lanes.length);
     if (parts.length < 2) return this.call('features', { items: items.map(workerItem), batchSize });
     const outs = await Promise.all(parts.map((part, k) => lanes[k].call('features',
-      { items: part.items.map(workerItem), batchSize: shareOf(batchSize, parts.length), lanes: parts.length })));
+      { items: part.items.map(workerItem), batchSize, lanes: parts.length })));
     const skipped = outs.flatMap((out, k) => out.skipped.map((s) => ({ ...s, index: parts[k].indices[s.index] })))
       .sort((a, b) => a.index - b.index);
     return { data: joinRows(parts, outs, items.length), size: outs[0].size, skipped };

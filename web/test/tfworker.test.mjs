@@ -238,7 +238,7 @@ test('lanes: extract() and rows() share the items, rows and skipped indices in t
   const r = await rowsClient.rows(['1', '2', 'bad', '4'].map((name) => ({ src: 'x', name })), 4);
   assert.deepEqual(r.skipped.map((s) => s.index), [2]);
   assert.deepEqual(Array.from(r.data), [1, 1, 1, 2, 2, 2, 0, 0, 0, 4, 4, 4]);
-  assert.equal(b.sent[0].message.payload.batchSize, 2);
+  assert.equal(b.sent[0].message.payload.batchSize, 4); // each lane runs the page's batch, as extract()
 });
 
 test('lanes: a lane that fails an item stops the others and names it; a failed lane is left out', async () => {
