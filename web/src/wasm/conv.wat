@@ -209,8 +209,7 @@
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $rows))))
 
-  ;; acc + the taps of one output inside the input, in ky, kx order (filter vectors from memory)
-;; [oxa, oxb): the outputs of a row whose three columns are inside the input,
+  ;; [oxa, oxb): the outputs of a row whose three columns are inside the input,
   ;; ox*s - left >= 0 and ox*s - left + 2 < w (the rest take the checked border path)
   (func $inner (param $w i32) (param $ow i32) (param $s i32) (param $left i32) (result i32 i32)
     (local $oxa i32) (local $oxb i32)
@@ -224,6 +223,7 @@
     (if (i32.gt_u (local.get $oxa) (local.get $oxb)) (then (local.set $oxa (local.get $oxb))))
     (local.get $oxa) (local.get $oxb))
 
+  ;; acc + the taps of one output inside the input, in ky, kx order (filter vectors from memory)
   (func $edge (param $in i32) (param $wt i32) (param $iy0 i32) (param $ix0 i32) (param $h i32) (param $w i32)
     (param $c4 i32) (param $acc v128) (result v128)
     (local $ky i32) (local $kx i32) (local $iy i32) (local $ix i32)
