@@ -47,13 +47,15 @@ export function requestedBackend(search) {
  * Which of the page's own wasm kernels to install. ?tfjs= lists those to leave as TF.js has
  * them, for before/after benchmarks: matmul (matmul.js), transpose (transpose.js), adam
  * (adam.js), identity (identity.js), resize (resize.js), sparse (sparse.js: XNNPACK for every
- * product), conv (conv.js: XNNPACK for the backbone's convolutions), or all.
+ * product), conv (conv.js: XNNPACK for the backbone's convolutions), chain (chain.js: the
+ * backbone's convolutions op by op), or all.
  */
 export function pageKernels(search) {
   const keep = (new URLSearchParams(search).get('tfjs') || '').split(',');
   const own = (name) => !keep.includes(name) && !keep.includes('all');
   return { fastMatMul: own('matmul'), fastTranspose: own('transpose'), fusedAdam: own('adam'),
     sharedIdentity: own('identity'), fastResize: own('resize'), sparseMatMul: own('sparse'), fastConv: own('conv'),
+    convChain: own('chain'),
     kernelThreads: new URLSearchParams(search).get('kernelThreads') !== '1' };
 }
 

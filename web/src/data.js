@@ -108,9 +108,20 @@ function newCanvas(width, height) {
  * @throws {InputError} not an image, too large, or undecodable
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
-  const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
-  return drawn(await decodePicture({ blob, type: blob.type }, head, name, maxPixels));
+  if (blob.size > WHOLE_READ_BYTES) {
+    const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
+    return drawn(await decodePicture({ blob, type: blob.type }, head, name, maxPixels));
+  }
+  const bytes = new Uint8Array(await blob.arrayBuffer());
+  return drawn(await decodePicture({ blob, bytes, type: blob.type }, bytes.subarray(0, 65536), name, maxPixels));
 }
+
+/**
+ * A file up to this size is read once, its bytes both sniffed and decoded: a slice to sniff
+ * is a second Blob to make and a second trip to the browser process for its bytes. A larger
+ * one is sniffed from its first bytes before anything more is read.
+ */
+const WHOLE_READ_BYTES = 16 * 1024 * 1024;
 
 /**
  * PNGs go through WebCodecs' ImageDecoder where the browser has it: it decodes the bytes in the
@@ -123,9 +134,10 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
 const DECODER_TYPES = new Set(['png']);
 
 /**
- * A checked picture of an image, given as a Blob or as its bytes ({blob} or {bytes}, and its
- * MIME `type` if known) whose first bytes are `head`: {source (an ImageBitmap or a VideoFrame,
- * to draw), width, height, close()} (the caller closes it).
+ * A checked picture of an image, given as a Blob, its bytes or both ({blob}, {bytes}, and its
+ * MIME `type` if known; createImageBitmap takes the Blob, ImageDecoder the bytes, where given)
+ * whose first bytes are `head`: {source (an ImageBitmap or a VideoFrame, to draw), width,
+ * height, close()} (the caller closes it).
  */
 async function decodePicture(image, head, name, maxPixels) {
   const kind = sniffImage(head);

@@ -5,6 +5,13 @@
 // and ReLU(6) as Relu then ClipByValue, each one more pass over the activations.
 // Anything the plan does not know (other layers, graphs that branch or merge) gives no plan:
 // the caller runs model.apply. The plan reads the layers' own variables at each run (no copies).
+// A head (Flatten, Dense, Dropout) runs the same way: its products without the layers'
+// machinery around each (Dense's reshapes, Dropout's identity), as Dense itself runs them.
+// A plan of convolutions alone (a MobileNet as served: its batch norms and paddings folded in
+// by the build) runs as one kernel, CONV_CHAIN, where the backend has it (wasm/chain.js).
+
+/** The kernel that runs a chain of fused convolutions as one (registered by wasm/chain.js). */
+export const CONV_CHAIN = 'TfjsTransferConvChain';
 
 /** ?fuse=0 runs the backbone layer by layer (model.apply): the "before" of the fused plan. */
 export function fuseRequested(search) {
@@ -13,6 +20,8 @@ export function fuseRequested(search) {
 
 // Activations the fused kernels take (FusedConv2D / FusedDepthwiseConv2D on every backend).
 const FUSABLE = new Set(['linear', 'relu', 'relu6']);
+// Those TF.js' Dense layer runs inside its product (_FusedMatMul), the rest after it.
+const DENSE_FUSABLE = new Set(['linear', 'relu']);
 
 /** The layers from the model's input to its output, or {reason} when it is not one chain. */
 function chainOf(model) {
@@ -36,7 +45,7 @@ function chainOf(model) {
 const pairOf = (v) => (Array.isArray(v) ? v : [v, v]);
 const activationName = (layer) => (layer.activation ? layer.activation.getClassName() : 'linear');
 
-/** One layer as a step {conv?, run(x)}, or a string saying why it cannot be one. */
+/** One layer as a step {conv?, fuses?, run(x)}, or a string saying why it cannot be one. */
 function stepOf(tf, layer) {
   const cls = layer.getClassName();
   const channelsLast = layer.dataFormat == null || layer.dataFormat === 'channelsLast';
@@ -50,6 +59,9 @@ function stepOf(tf, layer) {
       const act = activationName(layer);
       const step = {
         conv: true,
+        fuses: true,
+        depthwise,
+        layer,
         activation: FUSABLE.has(act) ? act : 'linear',
         after: FUSABLE.has(act) ? null : layer.activation, // applied on its own
         run(x) {
@@ -64,6 +76,31 @@ function stepOf(tf, layer) {
       };
       return step;
     }
+    case 'Dense': {
+      // as TF.js' Dense runs it (layers' core.ts): relu and linear inside the product with the
+      // bias, any other activation after a product and a bias add
+      let rank;
+      try {
+        rank = layer.input.shape.length;
+      } catch (e) { // a layer used more than once
+        return `${layer.name}: a shared layer`;
+      }
+      if (rank !== 2) return `${layer.name}: Dense on rank ${rank}`;
+      const act = activationName(layer);
+      return {
+        fuses: true,
+        activation: DENSE_FUSABLE.has(act) ? act : 'linear',
+        after: DENSE_FUSABLE.has(act) ? null : layer.activation,
+        run(x) {
+          const bias = layer.useBias ? layer.bias.read() : undefined;
+          if (!this.after) return tf.fused.matMul({ a: x, b: layer.kernel.read(), bias, activation: this.activation });
+          const y = tf.matMul(x, layer.kernel.read());
+          return this.after.apply(bias ? tf.add(y, bias) : y);
+        },
+      };
+    }
+    case 'Flatten':
+      return { run: (x) => tf.reshape(x, [x.shape[0], -1]) };
     case 'ReLU':
       return { activation: layer.maxValue == null ? 'relu' : layer.maxValue === 6 ? 'relu6' : null,
         run: (x) => (layer.maxValue == null ? tf.relu(x) : tf.clipByValue(tf.relu(x), 0, layer.maxValue)) };
@@ -90,7 +127,7 @@ function stepOf(tf, layer) {
 
 /**
  * The model's inference as fused ops: {run(x) -> Tensor, kernels: number of steps} when it
- * is a chain of known layers (rank-4, channels-last), else {run: null, reason}.
+ * is a chain of known layers (convolutions channels-last, products on rank 2), else {run: null, reason}.
  */
 export function compilePlan(tf, model) {
   const chain = chainOf(model);
@@ -101,15 +138,39 @@ export function compilePlan(tf, model) {
     const step = stepOf(tf, layer);
     if (typeof step === 'string') return { run: null, reason: step };
     const prev = steps[steps.length - 1];
-    // an activation right after a linear convolution goes into its kernel
-    if (step.activation && prev && prev.conv && prev.activation === 'linear' && !prev.after) {
+    // an activation right after a linear convolution (or product) goes into its kernel
+    if (step.activation && prev && prev.fuses && prev.activation === 'linear' && !prev.after
+      && (prev.conv || DENSE_FUSABLE.has(step.activation))) {
       prev.activation = step.activation;
     } else {
       steps.push(step);
     }
   }
+  const convs = steps.every((step) => step.conv && !step.after);
   return {
-    run: (x) => tf.tidy(() => steps.reduce((y, step) => step.run(y), x)),
+    run: (x) => tf.tidy(() => (convs && chainTakes(tf, steps, x) ? runChain(tf, steps, x)
+      : steps.reduce((y, step) => step.run(y), x))),
     kernels: steps.length,
+    chain: convs, // one CONV_CHAIN kernel where the backend has it
   };
+}
+
+/** Whether CONV_CHAIN runs these steps on x here: registered on the backend, x as the first layer takes it. */
+function chainTakes(tf, steps, x) {
+  const { depthwise, layer } = steps[0];
+  const filter = depthwise ? layer.depthwiseKernel : layer.kernel;
+  return x.rank === 4 && x.dtype === 'float32' && x.shape[3] === filter.shape[2]
+    && !!tf.getKernel(CONV_CHAIN, tf.getBackend());
+}
+
+/** The steps (each a convolution, its activation inside) as one CONV_CHAIN kernel. */
+function runChain(tf, steps, x) {
+  const inputs = { x };
+  const layers = steps.map(({ depthwise, layer, activation }, i) => {
+    inputs[`filter${i}`] = (depthwise ? layer.depthwiseKernel : layer.kernel).read();
+    if (layer.useBias) inputs[`bias${i}`] = layer.bias.read();
+    return { depthwise, strides: layer.strides, pad: layer.padding, dilations: depthwise ? 1 : layer.dilationRate,
+      activation };
+  });
+  return tf.engine().runKernel(CONV_CHAIN, inputs, { layers });
 }

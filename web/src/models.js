@@ -88,37 +88,37 @@ export function run(model, x) {
 }
 
 let fuse = true;
-const plans = new WeakMap(); // backbone model -> compilePlan()'s result
+const plans = new WeakMap(); // model -> compilePlan()'s result
 
-/** Whether backbones run as fused ops (fused.js) where they can: ?fuse=0 turns it off. */
+/** Whether models run as fused ops (fused.js) where they can: ?fuse=0 turns it off. */
 export function useFusedBackbone(on) {
   fuse = Boolean(on);
 }
 
-/** The backbone's features of x: its fused plan (fused.js) when it has one, else model.apply. */
-export function runBackbone(tf, backbone, x) {
-  if (!fuse) return run(backbone, x);
-  let plan = plans.get(backbone);
+/** A model's output for x: its fused plan (fused.js) when it has one, else model.apply. */
+export function runPlanned(tf, model, x) {
+  if (!fuse) return run(model, x);
+  let plan = plans.get(model);
   if (!plan) {
-    plan = compilePlan(tf, backbone);
-    plans.set(backbone, plan);
+    plan = compilePlan(tf, model);
+    plans.set(model, plan);
   }
-  return plan.run ? plan.run(x) : run(backbone, x);
+  return plan.run ? plan.run(x) : run(model, x);
 }
 
 /** Warms the kernels up once so the first real prediction is not the slow one (head: may be null). */
 export function warmUp(tf, backbone, head, manifest) {
   const { height, width, channels } = manifest.input;
   tf.tidy(() => {
-    const feats = runBackbone(tf, backbone, tf.zeros([1, height, width, channels]));
-    const out = head ? run(head, feats) : feats;
+    const feats = runPlanned(tf, backbone, tf.zeros([1, height, width, channels]));
+    const out = head ? runPlanned(tf, head, feats) : feats;
     out.dataSync();
   });
 }
 
 /** Backbone features for a preprocessed batch (tf.Tensor4D); caller owns the result. */
 export function features(tf, backbone, x) {
-  return tf.tidy(() => runBackbone(tf, backbone, x));
+  return tf.tidy(() => runPlanned(tf, backbone, x));
 }
 
 /**
@@ -127,8 +127,8 @@ export function features(tf, backbone, x) {
  */
 export function classify(tf, backbone, classifier, x) {
   return tf.tidy(() => (classifier.kind === 'merged'
-    ? run(classifier.model, x)
-    : run(classifier.model, runBackbone(tf, backbone, x))));
+    ? runPlanned(tf, classifier.model, x)
+    : runPlanned(tf, classifier.model, runPlanned(tf, backbone, x))));
 }
 
 /**

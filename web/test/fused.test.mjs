@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 import { describe, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { compilePlan, fuseRequested } from '../src/fused.js';
-import { features, useFusedBackbone } from '../src/models.js';
+import { CONV_CHAIN, compilePlan, fuseRequested } from '../src/fused.js';
+import { classify, features, useFusedBackbone } from '../src/models.js';
+import { registerConvChain } from '../src/wasm/chain.js';
+import { installWasmKernels } from '../src/wasm/kernels.js';
+import { compileKernels } from '../tools/wat.mjs';
 
 const seeded = (seed) => ({ kernelInitializer: tf.initializers.glorotUniform({ seed }),
   biasInitializer: tf.initializers.randomUniform({ minval: -0.5, maxval: 0.5, seed: seed + 100 }) });
@@ -34,6 +37,31 @@ function chain() {
   return tf.model({ inputs: input, outputs: y });
 }
 
+/** A served MobileNet's form: convolutions only, each with its bias and activation (the build folds the rest in). */
+function convs() {
+  const input = tf.input({ shape: [19, 17, 3] });
+  const dw = (seed, strides, activation = 'relu6') => tf.layers.depthwiseConv2d({ kernelSize: 3, strides, padding: 'same',
+    depthwiseInitializer: tf.initializers.glorotUniform({ seed }), biasInitializer: seeded(seed).biasInitializer,
+    useBias: true, activation });
+  let y = tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu6', ...seeded(21) }).apply(input);
+  y = dw(22, 1).apply(y);
+  y = tf.layers.conv2d({ filters: 16, kernelSize: 1, activation: 'relu6', ...seeded(23) }).apply(y);
+  y = dw(24, 2, 'linear').apply(y);
+  y = tf.layers.reLU({ maxValue: 6 }).apply(y); // goes into the depthwise kernel
+  y = tf.layers.conv2d({ filters: 12, kernelSize: 1, activation: 'relu', ...seeded(25) }).apply(y); // TF.js' kernel on wasm
+  y = tf.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false, ...seeded(26) }).apply(y);
+  return tf.model({ inputs: input, outputs: y });
+}
+
+/** The page's head: flatten, a hidden relu layer, dropout, softmax. */
+function head(shape, classes) {
+  return tf.sequential({ layers: [
+    tf.layers.flatten({ inputShape: shape }),
+    tf.layers.dense({ units: 10, activation: 'relu', ...seeded(31) }),
+    tf.layers.dropout({ rate: 0.5 }),
+    tf.layers.dense({ units: classes, activation: 'softmax', ...seeded(32) })] });
+}
+
 const maxDiff = (a, b) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
 const x = () => tf.randomUniform([3, 17, 17, 3], -1, 1, 'float32', 9);
 
@@ -42,6 +70,56 @@ for (const backend of ['cpu', 'wasm']) {
     before(async () => {
       await tf.setBackend(backend);
       await tf.ready();
+      if (backend === 'wasm') installWasmKernels(tf, await compileKernels()); // conv.wat and CONV_CHAIN, as the page
+    });
+
+    test('convolutions alone: one CONV_CHAIN kernel on wasm, the same bits as op by op, no intermediate kept', async () => {
+      const model = convs();
+      const plan = compilePlan(tf, model);
+      assert.ok(plan.run && plan.chain, plan.reason);
+      assert.equal(plan.kernels, 6);
+      const input = tf.randomUniform([2, 19, 17, 3], -1, 1, 'float32', 27);
+      const want = model.apply(input, { training: false });
+      const ids = tf.engine().backend.numDataIds();
+      const profile = await tf.profile(() => plan.run(input));
+      const got = profile.result;
+      assert.deepEqual(profile.kernels.map((k) => k.name).filter((n) => !n.endsWith('__op')),
+        backend === 'wasm' ? [CONV_CHAIN] : Array(6).fill(0).map((_, i) => ([1, 3].includes(i) ? 'FusedDepthwiseConv2D' : 'FusedConv2D')));
+      assert.equal(tf.engine().backend.numDataIds(), ids + 1, 'only the result is kept');
+      assert.ok(maxDiff(got, want) < 1e-5, `max |diff| ${maxDiff(got, want)}`);
+      if (backend === 'wasm') {
+        tf.unregisterKernel(CONV_CHAIN, 'wasm');
+        try {
+          const opByOp = plan.run(input);
+          assert.equal(maxDiff(got, opByOp), 0);
+          opByOp.dispose();
+        } finally {
+          registerConvChain(tf);
+        }
+        // an input the first layer does not take goes op by op, to TF.js' own error
+        assert.throws(() => plan.run(tf.zeros([1, 19, 17, 4])), /channels|depth/i);
+      }
+      tf.dispose([input, want, got]);
+      model.dispose();
+    });
+
+    test('a head: its products as Dense runs them, the same bits as apply; classify() runs both plans', () => {
+      const backbone = convs();
+      const top = head(backbone.outputs[0].shape.slice(1), 3);
+      const plan = compilePlan(tf, top);
+      assert.ok(plan.run, plan.reason);
+      assert.equal(plan.chain, false);
+      assert.equal(plan.kernels, 4);
+      const input = tf.randomUniform([2, 19, 17, 3], -1, 1, 'float32', 28);
+      const feats = backbone.apply(input, { training: false });
+      const want = top.apply(feats, { training: false });
+      const got = plan.run(feats);
+      assert.equal(maxDiff(got, want), 0);
+      const both = classify(tf, backbone, { model: top, kind: 'head' }, input);
+      assert.ok(maxDiff(both, want) < 1e-5);
+      tf.dispose([input, feats, want, got, both]);
+      top.dispose();
+      backbone.dispose();
     });
 
     test('a chain of convs and activations: fused == apply within 1e-5, one kernel per conv', () => {

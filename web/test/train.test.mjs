@@ -60,7 +60,7 @@ for (const backend of ['cpu', 'wasm']) {
       assert.equal(tf.getBackend(), backend);
       assert.deepEqual(kernels, backend === 'cpu' ? []
         : ['XNNPACK for transposed products', 'sparse feature products', 'SIMD transposes', 'fused Adam', 'shared clones',
-          'SIMD resize', 'FMA convolutions']);
+          'SIMD resize', 'FMA convolutions', 'one-kernel backbones']);
       backbone = makeBackbone();
       baseline = tf.memory().numTensors;
     });

@@ -14,7 +14,7 @@
 // backbone's features equal Keras's here (tests/browser/test_page_fused.py).
 
 import { kernelExports, memoryOf, offsetOf, supported } from './memory.js';
-import { FUNCTIONS, MIN_SPLIT, poolOf } from './pool.js';
+import { FUNCTIONS, poolOf } from './pool.js';
 import { replaceKernel } from './replace.js';
 
 /** Convolutions run here so far, by conv.wat function (tests check which path features take). */
@@ -25,6 +25,9 @@ const BOUNDS = { linear: [-Infinity, Infinity], relu: [0, Infinity], relu6: [0, 
 
 // Chunks of output rows a convolution is cut into, taken by pool.js' threads as they come free.
 const CHUNKS = 8;
+// Outputs from which a convolution is split (pool.js' MIN_SPLIT is for the products and Adam):
+// one image's 14x14 and 28x28 layers take both threads too, where a prediction spends most of its time.
+export const CONV_MIN_SPLIT = 8192;
 
 const ones = (v) => (Array.isArray(v) ? v : [v]).every((d) => d === 1);
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
@@ -121,7 +124,7 @@ function windowed(tf, binaries, name, { inputs, backend, attrs }) {
  */
 export function split(kernel, pool, fn, rows, values, argsOf, align, chunks = CHUNKS) {
   const per = Math.floor(rows / chunks / align) * align;
-  if (!pool || values < MIN_SPLIT || per === 0) {
+  if (!pool || values < CONV_MIN_SPLIT || per === 0) {
     kernel(...argsOf(0, rows));
     return;
   }

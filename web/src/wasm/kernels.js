@@ -4,6 +4,7 @@
 // the .wat sources compiled by web/tools/wat.mjs instead of the bundler.
 import { registerFusedAdam } from './adam.js';
 import { shareWasmIdentity } from './identity.js';
+import { registerConvChain } from './chain.js';
 import { patchWasmConvolutions } from './conv.js';
 import { patchWasmMatMul } from './matmul.js';
 import { patchWasmResizeBilinear, registerResizeNormalise } from './resize.js';
@@ -15,11 +16,11 @@ import { supported } from './memory.js';
  * @param {{adam: object, transpose: object, resize?: object, sparse?: object, conv?: object}} binaries
  *   adam.wat, transpose.wat, resize.wat, sparse.wat and conv.wat compiled ({shared, local} bytes each)
  * @param {{fastMatMul?: boolean, fusedAdam?: boolean, sharedIdentity?: boolean, fastTranspose?: boolean,
- *   fastResize?: boolean, sparseMatMul?: boolean, fastConv?: boolean}} which
+ *   fastResize?: boolean, sparseMatMul?: boolean, fastConv?: boolean, convChain?: boolean}} which
  * @returns {string[]} what is in place, as the page shows it
  */
 export function installWasmKernels(tf, binaries, { fastMatMul = true, fusedAdam = true, sharedIdentity = true,
-  fastTranspose = true, fastResize = true, sparseMatMul = true, fastConv = true } = {}) {
+  fastTranspose = true, fastResize = true, sparseMatMul = true, fastConv = true, convChain = true } = {}) {
   const own = [];
   const sparse = sparseMatMul && binaries.sparse && supported(binaries.sparse) ? binaries.sparse : null;
   if (fastMatMul && patchWasmMatMul(tf, sparse)) {
@@ -32,5 +33,6 @@ export function installWasmKernels(tf, binaries, { fastMatMul = true, fusedAdam 
   if (fastResize && binaries.resize && patchWasmResizeBilinear(tf, binaries.resize)
     && registerResizeNormalise(tf, binaries.resize)) own.push('SIMD resize');
   if (fastConv && patchWasmConvolutions(tf, binaries.conv)) own.push('FMA convolutions');
+  if (convChain && registerConvChain(tf)) own.push('one-kernel backbones');
   return own;
 }
