@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BEAM_STAMP := $(VENV)/.installed-beam
-WEB_SOURCES := $(wildcard web/src/*.js web/src/wasm/*.js web/src/wasm/*.wat) web/tools/wat.mjs web/coi-sw.js \
+WEB_SOURCES := $(wildcard web/src/*.js web/src/worker/*.js web/src/wasm/*.js web/src/wasm/*.wat) web/tools/wat.mjs web/coi-sw.js \
                web/index.html web/style.css web/build.mjs web/package-lock.json
 
 .PHONY: all setup check-python web build wheel serve test test-fast bench clean
