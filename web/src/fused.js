@@ -127,7 +127,8 @@ function stepOf(tf, layer) {
 
 /**
  * The model's inference as fused ops: {run(x) -> Tensor, kernels: number of steps} when it
- * is a chain of known layers (convolutions channels-last, products on rank 2), else {run: null, reason}.
+ * is a chain of known layers (convolutions channels-last, products on rank 2), else
+ * {run: null, reason}.
  */
 export function compilePlan(tf, model) {
   const chain = chainOf(model);
@@ -146,7 +147,7 @@ export function compilePlan(tf, model) {
       steps.push(step);
     }
   }
-  const convs = steps.every((step) => step.conv && !step.after);
+  const convs = steps.length > 0 && steps.every((step) => step.conv && !step.after);
   return {
     run: (x) => tf.tidy(() => (convs && chainTakes(tf, steps, x) ? runChain(tf, steps, x)
       : steps.reduce((y, step) => step.run(y), x))),
