@@ -108,12 +108,9 @@ function newCanvas(width, height) {
  * @throws {InputError} not an image, too large, or undecodable
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
-  if (blob.size > WHOLE_READ_BYTES) {
-    const head = new Uint8Array(await blob.slice(0, 65536).arrayBuffer());
-    return drawn(await decodePicture({ blob, type: blob.type }, head, name, maxPixels));
-  }
-  const bytes = new Uint8Array(await blob.arrayBuffer());
-  return drawn(await decodePicture({ blob, bytes, type: blob.type }, bytes.subarray(0, 65536), name, maxPixels));
+  const bytes = blob.size > WHOLE_READ_BYTES ? null : new Uint8Array(await blob.arrayBuffer());
+  const head = bytes ? bytes.subarray(0, SNIFF_BYTES) : new Uint8Array(await blob.slice(0, SNIFF_BYTES).arrayBuffer());
+  return drawn(await decodePicture({ blob, bytes, type: blob.type }, head, name, maxPixels));
 }
 
 /**
@@ -122,6 +119,9 @@ export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PI
  * one is sniffed from its first bytes before anything more is read.
  */
 const WHOLE_READ_BYTES = 16 * 1024 * 1024;
+
+/** The first bytes of a file that sniffImage() reads its type and size from. */
+const SNIFF_BYTES = 65536;
 
 /**
  * PNGs go through WebCodecs' ImageDecoder where the browser has it: it decodes the bytes in the
@@ -274,7 +274,7 @@ export function rgbaToPixels(tf, rgba, width, height, channels = 3, layout = nul
  * @throws {InputError} not an image, too large, or undecodable (naming `name`)
  */
 export async function bytesToPixels(tf, bytes, type, name, channels = 3) {
-  const picture = await decodePicture({ bytes, type }, bytes.subarray(0, 65536), name, MAX_PIXELS);
+  const picture = await decodePicture({ bytes, type }, bytes.subarray(0, SNIFF_BYTES), name, MAX_PIXELS);
   try {
     const frame = channels <= 3 ? await opaqueRows(picture) : null;
     if (frame) return rgbaToPixels(tf, frame.rows, picture.width, picture.height, channels, frame.layout);
@@ -314,7 +314,7 @@ export async function fetchToCanvas(url) {
  * @throws {InputError} not an image, too large, or undecodable (naming `name`)
  */
 export async function bytesToCanvas(bytes, type, name) {
-  return drawn(await decodePicture({ bytes, type }, bytes.subarray(0, 65536), name, MAX_PIXELS));
+  return drawn(await decodePicture({ bytes, type }, bytes.subarray(0, SNIFF_BYTES), name, MAX_PIXELS));
 }
 
 /** An example's pixels source (a URL or a Blob) decoded onto a white canvas. */

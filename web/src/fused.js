@@ -148,8 +148,9 @@ export function compilePlan(tf, model) {
     }
   }
   const convs = steps.length > 0 && steps.every((step) => step.conv && !step.after);
+  const attrs = convs ? chainAttrs(steps) : null;
   return {
-    run: (x) => tf.tidy(() => (convs && chainTakes(tf, steps, x) ? runChain(tf, steps, x)
+    run: (x) => tf.tidy(() => (attrs && chainTakes(tf, steps, x) ? runChain(tf, steps, attrs, x)
       : steps.reduce((y, step) => step.run(y), x))),
     kernels: steps.length,
     chain: convs, // one CONV_CHAIN kernel where the backend has it
@@ -164,14 +165,18 @@ function chainTakes(tf, steps, x) {
     && !!tf.getKernel(CONV_CHAIN, tf.getBackend());
 }
 
-/** The steps (each a convolution, its activation inside) as one CONV_CHAIN kernel. */
-function runChain(tf, steps, x) {
+/** CONV_CHAIN's attributes for the steps (each a convolution, its activation inside): fixed once compiled. */
+function chainAttrs(steps) {
+  return { layers: steps.map(({ depthwise, layer, activation }) => ({ depthwise, strides: layer.strides,
+    pad: layer.padding, dilations: depthwise ? 1 : layer.dilationRate, activation })) };
+}
+
+/** The steps as one CONV_CHAIN kernel, on the layers' weights as they are now. */
+function runChain(tf, steps, attrs, x) {
   const inputs = { x };
-  const layers = steps.map(({ depthwise, layer, activation }, i) => {
+  steps.forEach(({ depthwise, layer }, i) => {
     inputs[`filter${i}`] = (depthwise ? layer.depthwiseKernel : layer.kernel).read();
     if (layer.useBias) inputs[`bias${i}`] = layer.bias.read();
-    return { depthwise, strides: layer.strides, pad: layer.padding, dilations: depthwise ? 1 : layer.dilationRate,
-      activation };
   });
-  return tf.engine().runKernel(CONV_CHAIN, inputs, { layers });
+  return tf.engine().runKernel(CONV_CHAIN, inputs, attrs);
 }

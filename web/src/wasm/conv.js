@@ -27,7 +27,7 @@ const BOUNDS = { linear: [-Infinity, Infinity], relu: [0, Infinity], relu6: [0, 
 const CHUNKS = 8;
 // Outputs from which a convolution is split (pool.js' MIN_SPLIT is for the products and Adam):
 // one image's 14x14 and 28x28 layers take both threads too, where a prediction spends most of its time.
-export const CONV_MIN_SPLIT = 8192;
+const CONV_MIN_SPLIT = 8192;
 
 const ones = (v) => (Array.isArray(v) ? v : [v]).every((d) => d === 1);
 const size = (shape) => shape.reduce((a, b) => a * b, 1);
