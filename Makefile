@@ -11,6 +11,9 @@ ARGS    ?=
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=
+# pytest's processes (pytest-xdist; each file's tests stay in one): much of the suite waits on
+# subprocesses, Chromium and the disk, so two keep a 2-core machine busy. TEST_JOBS=0: one process.
+TEST_JOBS ?= 2
 
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -75,11 +78,11 @@ serve: $(STAMP)
 # The page's wasm kernels first (node:test, web/test/), then pytest, whose summary CI reads last.
 test: $(BEAM_STAMP) web/node_modules/.installed web
 	cd web && npm test --silent
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(BEAM_STAMP) web/node_modules/.installed
 	cd web && npm test --silent
-	$(BIN)/python -m pytest -m "not slow and not browser" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: $(STAMP) web
 	$(BIN)/python bench/run.py

@@ -1,6 +1,6 @@
 // bench/litert.py's page script, added to the built site's own page once it is ready: the
 // page's backbone as the page runs it (window.tfjsTransfer.steps.features: web/src/models.js,
-// the fused plan of web/src/fused.js; with useFusedBackbone(false) layer by layer, the
+// the fused plan of web/src/fused.js; with useFusedPlans(false) layer by layer, the
 // unfused model.apply) against the same backbone as a .tflite on LiteRT.js (XNNPACK in wasm),
 // on the same preprocessed images, timed alternately in this page.
 // window.__litert.run({threads, batches, rounds}) -> JSON.
@@ -38,7 +38,7 @@
     for (const b of batches) inputs[b] = Array.from({ length: Math.max(1, IMAGES_PER_TIMING / b) }, (_, k) => slice(b, k * b));
     // each call copies the input in and the features out, as the page uses them
     const page = (fused) => async (b, x) => {
-      T.steps.useFusedBackbone(fused);
+      T.steps.useFusedPlans(fused);
       const t = tf.tensor4d(x, [b, H, W, C]);
       const y = T.steps.features(tf, backbone, t);
       const d = await y.data();
@@ -127,7 +127,7 @@
         row.unfused_over_litert_median = median(row.unfused_over_litert);
       }
     } finally {
-      T.steps.useFusedBackbone(true);
+      T.steps.useFusedPlans(true);
     }
     return out;
   }

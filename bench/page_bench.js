@@ -156,7 +156,7 @@
         return rows;
       };
       const time = async (fused, f) => {
-        T.steps.useFusedBackbone(fused);
+        T.steps.useFusedPlans(fused);
         const t = performance.now();
         const r = await f();
         return { ms: performance.now() - t, r };
@@ -186,7 +186,7 @@
           }
         }
       } finally {
-        T.steps.useFusedBackbone(true);
+        T.steps.useFusedPlans(true);
       }
       return out;
     },

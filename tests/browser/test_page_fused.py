@@ -34,13 +34,13 @@ FEATURES_JS = """async (urls) => {
   const rows = [];
   try {
     for (const u of urls) {
-      T.steps.useFusedBackbone(true);
+      T.steps.useFusedPlans(true);
       const fused = await T.featuresUrl(u);
-      T.steps.useFusedBackbone(false);
+      T.steps.useFusedPlans(false);
       rows.push([fused, await T.featuresUrl(u)]);
     }
   } finally {
-    T.steps.useFusedBackbone(true);
+    T.steps.useFusedPlans(true);
   }
   return rows;
 }"""

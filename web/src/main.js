@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, kernelThreads, pageKernels, requestedBackend, wasmThreads } from './backend.js';
 import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas } from './data.js';
 import { Heads } from './heads.js';
-import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedBackbone, warmUp } from './models.js';
+import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedPlans, warmUp } from './models.js';
 import { fuseRequested } from './fused.js';
 import { pixelsOf, predictFile, probabilities } from './predict.js';
 import { preprocess, topK } from './preprocess.js';
@@ -397,7 +397,7 @@ function expose() {
       extractFeatures: async (opts) => (await loadTraining()).extractFeatures(opts),
       trainHead: async (opts) => (await loadTraining()).trainHead(opts),
       loadTraining, buildHead, loadPixels, preprocess, features, backbone: () => app.backbone,
-      useFusedBackbone, // fused.js' plan on/off in one page: bench/page_bench.js' paired before/after
+      useFusedPlans, // fused.js' plan on/off in one page: bench/page_bench.js' paired before/after
       trainSet: () => (app.project ? app.project.trainingSet() : null),
     },
     featuresUrl: async (url) => {
@@ -456,7 +456,7 @@ async function start() {
     head: m.head.path ? fetchModel(tf, m.head.path, PAGE) : null }));
   modelFiles.catch(() => {}); // a bad manifest is reported below
   const asked = requestedBackend(location.search);
-  useFusedBackbone(fuseRequested(location.search)); // ?fuse=0: the backbone layer by layer (fused.js)
+  useFusedPlans(fuseRequested(location.search)); // ?fuse=0: the models layer by layer (fused.js)
   const backend = await activateBackend(tf, asked, PAGE, pageKernels(location.search));
   ui.showBackend(backend.name, backend.details, backend.fellBack ? `${asked} failed, fell back` : '');
   ui.setStatus('loading', 'Loading manifest.json…');

@@ -90,8 +90,8 @@ export function run(model, x) {
 let fuse = true;
 const plans = new WeakMap(); // model -> compilePlan()'s result
 
-/** Whether models run as fused ops (fused.js) where they can: ?fuse=0 turns it off. */
-export function useFusedBackbone(on) {
+/** Whether models (the backbone and the head alike) run as their fused plans (fused.js) where they can: ?fuse=0 turns it off. */
+export function useFusedPlans(on) {
   fuse = Boolean(on);
 }
 

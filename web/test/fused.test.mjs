@@ -8,7 +8,7 @@ import { describe, before, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { CONV_CHAIN, compilePlan, fuseRequested } from '../src/fused.js';
-import { classify, features, useFusedBackbone } from '../src/models.js';
+import { classify, features, useFusedPlans } from '../src/models.js';
 import { registerConvChain } from '../src/wasm/chain.js';
 import { installWasmKernels } from '../src/wasm/kernels.js';
 import { compileKernels } from '../tools/wat.mjs';
@@ -151,13 +151,13 @@ for (const backend of ['cpu', 'wasm']) {
       const input = x();
       const want = model.apply(input, { training: false });
       const fused = features(tf, model, input);
-      useFusedBackbone(false);
+      useFusedPlans(false);
       try {
         const plain = features(tf, model, input);
         assert.ok(maxDiff(plain, want) === 0);
         plain.dispose();
       } finally {
-        useFusedBackbone(true);
+        useFusedPlans(true);
       }
       assert.ok(maxDiff(fused, want) < 1e-5);
       tf.dispose([input, want, fused]);

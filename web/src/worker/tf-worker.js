@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, kernelThreads } from '../backend.js';
 import { InputError, rgbaToPixels } from '../data.js';
 import { exampleToPixels } from '../packs.js';
-import { checkModels, classify, disposeModel, features, loadModel, useFusedBackbone, warmUp } from '../models.js';
+import { checkModels, classify, disposeModel, features, loadModel, useFusedPlans, warmUp } from '../models.js';
 import { preprocess } from '../preprocess.js';
 import { extractFeatures, trainHead } from '../train.js';
 import { FEATURE_BATCH } from '../featurebatch.js';
@@ -24,7 +24,7 @@ let queue = Promise.resolve();
 /** threads: the wasm pool's size (backend.js wasmThreads when null); 1 for a lane of tfworker.js. */
 async function init({ manifest: m, pageUrl, backend: asked, kernels, fuse = true, threads = null }) {
   const backend = await activateBackend(tf, asked, pageUrl, kernels, threads);
-  useFusedBackbone(fuse); // the backbone as the page runs it (models.js, fused.js)
+  useFusedPlans(fuse); // the models as the page runs them (models.js, fused.js)
   manifest = m;
   backbone = await loadModel(tf, m.backbone.path, pageUrl, 'backbone');
   checkModels(m, backbone, null);
