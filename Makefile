@@ -11,8 +11,9 @@ ARGS    ?=
 HOST    ?= 127.0.0.1
 PORT    ?= 8000
 PYTEST_ARGS ?=
-# pytest's processes (pytest-xdist; each file's tests stay in one): much of the suite waits on
-# subprocesses, Chromium and the disk, so two keep a 2-core machine busy. TEST_JOBS=0: one process.
+# pytest's processes (pytest-xdist; each file's tests stay in one): the suite waits on
+# subprocesses, Chromium and the disk much of the time, so two keep 2 cores busy (README,
+# Tests). TEST_JOBS=0: one process.
 TEST_JOBS ?= 2
 
 BIN   := $(VENV)/bin
