@@ -26,6 +26,9 @@ measured side by side in the same round):
   first_visit  a cold first visit over a throttled connection (10 Mbit/s, 40 ms): bytes and
            time to the first prediction, the page against the tutorial's way; the page's speed
            on a host without COOP/COEP, with and without its service worker (bench/first_visit.py).
+  webcam   live prediction from Chromium's fake camera playing a 30 fps clip: predictions per
+           second, the frames the video presented and a prediction's time, in the page's TF.js
+           worker and on its main thread, alternated (bench/webcam.py).
   serve    bench/serve_load.run_load with and without compression.
 
 Everything is built in a temporary folder with a temporary feature cache; the only file
@@ -57,7 +60,7 @@ from bench import python as py  # noqa: E402
 from bench import xnnpack as xnnpack_bench  # noqa: E402
 from tests.harness import BRAND_TRAIN, MOBILENET_H5, SIGN_DIGITS  # noqa: E402
 
-PHASES = ("build", "python", "quant", "browser", "first_visit", "serve")
+PHASES = ("build", "python", "quant", "browser", "first_visit", "webcam", "serve")
 
 # Python worker configurations: the default, and the levers tried against it.
 LEVERS = {
@@ -379,6 +382,25 @@ def phase_first_visit(site: Path, repeat: int) -> dict:
     return first_visit.run(site, repeat=repeat)
 
 
+def phase_webcam(site: Path, repeat: int, quick: bool) -> dict:
+    """Issue 18's live target: the page's predictions keep up with a 30 fps camera."""
+    from bench import webcam
+
+    why = browser_bench.available()
+    if why:
+        log(f"  webcam: skipped ({why})")
+        return {"skipped": why}
+    runs = webcam.run(site, rounds=repeat, seconds=3.0 if quick else 6.0, log=log)
+    out = {"camera_fps": webcam.CLIP_FPS}
+    for variant, rs in runs.items():
+        out[variant] = {"rounds": rs,
+                        "predictions_per_s": med([r["predictions_per_s"] for r in rs]),
+                        "predictions_per_s_min": min(r["predictions_per_s"] for r in rs),
+                        "video_fps": med([r["video_fps"] for r in rs]),
+                        "prediction_ms_p50": med([r["prediction_ms_p50"] for r in rs if r["prediction_ms_p50"] is not None])}
+    return out
+
+
 def phase_serve(site: Path, repeat: int, quick: bool) -> dict:
     from bench.serve_load import run_load
 
@@ -450,6 +472,13 @@ def headline(res: dict) -> dict:
     if q.get("logos"):
         qq = q["logos"]["quantizations"]
         h["uint8_size_ratio"] = qq["float32"]["backbone_weights_bytes"] / qq["uint8"]["backbone_weights_bytes"]
+    cam = res.get("webcam") or {}
+    if cam.get("worker"):  # live prediction (the default path, its TF.js worker) against the camera's fps
+        h["webcam_predictions_per_s"] = cam["worker"]["predictions_per_s"]
+        h["webcam_predictions_per_s_min"] = cam["worker"]["predictions_per_s_min"]
+        h["webcam_video_fps"] = cam["worker"]["video_fps"]
+        if cam.get("main_thread"):
+            h["webcam_predictions_per_s_main_thread"] = cam["main_thread"]["predictions_per_s"]
     if wasm:
         # a new image from a file through the page's file path (the URL hook's figure adds a fetch)
         h["predict_p50_ms_wasm"] = wasm["predict_file_ms"]["p50"]
@@ -863,6 +892,17 @@ def print_table(res: dict) -> None:
             if t["images_measured"] < t["images"]:
                 print(f"    (tutorial per-image steps measured on {t['images_measured']} images, scaled to {t['images']})")
 
+    cam = res.get("webcam") or {}
+    if cam.get("worker"):
+        print(f"\nLive webcam (bench/webcam.py: Chromium's fake camera playing a {cam['camera_fps']} fps clip, live "
+              "prediction on; per round, alternated)")
+        for variant in ("worker", "main_thread"):
+            v = cam.get(variant)
+            if v:
+                per = ", ".join(f"{r['predictions_per_s']:.1f}" for r in v["rounds"])
+                print(f"  {variant:<12} {v['predictions_per_s']:.1f} predictions/s (rounds: {per}), the video presenting "
+                      f"{v['video_fps']:.1f} fps, a prediction p50 {v['prediction_ms_p50']:.1f} ms")
+
     if s:
         print("\nServing (bench/serve_load.run_load, waitress subprocess, 32 keep-alive clients, "
               f"{s['compress_on']['config']['seconds']} s each)")
@@ -875,12 +915,15 @@ def print_table(res: dict) -> None:
     for k in ("browser_speedup_vs_tutorial", "browser_speedup_vs_tutorial_main_thread", "browser_vs_python_per_image",
               "browser_vs_python_per_image_main_thread", "browser_vs_python_per_image_incl_preprocess",
               "python_fraction_of_peak", "warm_vs_cold_build", "uint8_size_ratio", "predict_p50_ms_wasm",
-              "predict_url_p50_ms_wasm"):
+              "predict_url_p50_ms_wasm", "webcam_predictions_per_s", "webcam_predictions_per_s_min",
+              "webcam_predictions_per_s_main_thread"):
         v = h.get(k)
         print(f"  {k:<44}{fmt(v, digits=3)}")
     print("  (browser_vs_python_per_image: both backbones on preprocessed pixels at batch 32, the page's in its worker's "
           "lanes as it extracts by default, _main_thread on its main thread; _incl_preprocess: "
-          "the page's batch-32 features with fromPixels + resize + normalise over Python's batch 32)")
+          "the page's batch-32 features with fromPixels + resize + normalise over Python's batch 32; "
+          "webcam_*: live predictions a second from a 30 fps fake camera, the worker's median and worst round, "
+          "and the main thread's median)")
     print()
 
 
@@ -922,7 +965,7 @@ def main(argv=None) -> int:
         for phase in PHASES:
             if phase in args.skip:
                 continue
-            if phase in ("browser", "first_visit", "serve") and site is None:
+            if phase in ("browser", "first_visit", "webcam", "serve") and site is None:
                 # the build phase was skipped: build one site for the browser and the server
                 site = tmp / "site-logos"
                 log("bench: building the logos site")
@@ -939,6 +982,8 @@ def main(argv=None) -> int:
                 res["browser"] = phase_browser(site, repeat, args.quick, args.backends)
             elif phase == "first_visit":
                 res["first_visit"] = phase_first_visit(site, repeat)
+            elif phase == "webcam":
+                res["webcam"] = phase_webcam(site, repeat, args.quick)
             elif phase == "serve":
                 res["serve"] = phase_serve(site, repeat, args.quick)
             res["machine"][phase] = {"before": before, "after": machine_load(),
