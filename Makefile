@@ -17,6 +17,7 @@ PYTEST_ARGS ?=
 TEST_JOBS ?= 2
 
 BIN   := $(VENV)/bin
+PYTEST := $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile
 STAMP := $(VENV)/.installed
 BEAM_STAMP := $(VENV)/.installed-beam
 WEB_SOURCES := $(wildcard web/src/*.js web/src/worker/*.js web/src/wasm/*.js web/src/wasm/*.wat) web/tools/wat.mjs web/coi-sw.js \
@@ -79,11 +80,11 @@ serve: $(STAMP)
 # The page's wasm kernels first (node:test, web/test/), then pytest, whose summary CI reads last.
 test: $(BEAM_STAMP) web/node_modules/.installed web
 	cd web && npm test --silent
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(BEAM_STAMP) web/node_modules/.installed
 	cd web && npm test --silent
-	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadfile -m "not slow and not browser" $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 bench: $(STAMP) web
 	$(BIN)/python bench/run.py
