@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from ..harness import BRAND_TEST
 from .conftest import open_app
@@ -76,10 +77,13 @@ def seq(page) -> str:
 
 
 def upload(page, path) -> list[dict]:
-    """Picks a file in the upload input and returns the page's prediction (best first)."""
+    """Picks a file in the upload input and returns the page's prediction of it (best first): a new
+    one, of this file (not a re-prediction of the last image that ends meanwhile)."""
     before = seq(page)
     page.set_input_files("[data-testid=upload]", str(path))
-    page.wait_for_function(f"document.querySelector('{PREDICTION}').dataset.seq !== '{before}'")
+    page.wait_for_function("([p, before, name]) => { const e = document.querySelector(p);"
+                           " return e.dataset.seq !== before && e.dataset.file === name; }",
+                           arg=[PREDICTION, before, Path(path).name])
     return json.loads(page.get_attribute(PREDICTION, "data-result"))
 
 
@@ -300,7 +304,8 @@ def test_download_head_and_load_it_back(page, site_url, test_paths, tmp_path):
     files = save_downloads(downloads_of(page, "[data-testid=download]"), tmp_path)
     names = sorted(Path(f).name for f in files)
     assert names == ["tfjs-transfer-head.json", "tfjs-transfer-head.weights.bin"]
-    page.select_option("[data-testid=head-select]", "python")
+    page.select_option("[data-testid=head-select]", "python")  # the last image, predicted again
+    page.wait_for_function(f"document.querySelector('{PREDICTION}').dataset.head === 'python'")
     before = seq(page)
     page.set_input_files("[data-testid=load-model]", files)
     page.wait_for_function(f"document.querySelector('{PREDICTION}').dataset.seq !== '{before}'")
@@ -399,6 +404,37 @@ def test_drop_and_paste_predict(page, site_url, test_paths):
         result = json.loads(page.get_attribute(PREDICTION, "data-result"))
         assert result[0]["label"] == TEST_IMAGES[expected_path.name], event
         assert page.get_attribute(PREDICTION, "data-file") == expected_path.name
+
+
+def test_a_file_is_previewed_as_itself_and_the_latest_of_two_drops_is_shown(page, site_url, test_paths):
+    """A new file's preview is an <img> of the file (no canvas drawn for it); two files dropped
+    back to back (the first still decoding when the second arrives) end with the second's
+    prediction shown, once."""
+    open_app(page, site_url)
+    first, second = test_paths[0], test_paths[-1]
+    before = int(seq(page) or 0)
+    page.evaluate("""async (files) => {
+        const dt = [];
+        for (const [url, name] of files) {
+          const blob = await (await fetch(url)).blob();
+          const d = new DataTransfer();
+          d.items.add(new File([blob], name, { type: blob.type }));
+          dt.push(d);
+        }
+        const zone = document.querySelector('[data-testid=dropzone]');
+        for (const d of dt) zone.dispatchEvent(new DragEvent('drop', { dataTransfer: d, bubbles: true, cancelable: true }));
+    }""", [[data_url(first), first.name], [data_url(second), second.name]])
+    page.wait_for_function(f"document.querySelector('{PREDICTION}').dataset.file === '{second.name}'")
+    page.wait_for_timeout(300)  # the first drop's prediction, had it been shown late
+    assert page.get_attribute(PREDICTION, "data-file") == second.name
+    assert int(seq(page)) == before + 1
+    assert json.loads(page.get_attribute(PREDICTION, "data-result"))[0]["label"] == TEST_IMAGES[second.name]
+    img = page.locator("[data-testid=preview] img")
+    assert img.count() == 1 and page.locator("[data-testid=preview] canvas").count() == 0
+    assert img.get_attribute("title") == second.name
+    page.wait_for_function("document.querySelector('[data-testid=preview] img').complete")
+    with Image.open(second) as im:
+        assert page.evaluate("(e) => [e.naturalWidth, e.naturalHeight]", img.element_handle()) == list(im.size)
 
 
 # ---------------------------------------------------------------- backends

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -63,7 +64,9 @@ def now(page) -> float:
 def predict_upload(page, path) -> list:
     before = page.get_attribute("[data-testid=prediction]", "data-seq")
     page.set_input_files("[data-testid=upload]", str(path))
-    page.wait_for_function(f"document.querySelector('[data-testid=prediction]').dataset.seq !== '{before}'")
+    page.wait_for_function("([before, name]) => { const e = document.querySelector('[data-testid=prediction]');"
+                           " return e.dataset.seq !== before && e.dataset.file === name; }",
+                           arg=[before, Path(path).name])
     return json.loads(page.get_attribute("[data-testid=prediction]", "data-result"))
 
 

@@ -108,9 +108,14 @@ function newCanvas(width, height) {
  * @throws {InputError} not an image, too large, or undecodable
  */
 export async function decodeToCanvas(blob, name = 'the file', maxPixels = MAX_PIXELS) {
+  return drawn(await decodeBlob(blob, name, maxPixels));
+}
+
+/** A checked picture (decodePicture's) of an image Blob. */
+async function decodeBlob(blob, name, maxPixels) {
   const bytes = blob.size > WHOLE_READ_BYTES ? null : new Uint8Array(await blob.arrayBuffer());
   const head = bytes ? bytes.subarray(0, SNIFF_BYTES) : new Uint8Array(await blob.slice(0, SNIFF_BYTES).arrayBuffer());
-  return drawn(await decodePicture({ blob, bytes, type: blob.type }, head, name, maxPixels));
+  return decodePicture({ blob, bytes, type: blob.type }, head, name, maxPixels);
 }
 
 /**
@@ -267,14 +272,32 @@ export function rgbaToPixels(tf, rgba, width, height, channels = 3, layout = nul
 }
 
 /**
- * An image file's bytes decoded to RGB pixels (as bytesToCanvas + canvasToPixels give them):
- * an opaque frame from ImageDecoder is copied out as it is, with no canvas to draw on and
- * read back (over white an opaque image is itself), anything else through the canvas.
+ * An image file's bytes decoded to RGB pixels (as bytesToCanvas + canvasToPixels give them).
  * @returns {Promise<object>} tf.Tensor3D [H, W, channels] float32 (values 0..255)
  * @throws {InputError} not an image, too large, or undecodable (naming `name`)
  */
 export async function bytesToPixels(tf, bytes, type, name, channels = 3) {
-  const picture = await decodePicture({ bytes, type }, bytes.subarray(0, SNIFF_BYTES), name, MAX_PIXELS);
+  return pictureToPixels(tf, await decodePicture({ bytes, type }, bytes.subarray(0, SNIFF_BYTES), name, MAX_PIXELS),
+    channels);
+}
+
+/**
+ * An image Blob (a dropped, pasted or chosen File) decoded to RGB pixels, as decodeToCanvas +
+ * canvasToPixels give them: a new file's prediction needs no canvas (the preview is the file's
+ * own <img>, which the browser decodes off the page's thread).
+ * @returns {Promise<object>} tf.Tensor3D [H, W, channels] float32 (values 0..255)
+ * @throws {InputError} not an image, too large, or undecodable (naming `name`)
+ */
+export async function decodeToPixels(tf, blob, name = 'the file', channels = 3) {
+  return pictureToPixels(tf, await decodeBlob(blob, name, MAX_PIXELS), channels);
+}
+
+/**
+ * A picture's RGB pixels; closes it. An opaque frame from ImageDecoder is copied out as it
+ * is, with no canvas to draw on and read back (over white an opaque image is itself);
+ * anything else goes through the canvas.
+ */
+async function pictureToPixels(tf, picture, channels) {
   try {
     const frame = channels <= 3 ? await opaqueRows(picture) : null;
     if (frame) return rgbaToPixels(tf, frame.rows, picture.width, picture.height, channels, frame.layout);

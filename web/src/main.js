@@ -9,7 +9,7 @@
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, kernelThreads, pageKernels, requestedBackend, wasmThreads } from './backend.js';
-import { InputError, decodeToCanvas, fetchImageIndex, fetchJson, fetchToCanvas } from './data.js';
+import { InputError, fetchImageIndex, fetchJson, fetchToCanvas } from './data.js';
 import { Heads } from './heads.js';
 import { buildHead, checkModels, features, fetchModel, loadFromFiles, loadModel, mergeModels, useFusedPlans, warmUp } from './models.js';
 import { fuseRequested } from './fused.js';
@@ -40,7 +40,8 @@ const app = {
   ready: false,
   training: false,
   stop: { requested: false, model: null }, // the Stop button's request and the model it stops
-  last: null, // {canvas, name} of the last predicted image, re-predicted when the head changes
+  last: null, // {source, name} of the last predicted image (a canvas or File), re-predicted when the head changes
+  predictions: 0, // predictions started: only the latest one's result is shown
   timings: {},
 };
 
@@ -110,20 +111,42 @@ async function loadPixels(example) {
 // ---------- prediction ----------
 
 async function predictAndShow(canvas, name) {
-  const head = app.heads.active;
-  const started = performance.now();
-  const probs = await probabilities(tf, app.manifest, app.backbone, head, canvas);
-  show(canvas, name, probs, performance.now() - started);
+  await showLatest(canvas, name, (head) => probabilities(tf, app.manifest, app.backbone, head, canvas));
 }
 
-/** A prediction's preview and top classes, remembered for repredict(). */
-function show(canvas, name, probs, ms) {
+/** A new image file predicted and shown; its time counts its decoding. */
+async function predictFileAndShow(file, name) {
+  await showLatest(file, name, (head) => predictFile(tf, app.manifest, app.backbone, head, file, name));
+}
+
+/**
+ * Runs predict(head in use) and shows the result, unless another prediction started meanwhile
+ * (a file decodes asynchronously: a second file may overtake it): the latest is shown, with
+ * the head in use when it ends.
+ */
+async function showLatest(source, name, predict) {
+  const ticket = ++app.predictions;
   const head = app.heads.active;
+  const started = performance.now();
+  const probs = await predict(head);
+  if (ticket !== app.predictions) return;
+  if (head !== app.heads.active) { // the head changed meanwhile
+    if (app.heads.active) await showLatest(source, name, predict);
+    return;
+  }
+  show(source, name, head, probs, performance.now() - started);
+}
+
+/**
+ * A prediction's preview (a canvas, or an image File shown as itself) and top classes,
+ * remembered for repredict().
+ */
+function show(source, name, head, probs, ms) {
   app.timings.lastPredictMs = ms;
-  ui.showPreview(canvas, name);
+  ui.showPreview(source, name);
   ui.showPrediction(topK(probs, head.labels, Math.min(3, head.labels.length)), app.heads.which,
     app.heads.describe(), name, ms);
-  app.last = { canvas, name };
+  app.last = { source, name };
 }
 
 async function onImage(file) {
@@ -136,19 +159,19 @@ async function onImage(file) {
     ui.showMessage('No file found in what was dropped or pasted.');
     return;
   }
+  const name = file.name || 'pasted image';
   try {
-    const started = performance.now(); // a new file's time counts its decoding
-    const { canvas, probabilities: probs } = await predictFile(tf, app.manifest, app.backbone, app.heads.active,
-      file, file.name || 'the pasted image');
-    show(canvas, file.name || 'pasted image', probs, performance.now() - started);
+    await predictFileAndShow(file, name);
     ui.showMessage('');
   } catch (e) {
-    ui.showMessage(e instanceof InputError ? e.message : `Could not classify ${file.name}: ${e.message}`);
+    ui.showMessage(e instanceof InputError ? e.message : `Could not classify ${name}: ${e.message}`);
   }
 }
 
 async function repredict() {
-  if (app.last && app.heads.active) await predictAndShow(app.last.canvas, app.last.name);
+  if (!app.last || !app.heads.active) return;
+  const { source, name } = app.last;
+  await (source instanceof Blob ? predictFileAndShow(source, name) : predictAndShow(source, name));
 }
 
 // ---------- training ----------
@@ -389,8 +412,8 @@ function expose() {
     },
     probabilitiesUrl: async (url) => probabilities(tf, app.manifest, app.backbone, app.heads.active, await canvasOf(url)),
     // a new image File/Blob through the page's own file path (onImage's), without the DOM update
-    probabilitiesFile: async (file) => (await predictFile(tf, app.manifest, app.backbone, app.heads.active, file,
-      file.name || 'the file')).probabilities,
+    probabilitiesFile: (file) => predictFile(tf, app.manifest, app.backbone, app.heads.active, file,
+      file.name || 'the file'),
     // The page's own steps, for `make bench` to time the product's code rather than a copy.
     // extractFeatures and trainHead import the training chunk on their first call.
     steps: {
@@ -417,7 +440,7 @@ function expose() {
     predictBlob: async (blob) => {
       const head = app.heads.active;
       if (!head) throw new Error(NO_HEAD);
-      const probs = await probabilities(tf, app.manifest, app.backbone, head, await decodeToCanvas(blob));
+      const probs = await predictFile(tf, app.manifest, app.backbone, head, blob, blob.name || 'the file');
       return topK(probs, head.labels, head.labels.length);
     },
   };

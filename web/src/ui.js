@@ -107,11 +107,25 @@ function readHyperparameters() {
   };
 }
 
-export function showPreview(canvas, name) {
-  canvas.title = name;
-  canvas.setAttribute('aria-label', name);
+/**
+ * The image predicted: a canvas as it is, or an image File as an <img> of it (the browser
+ * decodes that off the page's thread; its URL is let go once the image has loaded).
+ */
+export function showPreview(source, name) {
+  let shown = source;
+  if (source instanceof Blob) {
+    shown = document.createElement('img');
+    shown.alt = name;
+    const url = URL.createObjectURL(source);
+    const release = () => URL.revokeObjectURL(url);
+    shown.addEventListener('load', release, { once: true });
+    shown.addEventListener('error', release, { once: true });
+    shown.src = url;
+  }
+  shown.title = name;
+  shown.setAttribute('aria-label', name);
   el.preview.textContent = '';
-  el.preview.append(canvas);
+  el.preview.append(shown);
 }
 
 /** Top-k rows with probability bars; data-result holds them as JSON, best first. */

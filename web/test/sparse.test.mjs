@@ -1,7 +1,8 @@
 // web/src/wasm/sparse.js on the wasm backend: with sparse.wat in place, a dense layer's
 // training products over mostly-zero features (forward x @ w under a tape, kernel gradient
 // x^T @ dy) skip the zeros and give the cpu backend's values; a batch with few zeros
-// still gets XNNPACK's product; prediction (no tape) never takes the sparse path.
+// still gets XNNPACK's product; prediction (no tape) takes the sparse path for one image
+// only, plain or fused with its bias and activation.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
@@ -71,7 +72,7 @@ test('the kernel gradient skips exactly the zero terms: equal to the naive sum i
   tf.dispose([x, dy, got]);
 });
 
-test('which products take the sparse path: training ones over few nonzeros, not prediction', () => {
+test('which products take the sparse path: training ones over few nonzeros, and one image\'s prediction', () => {
   const { x, w } = inputs[0];
   const dense = inputs[2].x; // 30% zeros
   const dy = tf.randomNormal([x.shape[0], 100]);
@@ -80,14 +81,45 @@ test('which products take the sparse path: training ones over few nonzeros, not 
     tf.dispose(fn());
     return { sparse: counts.sparse - before.sparse, dense: counts.dense - before.dense };
   };
-  // no tape: prediction keeps XNNPACK's product (its packed weights are cached)
+  // no tape: a batch's prediction keeps XNNPACK's product (its packed weights are cached) ...
   assert.deepEqual(taken(() => tf.matMul(x, w)), { sparse: 0, dense: 0 });
+  assert.deepEqual(taken(() => tf.tidy(() => tf.matMul(x.slice(0, 2), w))), { sparse: 0, dense: 0 });
+  // ... one image's reads only the weight rows of its nonzeros, plain or fused; not over dense features
+  assert.deepEqual(taken(() => tf.tidy(() => tf.matMul(x.slice(0, 1), w))), { sparse: 1, dense: 0 });
+  assert.deepEqual(taken(() => tf.tidy(() => tf.fused.matMul({ a: x.slice(0, 1), b: w, activation: 'relu' }))),
+    { sparse: 1, dense: 0 });
+  assert.deepEqual(taken(() => tf.tidy(() => tf.matMul(dense.slice(0, 1), w))), { sparse: 0, dense: 1 });
   // the kernel gradient's product a^T @ b, a the batch: sparse when mostly zeros
   assert.deepEqual(taken(() => tf.matMul(x, dy, true, false)), { sparse: 1, dense: 0 });
   assert.deepEqual(taken(() => tf.tidy(() => tf.matMul(dense, tf.randomNormal([26, 100]), true, false))), { sparse: 0, dense: 1 });
   // under a tape: the forward product and the kernel gradient (the input gradient is not needed)
   assert.deepEqual(taken(() => { taped(x, w); return []; }), { sparse: 2, dense: 0 });
   dy.dispose();
+});
+
+test('one image\'s prediction, plain and fused with bias and activation, matches the cpu backend', async () => {
+  const { x, w } = inputs[0];
+  const bias = tf.randomNormal([100], 0, 1, 'float32', 7);
+  const run = () => tf.tidy(() => [0, 1, 2].map((i) => {
+    const row = x.slice(i, 1);
+    return [tf.matMul(row, w), tf.fused.matMul({ a: row, b: w, bias, activation: 'relu' })].map((t) => t.dataSync());
+  }));
+  const before = counts.sparse;
+  const got = run();
+  assert.equal(counts.sparse - before, 6);
+  const [xs, ws, bs] = [x, w, bias].map((t) => ({ values: t.dataSync(), shape: t.shape }));
+  await tf.setBackend('cpu');
+  const cpu = tf.tidy(() => {
+    const [cx, cw, cb] = [xs, ws, bs].map(({ values, shape }) => tf.tensor(values, shape));
+    return [0, 1, 2].map((i) => [tf.matMul(cx.slice(i, 1), cw),
+      tf.relu(tf.add(tf.matMul(cx.slice(i, 1), cw), cb))].map((t) => t.dataSync()));
+  });
+  await tf.setBackend('wasm');
+  got.forEach((pair, i) => pair.forEach((values, j) => {
+    const d = maxDiff(values, cpu[i][j]);
+    assert.ok(d < 1e-4 * Math.max(1, maxAbs(cpu[i][j])), JSON.stringify({ i, j, d }));
+  }));
+  bias.dispose();
 });
 
 test('nothing leaks', () => {

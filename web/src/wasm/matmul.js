@@ -20,7 +20,8 @@
 // (_FusedMatMul, used without a tape) is also split into that product, the bias and the
 // activation, so validation does not pack the kernel again each epoch either.
 // Given sparse.wat, the two training products whose left operand is the (mostly zero)
-// batch of features, x @ w and x^T @ dy, skip its zeros instead (sparse.js).
+// batch of features, x @ w and x^T @ dy, skip its zeros instead (sparse.js), and so does
+// one image's prediction through the head, plain or fused (oneRowForward).
 
 import { BACKEND, replaceKernel } from './replace.js';
 import { sparseProduct } from './sparse.js';
@@ -61,6 +62,18 @@ function trainingForward(tf, a, b) {
   return k * n >= 65536 && 2 * m <= n;
 }
 
+/**
+ * One image's prediction through a dense layer: one row of features against weights that
+ * stay. XNNPACK reads all of its packed weights (the default head's 5 MB) and wakes its
+ * pool's thread for it; over mostly-zero features the sparse product reads only the weight
+ * rows the nonzeros pick (about 15% of them), on the calling thread. From a few rows on,
+ * XNNPACK's one pass over the weights for all of them is the faster (tools/bench-sparse.mjs).
+ */
+function oneRowForward(a, b) {
+  const [m, k] = a.shape.slice(-2);
+  return m === 1 && k * b.shape[b.shape.length - 1] >= 65536;
+}
+
 /** A dense layer's kernel gradient x^T @ dy: a wide output from a few rows. */
 function kernelGradient(a, b) {
   const k = a.shape[a.shape.length - 1];
@@ -79,7 +92,7 @@ function kernelGradient(a, b) {
 export function patchWasmMatMul(tf, sparseBinaries = null) {
   const sparse = sparseProduct(sparseBinaries);
   if (!tf.getKernel('Transpose', BACKEND) || !replaceKernel(tf, KERNEL, batchMatMul(tf, sparse))) return false;
-  replaceKernel(tf, '_FusedMatMul', fusedMatMul(tf));
+  replaceKernel(tf, '_FusedMatMul', fusedMatMul(tf, sparse));
   return true;
 }
 
@@ -90,7 +103,7 @@ function batchMatMul(tf, sparse) {
     const { a, b } = inputs;
     const { transposeA, transposeB } = attrs;
     if (!singleBatch(a.shape) || !singleBatch(b.shape)) return original.kernelFunc({ inputs, backend, attrs });
-    if (sparse && !transposeB && (transposeA ? kernelGradient(a, b) : trainingForward(tf, a, b))) {
+    if (sparse && !transposeB && (transposeA ? kernelGradient(a, b) : trainingForward(tf, a, b) || oneRowForward(a, b))) {
       const out = sparse(backend, a, b, transposeA);
       if (out) return out;
     }
@@ -132,18 +145,26 @@ const ACTIVATIONS = {
   prelu: ['Prelu', () => ({})],
 };
 
-/** _FusedMatMul that, while weights change, runs as product (above) + bias + activation. */
-function fusedMatMul(tf) {
+/**
+ * _FusedMatMul that, while weights change or for one image over sparse features, runs as
+ * product (above) + bias + activation.
+ */
+function fusedMatMul(tf, sparse) {
   return (original) => ({ inputs, backend, attrs }) => {
     const { a, b, bias, preluActivationWeights } = inputs;
     const { transposeA, transposeB, activation = 'linear' } = attrs;
-    if (!(weightsChanging > 0) || transposeA || transposeB || !(activation in ACTIVATIONS)
-      || !singleBatch(a.shape) || !singleBatch(b.shape) || !trainingForward(tf, a, b)) {
+    if (transposeA || transposeB || !(activation in ACTIVATIONS) || !singleBatch(a.shape) || !singleBatch(b.shape)) {
       return original.kernelFunc({ inputs, backend, attrs });
     }
     const run = (name, kernelInputs, kernelAttrs = {}) => tf.getKernel(name, BACKEND)
       .kernelFunc({ inputs: kernelInputs, backend, attrs: kernelAttrs });
-    let y = run(KERNEL, { a, b }, { transposeA: false, transposeB: false });
+    let y;
+    if (weightsChanging > 0 && trainingForward(tf, a, b)) {
+      y = run(KERNEL, { a, b }, { transposeA: false, transposeB: false });
+    } else {
+      y = sparse && oneRowForward(a, b) ? sparse(backend, a, b, false) : null;
+      if (!y) return original.kernelFunc({ inputs, backend, attrs }); // XNNPACK, bias and activation inside
+    }
     const then = (next) => {
       const out = next(y);
       backend.disposeData(y.dataId);

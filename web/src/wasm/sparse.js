@@ -7,7 +7,9 @@
 // kernel here skips them, so its work follows the nonzeros. Each output is the same sum
 // with its zero terms left out, in increasing k (XNNPACK's order differs: results agree
 // to float32 rounding, tested against the cpu backend). matmul.js asks this module first
-// for those two training products; a batch with too few zeros goes to XNNPACK as before.
+// for those two training products and for one image's prediction (one row of features:
+// only the weight rows its nonzeros pick are read); a batch with too few zeros goes to
+// XNNPACK as before.
 
 import { kernelExports, memoryOf, offsetOf, supported } from './memory.js';
 import { MIN_SPLIT, poolOf } from './pool.js';
