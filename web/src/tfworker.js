@@ -4,12 +4,15 @@
 // createImageBitmap is missing, or the worker fails to start, there is no worker (null) and
 // the callers keep the main-thread path.
 //
-// Where the page would give TF.js a pool of two threads or more, the worker is as many lanes
-// instead: workers whose TF.js runs one thread each, every lane extracting features of its own
-// share of the images. A pool's threads meet at a barrier after every layer, and in wasm a
-// thread that waits there sleeps and wakes late; lanes never wait for each other (as
+// Where the page would give TF.js a pool of more than two threads, the worker is as many
+// lanes instead: workers whose TF.js runs one thread each, every lane extracting features of
+// its own share of the images. A pool's threads meet at a barrier after every layer, and in
+// wasm a thread that waits there sleeps and wakes late; lanes never wait for each other (as
 // pipeline/tflite_engine.py's lanes). The first lane does everything else (training, with the
-// page's own kernels on two threads: backend.js, wasm/pool.js; live prediction).
+// page's own kernels on two threads: backend.js, wasm/pool.js; live prediction). Two threads
+// are one worker: the page's kernels (the backbone as one chain, wasm/chain.js) already share
+// each layer with their helper thread without a barrier, as fast as two lanes, and training
+// after one worker's extraction is not slowed by a second one's (bench/worker_pair.py).
 
 import { FEATURE_BATCH } from './featurebatch.js';
 import { buildHead } from './models.js';
@@ -33,12 +36,14 @@ export function workerMissing(g = globalThis) {
 }
 
 /**
- * How many lanes: ?lanes=N (1: one worker with TF.js' pool of `threads`, for before/after
- * measurements), else one per thread the page would give TF.js' pool (backend.js wasmThreads).
+ * How many lanes: ?lanes=N (1: one worker with TF.js' pool of `threads`), else one worker
+ * for a pool of up to two threads (the page's kernels use both) and one lane per thread the
+ * page would give TF.js' pool beyond that (backend.js wasmThreads).
  */
 export function workerLanes(search, threads) {
   const asked = Number.parseInt(new URLSearchParams(search).get('lanes'), 10);
-  return asked >= 1 ? asked : Math.max(1, threads);
+  if (asked >= 1) return asked;
+  return threads > 2 ? threads : 1;
 }
 
 /**

@@ -176,9 +176,11 @@ test('a dead worker fails what is waiting and every later call', async () => {
   await assert.rejects(client.rows([]), /boom/);
 });
 
-test('workerLanes and splitItems: one lane a pool thread unless ?lanes=N; parts none empty, a shard in byte order', () => {
-  assert.equal(workerLanes('', 2), 2);
-  assert.equal(workerLanes('?lanes=1', 2), 1);
+test('workerLanes and splitItems: one worker up to two pool threads, one lane a thread beyond, or ?lanes=N; parts none empty, a shard in byte order', () => {
+  assert.equal(workerLanes('', 2), 1);
+  assert.equal(workerLanes('', 1), 1);
+  assert.equal(workerLanes('?lanes=2', 2), 2);
+  assert.equal(workerLanes('?lanes=1', 4), 1);
   assert.equal(workerLanes('?lanes=x', 4), 4);
   assert.equal(workerLanes('', 0), 1);
   const items = [1, 2, 3, 4, 5];
