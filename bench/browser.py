@@ -197,7 +197,7 @@ def run_backend(browser, url: str, backend: str, *, n: int, rows: int, epochs: i
             # the backbone alone on preprocessed inputs, at Python's batch (run.py's like-for-like ratio)
             out["backbone_only_ms_per_image"] = {
                 str(b): page.evaluate("b => window.__bench.backboneOnly(b)", b)["msPerImage"] for b in backbone_only}
-            # ... and as the page runs it by default: in its TF.js worker's lanes (web/src/tfworker.js)
+            # ... and as the page runs it by default: in its TF.js worker, or its lanes (web/src/tfworker.js)
             lanes = {str(b): page.evaluate("b => window.__bench.backboneWorker(b)", b) for b in backbone_only}
             if all(lanes.values()):
                 out["backbone_only_worker_ms_per_image"] = {b: v["msPerImage"] for b, v in lanes.items()}

@@ -455,7 +455,7 @@ def headline(res: dict) -> dict:
         # like for like: both sides' backbone on preprocessed pixels, both at batch 32, against
         # native TensorFlow (issue 18's target), not the build's XNNPACK engine
         tf_ms = p.get("ms_per_image_batch32_tf", p["ms_per_image_batch32"])
-        # the page's backbone as it runs by default (its TF.js worker's lanes), and on its main thread
+        # the page's backbone as it runs by default (its TF.js worker, or its lanes), and on its main thread
         if wasm.get("backbone_only_worker_ms_per_image"):
             h["browser_vs_python_per_image"] = wasm["backbone_only_worker_ms_per_image"]["32"] / tf_ms
         if wasm.get("backbone_only_ms_per_image"):
@@ -764,7 +764,7 @@ def print_table(res: dict) -> None:
              if "4" in r["extract_ms_per_image"] else "-"),
             ("backbone alone 32 / 16 ms/image", lambda r: " / ".join(fmt(r["backbone_only_ms_per_image"].get(b)) for b in ("32", "16"))
              if r.get("backbone_only_ms_per_image") else "-"),
-            ("... in the worker's lanes", lambda r: " / ".join(fmt(r["backbone_only_worker_ms_per_image"].get(b))
+            ("... in the TF.js worker", lambda r: " / ".join(fmt(r["backbone_only_worker_ms_per_image"].get(b))
              for b in ("32", "16")) if r.get("backbone_only_worker_ms_per_image") else "-"),
             ("batched speedup", lambda r: fmt(r["batched_speedup"], "x", 2)),
             ("page features incl. decode ms/image", lambda r: fmt(r["page_extract"]["ms_per_image"]) if r.get("page_extract") else "-"),
@@ -920,8 +920,8 @@ def print_table(res: dict) -> None:
               "webcam_predictions_per_s_main_thread"):
         v = h.get(k)
         print(f"  {k:<44}{fmt(v, digits=3)}")
-    print("  (browser_vs_python_per_image: both backbones on preprocessed pixels at batch 32, the page's in its worker's "
-          "lanes as it extracts by default, _main_thread on its main thread; _incl_preprocess: "
+    print("  (browser_vs_python_per_image: both backbones on preprocessed pixels at batch 32, the page's in its TF.js worker "
+          "(or its lanes) as it extracts by default, _main_thread on its main thread; _incl_preprocess: "
           "the page's batch-32 features with fromPixels + resize + normalise over Python's batch 32; "
           "webcam_*: live predictions a second from a 30 fps fake camera, the worker's median and worst round, "
           "and the main thread's median)")
