@@ -83,6 +83,13 @@ def open_app(page, url: str, state: str = "ready"):
     return page
 
 
+def wait_for_prediction_of(page, before: str | None, name: str) -> None:
+    """Waits until the page shows a new prediction (data-seq past `before`) of the file `name`:
+    not a re-prediction of the last image that ends meanwhile."""
+    page.wait_for_function("([before, name]) => { const e = document.querySelector('[data-testid=prediction]');"
+                           " return e.dataset.seq !== before && e.dataset.file === name; }", arg=[before, name])
+
+
 @pytest.fixture(scope="session")
 def site_url(served_site, built_site):
     """The Flask-served site's URL; the built site must hold the web bundle."""

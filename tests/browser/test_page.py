@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from ..harness import BRAND_TEST
-from .conftest import open_app
+from .conftest import open_app, wait_for_prediction_of
 
 pytestmark = pytest.mark.browser
 
@@ -81,9 +81,7 @@ def upload(page, path) -> list[dict]:
     one, of this file (not a re-prediction of the last image that ends meanwhile)."""
     before = seq(page)
     page.set_input_files("[data-testid=upload]", str(path))
-    page.wait_for_function("([p, before, name]) => { const e = document.querySelector(p);"
-                           " return e.dataset.seq !== before && e.dataset.file === name; }",
-                           arg=[PREDICTION, before, Path(path).name])
+    wait_for_prediction_of(page, before, Path(path).name)
     return json.loads(page.get_attribute(PREDICTION, "data-result"))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..harness import BRAND_TEST, BRAND_TRAIN, SIGN_DIGITS
-from .conftest import open_app
+from .conftest import open_app, wait_for_prediction_of
 
 pytestmark = pytest.mark.browser
 
@@ -184,8 +184,7 @@ def test_backbone_only_site_starts_empty_and_trains_classes_made_from_files(page
     for name, want in (("apple-reverse.jpg", "apple"), ("apple8.0.jpeg", "apple"), ("windows.png", "windows")):
         before = page.get_attribute("[data-testid=prediction]", "data-seq")
         page.set_input_files("[data-testid=upload]", str(BRAND_TEST / name))
-        page.wait_for_function("([before, name]) => { const e = document.querySelector('[data-testid=prediction]');"
-                               " return e.dataset.seq !== before && e.dataset.file === name; }", arg=[before, name])
+        wait_for_prediction_of(page, before, name)
         result = json.loads(page.get_attribute("[data-testid=prediction]", "data-result"))
         assert {r["label"] for r in result} == {"apple", "windows"}
         right += result[0]["label"] == want

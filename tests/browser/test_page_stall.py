@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..harness import BRAND_TEST, BRAND_TRAIN, SIGN_DIGITS
-from .conftest import open_app
+from .conftest import open_app, wait_for_prediction_of
 from .test_page_project import add_class, add_sign_digits, backbone_only_url, train, wait_added  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -64,9 +64,7 @@ def now(page) -> float:
 def predict_upload(page, path) -> list:
     before = page.get_attribute("[data-testid=prediction]", "data-seq")
     page.set_input_files("[data-testid=upload]", str(path))
-    page.wait_for_function("([before, name]) => { const e = document.querySelector('[data-testid=prediction]');"
-                           " return e.dataset.seq !== before && e.dataset.file === name; }",
-                           arg=[before, Path(path).name])
+    wait_for_prediction_of(page, before, Path(path).name)
     return json.loads(page.get_attribute("[data-testid=prediction]", "data-result"))
 
 

@@ -67,7 +67,8 @@ function trainingForward(tf, a, b) {
  * stay. XNNPACK reads all of its packed weights (the default head's 5 MB) and wakes its
  * pool's thread for it; over mostly-zero features the sparse product reads only the weight
  * rows the nonzeros pick (about 15% of them), on the calling thread. From a few rows on,
- * XNNPACK's one pass over the weights for all of them is the faster (tools/bench-sparse.mjs).
+ * XNNPACK's one pass over the weights for all of them is the faster (measured in the page:
+ * README, Performance).
  */
 function oneRowForward(a, b) {
   const [m, k] = a.shape.slice(-2);
