@@ -37,7 +37,9 @@ QUOTA_SCRIPT = """
 })();
 """
 
-ADD = """async ([label, files]) => {
+# An add's end is an edit: the autosave follows 600 ms later. `failPutsAfter` arms QUOTA_SCRIPT
+# in the same task as the add ends, so no autosave can come between.
+ADD = """async ([label, files, failPutsAfter]) => {
   // a class is made as a person makes it: its name typed, Add class pressed
   const ensureClass = (label) => {
     if (window.tfjsTransfer.project().classes.includes(label)) return;
@@ -49,7 +51,21 @@ ADD = """async ([label, files]) => {
   const items = files.map(([name, b64]) => ({
     name, blob: new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))]) }));
   await window.tfjsTransfer.addExamples(label, items);
+  if (failPutsAfter != null) window.__failPutsAfter = failPutsAfter;
 }"""
+
+# Makes each image decode wait window.__slowDecodeMs first (createImageBitmap and ImageDecoder,
+# the main thread's decoders with ?worker=0): an add slower than the autosave's delay.
+SLOW_DECODES = """
+(() => {
+  const slow = (decode) => async function (...args) {
+    if (window.__slowDecodeMs) await new Promise((resolve) => setTimeout(resolve, window.__slowDecodeMs));
+    return decode.apply(this, args);
+  };
+  window.createImageBitmap = slow(window.createImageBitmap);
+  if (window.ImageDecoder) ImageDecoder.prototype.decode = slow(ImageDecoder.prototype.decode);
+})();
+"""
 
 # The project as the test compares it: classes, per-class counts, each example's bytes digest.
 SNAPSHOT = """async () => {
@@ -73,8 +89,8 @@ def _files(paths: list[Path]) -> list[list[str]]:
     return [[p.name, base64.b64encode(p.read_bytes()).decode()] for p in paths]
 
 
-def _add(page, label: str, paths: list[Path]) -> None:
-    page.evaluate(ADD, [label, _files(paths)])
+def _add(page, label: str, paths: list[Path], fail_puts_after: int | None = None) -> None:
+    page.evaluate(ADD, [label, _files(paths), fail_puts_after])
 
 
 def _save(page) -> bool:
@@ -166,8 +182,7 @@ def test_quota_failure_keeps_previous_save_and_says_so(page, site_url):
     _add(page, "mine", mine[:2])
     assert _save(page)
     saved = page.evaluate(SNAPSHOT)
-    _add(page, "more", mine)
-    page.evaluate("window.__failPutsAfter = 3")
+    _add(page, "more", mine, fail_puts_after=3)
     assert not _save(page)
     state, text = _status(page)
     assert state == "error"
@@ -177,6 +192,26 @@ def test_quota_failure_keeps_previous_save_and_says_so(page, site_url):
     restored = page.evaluate(SNAPSHOT)
     assert restored["classes"] == saved["classes"]
     assert restored["examples"] == saved["examples"]
+
+
+def test_no_autosave_while_images_are_being_added(page, site_url):
+    """A new class whose images take longer to add than the autosave's delay is saved once,
+    with all its images: never the class with part of them."""
+    page.add_init_script(SLOW_DECODES)
+    open_app(page, site_url + "?worker=0")
+    page.evaluate("""() => {
+      window.__savedCounts = []; // the new class's examples each time a save starts
+      const status = document.querySelector('[data-testid=project-save-status]');
+      new MutationObserver(() => {
+        if (status.dataset.state !== 'saving') return;
+        const p = window.tfjsTransfer.project();
+        window.__savedCounts.push(p.examples.filter((e) => e.label === 'slow').length);
+      }).observe(status, { attributes: true, attributeFilter: ['data-state'] });
+      window.__slowDecodeMs = 400;
+    }""")
+    _add(page, "slow", _mine())
+    page.wait_for_function(f"document.querySelector('{SAVE_STATUS}').dataset.state === 'saved'")
+    assert page.evaluate("window.__savedCounts") == [3]
 
 
 def test_huge_image_kept_reencoded_as_jpeg(page, site_url):

@@ -1,5 +1,6 @@
 // Keeps the page's project across visits and takes it out and back in: restores the last
-// used project on start, saves after each change (debounced, one save at a time) and after
+// used project on start, saves after each change (debounced, one save at a time, none while images are being
+// added) and after
 // training, switches, creates, renames and deletes named projects, exports the project zip
 // and imports one (or a folder) as a new named project. The storage is store.js, the zip
 // projectzip.js, the DOM ui-store.js; main.js hands in the app through `app` below.
@@ -21,7 +22,8 @@ function freeName(name, taken) {
  *   fingerprint; default backboneKeyOf(manifest)), project() -> Project,
  *   setProject(project) (shows it), siteProject() -> Promise<Project|null> (the served dataset's),
  *   head() -> {model, labels, hyper}|null (the head trained in the page for this project),
- *   setHead({model, labels, hyper}|null), message(text, kind), saveBlob(blob, fileName)}
+ *   setHead({model, labels, hyper}|null), busy() -> true while images are being added (the
+ *   autosave waits for them), message(text, kind), saveBlob(blob, fileName)}
  */
 export async function startPersistence(app) {
   const backboneKey = app.backboneKey || backboneKeyOf(app.manifest);
@@ -75,8 +77,13 @@ export async function startPersistence(app) {
     if (!store) return;
     dirty = true;
     view.setSaveStatus('pending', `Unsaved changes to ${current}…`);
+    later();
+  }
+
+  /** The autosave, SAVE_DELAY_MS from now; put off while images are being added (half a class is no save). */
+  function later() {
     clearTimeout(timer);
-    timer = setTimeout(saveNow, SAVE_DELAY_MS);
+    timer = setTimeout(() => (app.busy && app.busy() ? later() : saveNow()), SAVE_DELAY_MS);
   }
 
   /** Opens saved project `name` in the page; features of this backbone come back with it. */

@@ -34,6 +34,7 @@ export async function startStore({ tf, app, ui, projectApp, loadSiteProject, ref
       }
       refreshControls();
     },
+    busy: () => projectApp.adding,
     message: (text, kind) => ui.showMessage(text, kind),
     saveBlob,
   });
