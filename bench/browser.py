@@ -326,6 +326,34 @@ def train_button_long_tasks(browser, url: str, rounds: int = 2, epochs: int = 20
     return out
 
 
+def worker_vs_main(browser, url: str, pages: int = 3, pairs: int = 4, epochs: int = 20, log=print) -> dict:
+    """Issue 18's "same or better end to end" for the TF.js worker: fresh pages as a user opens
+    them (bench/worker_pair.py one_page: each path warmed once, then `pairs` pairs of extract +
+    train, main thread and worker alternated A B B A), where the bench's own page has run its
+    other phases on the main thread first. Per pair and the medians of the paired ratios."""
+    from bench.worker_pair import end_to_end_ratios, one_page, summary
+
+    rows = []
+    for p in range(pages):
+        got = one_page(browser, url, list(range(p * pairs, (p + 1) * pairs)), epochs, PAGE_BATCH)
+        rows.extend(got)
+        log(f"  worker vs main thread, fresh page {p + 1}/{pages}: worker/main end to end "
+            + ", ".join(f"{x:.2f}x" for x in end_to_end_ratios(got)) + f"; load {got[-1]['load_avg']:.1f}")
+    ratios = end_to_end_ratios(rows)
+    return {"pairs": rows, "summary": summary({"pages": rows})["pages"], "end_to_end_ratios": ratios,
+            "end_to_end_median_95": median_interval(ratios), "pages": pages, "pairs_per_page": pairs}
+
+
+def median_interval(values: list[float], draws: int = 2000, seed: int = 0) -> list[float]:
+    """A 95% bootstrap interval of the median of `values` (resampled with replacement, fixed
+    seed): whether a ratio near 1 is "the same" or "better" is read off it, not off one median."""
+    import random
+
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return [medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]]
+
+
 def end_to_end(res: dict, batch: int, total: int, page: bool = False, main_thread: bool = False) -> dict:
     """The in-browser path for `total` images: load the models (cold), decode, extract at
     `batch`, train the head, predict one image; per-image steps scaled to `total` when
@@ -418,10 +446,12 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                 e2e.append(row)
         if "wasm" in backends:
             train_button = train_button_long_tasks(browser, urls[True], rounds=2, epochs=epochs, log=log)
+            worker_pairs = worker_vs_main(browser, urls[True], pages=repeat, epochs=epochs, log=log)
     out = {name: summarize(rs) for name, rs in runs.items()}
     out["site_images"] = total
     if "wasm" in backends:
         out["train_button_long_tasks"] = train_button
+        out["worker_vs_main"] = worker_pairs
     if e2e:
         out["end_to_end"] = {"speedup": statistics.median(x["speedup"] for x in e2e),
                              "speedups": [x["speedup"] for x in e2e],

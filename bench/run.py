@@ -451,6 +451,12 @@ def headline(res: dict) -> dict:
             h["browser_speedup_vs_tutorial_main_thread"] = br["end_to_end"]["speedup_main_thread"]
             h["browser_speedup_vs_tutorial_main_thread_rounds"] = br["end_to_end"]["speedups_main_thread"]
             h["browser_end_to_end_ms_ours_main_thread"] = br["end_to_end"]["ours_main_thread"]["total_ms"]
+    if br.get("worker_vs_main"):  # fresh pages, paired: the worker's extract + train over the main thread's
+        wm = br["worker_vs_main"]["summary"]["worker_over_main"]
+        h["browser_worker_over_main_thread_end_to_end"] = wm["end_to_end"]
+        h["browser_worker_over_main_thread_end_to_end_95"] = br["worker_vs_main"]["end_to_end_median_95"]
+        h["browser_worker_over_main_thread_extract"] = wm["extract_ms"]
+        h["browser_worker_over_main_thread_train"] = wm["train_ms"]
     if wasm and p:
         # like for like: both sides' backbone on preprocessed pixels, both at batch 32, against
         # native TensorFlow (issue 18's target), not the build's XNNPACK engine
@@ -820,10 +826,23 @@ def print_table(res: dict) -> None:
                       f"({w['train_fit_ms'] / w_main:.2f}x)")
             if w.get("page_extract_main"):
                 lanes = f", {w['worker_lanes']} lanes" if w.get("worker_lanes") else ""
-                print(f"  the page's TF.js worker (its default path{lanes}) vs its main thread, alternated in one page: extract "
+                print(f"  the page's TF.js worker (its default path{lanes}) vs its main thread, in the bench's page after its "
+                      f"other phases (on the main thread), one pair: extract "
                       f"{w['page_extract']['ms']:.0f} vs {w['page_extract_main']['ms']:.0f} ms, train 20 epochs "
                       f"{w['train_ms']:.0f} vs {w['train_ms_main']:.0f} ms (the worker's loop {w['train_loop_ms']:.0f}); "
                       f"the worker started in {fmt(w.get('worker_start_ms'), digits=0)} ms after the page was ready")
+            wvm = br.get("worker_vs_main")
+            if wvm:
+                v = wvm["summary"]
+                r_ = sorted(wvm["end_to_end_ratios"])
+                lo, hi = wvm["end_to_end_median_95"]
+                print(f"  the TF.js worker vs the main thread in fresh pages ({wvm['pages']} page(s), {wvm['pairs_per_page']} pairs "
+                      f"each, A B B A): extract {v['worker']['extract_ms']:.0f} vs {v['main']['extract_ms']:.0f} ms, train "
+                      f"{v['worker']['train_ms']:.0f} vs {v['main']['train_ms']:.0f} ms (medians); paired worker/main: extract "
+                      f"{v['worker_over_main']['extract_ms']:.3f}x, train {v['worker_over_main']['train_ms']:.3f}x, end to end "
+                      f"{v['worker_over_main']['end_to_end']:.3f}x, 95% interval of that median {lo:.3f}-{hi:.3f}x "
+                      f"(pairs {r_[0]:.2f}-{r_[-1]:.2f}; load "
+                      f"{', '.join(f'{x:.1f}' for x in v['load_avg'][::wvm['pairs_per_page']])})")
             pool1 = br.get("wasm_pool1")
             if pool1:
                 print(f"  before/after wasmThreads() in web/src/backend.js (pool of {int(pool1['info'].get('threads') or 0)} -> "
@@ -917,14 +936,15 @@ def print_table(res: dict) -> None:
               "browser_vs_python_per_image_main_thread", "browser_vs_python_per_image_incl_preprocess",
               "python_fraction_of_peak", "warm_vs_cold_build", "uint8_size_ratio", "predict_p50_ms_wasm",
               "predict_url_p50_ms_wasm", "webcam_predictions_per_s", "webcam_predictions_per_s_min",
-              "webcam_predictions_per_s_main_thread"):
+              "webcam_predictions_per_s_main_thread", "browser_worker_over_main_thread_end_to_end"):
         v = h.get(k)
         print(f"  {k:<44}{fmt(v, digits=3)}")
     print("  (browser_vs_python_per_image: both backbones on preprocessed pixels at batch 32, the page's in its TF.js worker "
           "(or its lanes) as it extracts by default, _main_thread on its main thread; _incl_preprocess: "
           "the page's batch-32 features with fromPixels + resize + normalise over Python's batch 32; "
           "webcam_*: live predictions a second from a 30 fps fake camera, the worker's median and worst round, "
-          "and the main thread's median)")
+          "and the main thread's median; browser_worker_over_main_thread_end_to_end: the TF.js worker's extract + train "
+          "over the main thread's, the median of pairs in fresh pages)")
     print()
 
 

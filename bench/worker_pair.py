@@ -76,6 +76,12 @@ def fmt_row(name: str, row: dict) -> str:
     return "  ".join(parts)
 
 
+def end_to_end_ratios(rows: list[dict]) -> list[float]:
+    """Each pair's worker / main thread for extraction and training together."""
+    return [(r["worker"]["extract_ms"] + r["worker"]["train_ms"]) / (r["main"]["extract_ms"] + r["main"]["train_ms"])
+            for r in rows]
+
+
 def summary(runs: dict[str, list[dict]]) -> dict:
     """Medians per bundle and path, paired ratios worker/main and (with a 'before') after/before."""
     out = {}
@@ -84,6 +90,7 @@ def summary(runs: dict[str, list[dict]]) -> dict:
              for p in PATHS}
         s["worker_over_main"] = {k: statistics.median(r["worker"][k] / r["main"][k] for r in rows)
                                  for k in ("extract_ms", "train_ms")}
+        s["worker_over_main"]["end_to_end"] = statistics.median(end_to_end_ratios(rows))
         s["load_avg"] = [r["load_avg"] for r in rows]
         out[name] = s
     if "before" in runs:
