@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import statistics
 import sys
 import time
@@ -347,8 +348,6 @@ def worker_vs_main(browser, url: str, pages: int = 3, pairs: int = 4, epochs: in
 def median_interval(values: list[float], draws: int = 2000, seed: int = 0) -> list[float]:
     """A 95% bootstrap interval of the median of `values` (resampled with replacement, fixed
     seed): whether a ratio near 1 is "the same" or "better" is read off it, not off one median."""
-    import random
-
     rng = random.Random(seed)
     medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
     return [medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]]

@@ -827,7 +827,7 @@ def print_table(res: dict) -> None:
             if w.get("page_extract_main"):
                 lanes = f", {w['worker_lanes']} lanes" if w.get("worker_lanes") else ""
                 print(f"  the page's TF.js worker (its default path{lanes}) vs its main thread, in the bench's page after its "
-                      f"other phases (on the main thread), one pair: extract "
+                      f"other phases (on the main thread), one pair a round (medians): extract "
                       f"{w['page_extract']['ms']:.0f} vs {w['page_extract_main']['ms']:.0f} ms, train 20 epochs "
                       f"{w['train_ms']:.0f} vs {w['train_ms_main']:.0f} ms (the worker's loop {w['train_loop_ms']:.0f}); "
                       f"the worker started in {fmt(w.get('worker_start_ms'), digits=0)} ms after the page was ready")

@@ -1,9 +1,9 @@
 // Keeps the page's project across visits and takes it out and back in: restores the last
-// used project on start, saves after each change (debounced, one save at a time, none while images are being
-// added) and after
-// training, switches, creates, renames and deletes named projects, exports the project zip
-// and imports one (or a folder) as a new named project. The storage is store.js, the zip
-// projectzip.js, the DOM ui-store.js; main.js hands in the app through `app` below.
+// used project on start, saves after each change (debounced, one save at a time, none while
+// images are being added) and after training, switches, creates, renames and deletes named
+// projects, exports the project zip and imports one (or a folder) as a new named project.
+// The storage is store.js, the zip projectzip.js, the DOM ui-store.js; main.js hands in the
+// app through `app` below.
 import { Project } from './project.js';
 import { StoreError, backboneKeyOf, headArtifacts, headLoader, openStore, snapshotOf } from './store.js';
 import * as view from './ui-store.js';
