@@ -229,20 +229,27 @@ def test_features_match_python(page, site_url, test_paths, python_reference):
 # ---------------------------------------------------------------- training
 
 
+def chart_epochs(page) -> list[str]:
+    """The last epoch each training chart (loss, accuracy) has drawn."""
+    return page.eval_on_selector_all("[data-testid=charts] .chart", "els => els.map((e) => e.dataset.epochs)")
+
+
 def test_train_in_page_then_predict_without_leaks(page, site_url, test_paths):
     open_app(page, site_url)
     upload(page, test_paths[0])
     message = train(page, epochs=1)
     assert "Trained 1 epochs" in message
     assert "epoch 1/1" in page.inner_text("[data-testid=progress-text]")
-    # tfjs-vis drew the curves into the page (not only the visor).
+    # the curves drawn into the page, every epoch (the worker's epochs drawn in rounds: charts.js)
     assert page.locator("[data-testid=charts] canvas, [data-testid=charts] svg").count() >= 2
+    assert chart_epochs(page) == ["1", "1"]
     # The last image was re-predicted with the new head.
     assert page.get_attribute(PREDICTION, "data-head") == "browser"
     # Same number of live models before and after a second run: no tensor may leak.
     after_first = num_tensors(page)
     train(page, epochs=8)
     assert num_tensors(page) == after_first, "training leaked tensors"
+    assert chart_epochs(page) == ["8", "8"]
     accuracy = float(page.inner_text("[data-testid=progress-text]").rsplit("accuracy", 1)[1])
     assert accuracy >= 0.9
     right = 0

@@ -107,6 +107,7 @@ def test_long_tasks_opening_adding_training_and_evaluating(page, site_url, prepa
     assert page.locator("#evaluation-matrix canvas, #evaluation-matrix svg").count() >= 1
     assert page.locator("#evaluation-per-class table").count() == 1
     assert page.locator("[data-testid=charts] canvas").count() >= 2
+    assert page.eval_on_selector_all("[data-testid=charts] .chart", "els => els.map((e) => e.dataset.epochs)") == ["20", "20"]
     report(page, f"prepare={prepare}: Train on the 90 served logos, 20 epochs (evaluation included)", seconds)
 
     page.evaluate(WATCH)

@@ -9,7 +9,7 @@
 // computed in plain arrays: the forward pass, Keras' categorical cross-entropy (probabilities
 // clipped to [1e-7, 1 - 1e-7], no gradient where clipped), the accuracy and the gradients.
 
-import { whileWeightsChange } from './wasm/matmul.js';
+import { withoutPacking } from './wasm/matmul.js';
 
 /** Weights a layer after the first may hold to be computed here (the default head's: 300). */
 export const SMALL_WEIGHTS = 1 << 16;
@@ -87,7 +87,7 @@ function step(tf, optimizer, dense, x, labels) {
       const kernel = l === 0 ? null : d.layer.kernel.read().dataSync();
       let z;
       if (l === 0) {
-        const t = whileWeightsChange(() => tf.matMul(flat, d.layer.kernel.read()));
+        const t = withoutPacking(() => tf.matMul(flat, d.layer.kernel.read()));
         z = Float32Array.from(t.dataSync());
         t.dispose();
       } else {

@@ -5,6 +5,8 @@
 import { FEATURE_BATCH, extractFeatures } from './train.js';
 import { classify, run } from './models.js';
 import { preprocess } from './preprocess.js';
+import { yieldToPage } from './tasks.js';
+import { withoutPacking } from './wasm/matmul.js';
 
 /** The examples the head never trained on, in project order. */
 export function heldOut(project) {
@@ -66,7 +68,10 @@ export function scoreHeldOut({ classes, headLabels, examples, probabilities }) {
  * The head's probabilities for these examples, row i for examples[i] (head.labels.length
  * wide). A head taking features runs on the project's stored features (those missing are
  * computed first and kept, as training does); a merged model (a loaded model or a Teachable
- * Machine export) runs on the pixels, fed as its `input` says. Batches run inside tf.tidy.
+ * Machine export) runs on the pixels, fed as its `input` says. Batches run inside tf.tidy,
+ * each in a task of its own, their products without packing the head's weights for XNNPACK
+ * (wasm/matmul.js): after a Train, the held-out set was one main-thread task of 50-70 ms,
+ * most of it packing the new head's weights for a few batches (README, Performance).
  * @param {object} opts {tf, manifest, backbone, head: {model, kind, labels, input?}, project,
  *   examples, loadPixels(example, spec) -> Promise<Tensor3D> (spec: the manifest or the head's
  *   input), batchSize, onProgress(done, total), worker (a TfWorker computing the missing
@@ -81,12 +86,13 @@ export async function headProbabilities({ tf, manifest, backbone, head, project,
     const spec = head.input || manifest;
     const step = Math.min(batchSize, 16); // decoded images are large: fewer at a time
     for (let start = 0; start < examples.length; start += step) {
+      if (start > 0) await yieldToPage();
       const batch = examples.slice(start, start + step);
       const pixels = await Promise.all(batch.map((e) => loadPixels(e, spec)));
       let probs;
       try {
-        probs = tf.tidy(() => classify(tf, backbone, head,
-          tf.concat(pixels.map((p) => preprocess(tf, p, spec)), 0)));
+        probs = withoutPacking(() => tf.tidy(() => classify(tf, backbone, head,
+          tf.concat(pixels.map((p) => preprocess(tf, p, spec)), 0))));
       } finally {
         pixels.forEach((p) => p.dispose());
       }
@@ -105,8 +111,9 @@ export async function headProbabilities({ tf, manifest, backbone, head, project,
   }
   const shape = manifest.backbone.output_shape;
   for (let start = 0; start < examples.length; start += batchSize) {
+    if (start > 0) await yieldToPage();
     const rows = project.featureRows(examples.slice(start, start + batchSize));
-    const probs = tf.tidy(() => run(head.model, tf.tensor(rows.data, [rows.count, ...shape])));
+    const probs = withoutPacking(() => tf.tidy(() => run(head.model, tf.tensor(rows.data, [rows.count, ...shape]))));
     out.set(await readAndDispose(probs, k), start * k);
     onProgress(missing.length + start + rows.count, missing.length + examples.length);
   }

@@ -279,7 +279,8 @@ export class TfWorker {
       transfer: [data.buffer],
       onMessage: ({ epoch, logs }) => {
         onEpoch(epoch, logs);
-        if (charts) charting = charting.then(() => charts.onEpochEnd(epoch - 1, logs));
+        // not chained: the charts draw the epochs that ended meanwhile together (charts.js)
+        if (charts) charting = Promise.all([charting, charts.onEpochEnd(epoch - 1, logs)]);
       },
     });
     onModel({ // after the job is posted: a stop it sends arrives after it

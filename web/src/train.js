@@ -4,7 +4,7 @@
 // No DOM here: web/test/train.test.mjs runs it in Node.
 import { adam } from './wasm/adam.js';
 import { preprocess } from './preprocess.js';
-import { whileWeightsChange } from './wasm/matmul.js';
+import { withoutPacking } from './wasm/matmul.js';
 import { buildHead, features } from './models.js';
 import { denseStep } from './densestep.js';
 import { yieldToPage } from './tasks.js';
@@ -167,7 +167,7 @@ export function lossName(name) {
  * weights change again next step, so on wasm they are not packed for the product (matmul.js).
  */
 async function evaluate(tf, model, x, y, batchSize) {
-  const out = whileWeightsChange(() => model.evaluate(x, y, { batchSize }));
+  const out = withoutPacking(() => model.evaluate(x, y, { batchSize }));
   const values = await Promise.all((Array.isArray(out) ? out : [out]).map((t) => t.data()));
   tf.dispose(out);
   return Object.fromEntries(model.metricsNames.map((name, i) => [`val_${name}`, values[i][0]]));

@@ -153,6 +153,28 @@ describe('headProbabilities and evaluateHead on cpu', () => {
     assert.equal(r.wrong.length, 6 - correct);
   });
 
+  test('each batch of a feature head runs in a task of its own (the page paints and takes input between)', async () => {
+    const project = new Project({ classes: CLASSES, examples });
+    const held = heldOut(project);
+    project.storeFeatures(held, { data: new Float32Array(held.length * 16).fill(0.5), count: held.length, size: 16 });
+    let tasks = 0; // macrotasks that ran, counted by a chain of them beside the evaluation
+    let running = true;
+    const counting = (async () => {
+      while (running) {
+        await new Promise((resolve) => setImmediate(resolve));
+        tasks += 1;
+      }
+    })();
+    const seen = [];
+    await headProbabilities({ tf, manifest, backbone, project, examples: held, batchSize: 2,
+      loadPixels: async () => assert.fail('the features are stored'), head: { model: head, kind: 'head', labels: CLASSES },
+      onProgress: () => seen.push(tasks) });
+    running = false;
+    await counting;
+    assert.equal(seen.length, 3);
+    assert.ok(seen[1] > seen[0] && seen[2] > seen[1], `tasks run by each batch's end: ${seen}`);
+  });
+
   test('nothing held out: no model run, count 0', async () => {
     const project = new Project({ classes: CLASSES, examples: examples.filter((e) => e.role === 'train') });
     const r = await evaluateHead({ tf, manifest, backbone, project, headName: 'x',

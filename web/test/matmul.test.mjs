@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { taped } from './taped.mjs';
-import { patchWasmMatMul, whileWeightsChange } from '../src/wasm/matmul.js';
+import { patchWasmMatMul, withoutPacking } from '../src/wasm/matmul.js';
 
 const CASES = [
   // [a shape, b shape, transposeA, transposeB]
@@ -114,9 +114,9 @@ test('under a gradient tape, (w^T @ x^T)^T gives the cpu forward values and kern
 });
 
 test('the fused kernel is split while weights change, and stays XNNPACK\'s outside', () => {
-  // inside whileWeightsChange: 3 transposes (w, x, y); outside: none; cpu's values either way
+  // inside withoutPacking: 3 transposes (w, x, y); outside: none; cpu's values either way
   const fused = FUSED.map((activation, i) => {
-    const split = countingTransposes(() => whileWeightsChange(() => fusedProduct(activation, 100 + 10 * i)));
+    const split = countingTransposes(() => withoutPacking(() => fusedProduct(activation, 100 + 10 * i)));
     const plain = countingTransposes(() => fusedProduct(activation, 100 + 10 * i));
     return { activation, split: split.count, transposesOutside: plain.count,
       maxAbsDiff: maxDiff(split.result, fusedCpu[i]), plainMaxAbsDiff: maxDiff(plain.result, fusedCpu[i]),

@@ -16,9 +16,10 @@
 // itself. So under a gradient tape, x @ w with few rows in x and a wide w is computed as
 // (w^T @ x^T)^T: the small x is what gets packed.
 // Validation between epochs has no tape but the same fresh weights: train.js runs it
-// inside whileWeightsChange(), where dense layers' fused product-bias-activation kernel
-// (_FusedMatMul, used without a tape) is also split into that product, the bias and the
-// activation, so validation does not pack the kernel again each epoch either.
+// inside withoutPacking() (as evaluation.js runs a head's held-out batches), where dense
+// layers' fused product-bias-activation kernel (_FusedMatMul, used without a tape) is also
+// split into that product, the bias and the activation, so validation does not pack the
+// kernel again each epoch either.
 // Given sparse.wat, the two training products whose left operand is the (mostly zero)
 // batch of features, x @ w and x^T @ dy, skip its zeros instead (sparse.js), and so does
 // one image's prediction through the head, plain or fused (oneRowForward).
@@ -27,18 +28,19 @@ import { BACKEND, replaceKernel } from './replace.js';
 import { sparseProduct } from './sparse.js';
 
 const KERNEL = 'BatchMatMul';
-let weightsChanging = 0;
+let unpacked = 0;
 
 /**
- * Runs fn (synchronous) treating its products as training's: the weights are about to
- * change, so packing them for XNNPACK's cache would be wasted (see above).
+ * Runs fn (synchronous) with its products of few rows kept off XNNPACK's packed weights (see
+ * above): for training, whose weights change every step, and for products run a few times
+ * on weights just made (the evaluation after a Train), where packing costs more than they do.
  */
-export function whileWeightsChange(fn) {
-  weightsChanging += 1;
+export function withoutPacking(fn) {
+  unpacked += 1;
   try {
     return fn();
   } finally {
-    weightsChanging -= 1;
+    unpacked -= 1;
   }
 }
 
@@ -56,7 +58,7 @@ function swapLastTwo(transpose, x, backend) {
 
 /** A dense layer's forward product during training: new weights each step (see above). */
 function trainingForward(tf, a, b) {
-  if (!(weightsChanging > 0 || tf.engine().state.gradientDepth > 0)) return false;
+  if (!(unpacked > 0 || tf.engine().state.gradientDepth > 0)) return false;
   const [m, k] = a.shape.slice(-2);
   const n = b.shape[b.shape.length - 1];
   return k * n >= 65536 && 2 * m <= n;
@@ -160,7 +162,7 @@ function fusedMatMul(tf, sparse) {
     const run = (name, kernelInputs, kernelAttrs = {}) => tf.getKernel(name, BACKEND)
       .kernelFunc({ inputs: kernelInputs, backend, attrs: kernelAttrs });
     let y;
-    if (weightsChanging > 0 && trainingForward(tf, a, b)) {
+    if (unpacked > 0 && trainingForward(tf, a, b)) {
       y = run(KERNEL, { a, b }, { transposeA: false, transposeB: false });
     } else {
       y = sparse && oneRowForward(a, b) ? sparse(backend, a, b, false) : null;
