@@ -36,6 +36,10 @@ with ?backend=NAME and measures:
     one page (A B A B) with the features' max |diff|;
   - wasm_tfjs_kernels: training with TF.js' own wasm kernels (?tfjs=all), the "before" of
     web/src/wasm/kernels.js (matmul.js, transpose.js, adam.js, identity.js).
+After the rounds, on the wasm site in fresh pages: the Train button's longest task prepared in
+idle time or not (train_button_long_tasks), the worker against the main thread paired, for the
+page's steps (worker_vs_main) and for the Train button as a whole with its curves and
+evaluation (train_button_worker_vs_main).
 TF.js's wasm backend sizes its thread pool as navigator.hardwareConcurrency / 2 unless told;
 the page asks for wasmThreads() (web/src/backend.js: 2 on a 2-core machine). The wasm_pool1
 variant reports 1 core to the page (an init script), which gives TF.js' own pool of 1 here.
@@ -327,6 +331,43 @@ def train_button_long_tasks(browser, url: str, rounds: int = 2, epochs: int = 20
     return out
 
 
+def train_button_worker_vs_main(browser, url: str, pairs: int = 4, epochs: int = 20, log=print) -> dict:
+    """Issue 18's "same or better end to end" as the user meets it: the page's Train button as a
+    whole (page_bench.js trainButton: features, `epochs` epochs with the live curves, the
+    evaluation's scoring and drawings) in fresh pages, prepared in idle time, with the TF.js
+    worker and with ?worker=0, alternated A B then B A; the paired ratios' median with a 95%
+    interval, and each run's longest main-thread task."""
+    rows = []
+    for r in range(pairs):
+        row = {}
+        for worker in ((True, False) if r % 2 == 0 else (False, True)):
+            context = browser.new_context(viewport={"width": 1200, "height": 900})
+            try:
+                page = context.new_page()
+                page.set_default_timeout(READY_TIMEOUT_MS)
+                page.goto(url + ("" if worker else "?worker=0"))
+                _wait_ready(page)
+                page.evaluate("window.tfjsTransfer.prepared")  # the idle-time preparation settled
+                if page.evaluate("window.tfjsTransfer.tfWorker().then((w) => Boolean(w))") != worker:
+                    raise RuntimeError(f"the page {'has no' if worker else 'has a'} TF.js worker")
+                page.evaluate(PAGE_BENCH_JS.read_text())
+                got = page.evaluate("e => window.__bench.trainButton(e)", epochs)
+                if not got["status"].startswith("Trained"):
+                    raise RuntimeError(f"the Train button did not train: {got['status']}")
+                row["worker" if worker else "main"] = got
+            finally:
+                context.close()
+        row["load_avg"] = os.getloadavg()[0]
+        rows.append(row)
+        log(f"  Train button, worker vs main thread, pair {r + 1}/{pairs}: {row['worker']['ms']:.0f} vs "
+            f"{row['main']['ms']:.0f} ms ({row['worker']['ms'] / row['main']['ms']:.2f}x), longest task "
+            f"{row['worker']['longestTaskMs']:.0f} vs {row['main']['longestTaskMs']:.0f} ms; load {row['load_avg']:.1f}")
+    ratios = [r_["worker"]["ms"] / r_["main"]["ms"] for r_ in rows]
+    return {"pairs": rows, "ratios": ratios, "median": statistics.median(ratios), "median_95": median_interval(ratios),
+            "ms": {p: statistics.median(r_[p]["ms"] for r_ in rows) for p in ("worker", "main")},
+            "longest_task_ms": {p: [r_[p]["longestTaskMs"] for r_ in rows] for p in ("worker", "main")}}
+
+
 def worker_vs_main(browser, url: str, pages: int = 3, pairs: int = 4, epochs: int = 20, log=print) -> dict:
     """Issue 18's "same or better end to end" for the TF.js worker: fresh pages as a user opens
     them (bench/worker_pair.py one_page: each path warmed once, then `pairs` pairs of extract +
@@ -445,12 +486,14 @@ def run(site_dir, *, repeat: int, n: int, n_slow: int, epochs: int = 20, predict
                 e2e.append(row)
         if "wasm" in backends:
             train_button = train_button_long_tasks(browser, urls[True], rounds=2, epochs=epochs, log=log)
+            button_pairs = train_button_worker_vs_main(browser, urls[True], pairs=2 * repeat, epochs=epochs, log=log)
             worker_pairs = worker_vs_main(browser, urls[True], pages=repeat, epochs=epochs, log=log)
     out = {name: summarize(rs) for name, rs in runs.items()}
     out["site_images"] = total
     if "wasm" in backends:
         out["train_button_long_tasks"] = train_button
         out["worker_vs_main"] = worker_pairs
+        out["train_button_worker_vs_main"] = button_pairs
     if e2e:
         out["end_to_end"] = {"speedup": statistics.median(x["speedup"] for x in e2e),
                              "speedups": [x["speedup"] for x in e2e],

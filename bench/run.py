@@ -457,6 +457,11 @@ def headline(res: dict) -> dict:
         h["browser_worker_over_main_thread_end_to_end_95"] = br["worker_vs_main"]["end_to_end_median_95"]
         h["browser_worker_over_main_thread_extract"] = wm["extract_ms"]
         h["browser_worker_over_main_thread_train"] = wm["train_ms"]
+    if br.get("train_button_worker_vs_main"):  # fresh pages, paired: the Train button as a whole
+        tb = br["train_button_worker_vs_main"]
+        h["browser_worker_over_main_thread_train_button"] = tb["median"]
+        h["browser_worker_over_main_thread_train_button_95"] = tb["median_95"]
+        h["train_button_longest_task_ms_worker"] = max(tb["longest_task_ms"]["worker"])
     if wasm and p:
         # like for like: both sides' backbone on preprocessed pixels, both at batch 32, against
         # native TensorFlow (issue 18's target), not the build's XNNPACK engine
@@ -804,7 +809,7 @@ def print_table(res: dict) -> None:
             if w.get("page_ui"):
                 u = w["page_ui"]
                 print(f"  the page's own Train button (wasm): features {u['features_ms']:.0f} ms for the training set "
-                      f"(fetch + canvas decode + batch 32), {u['epochs']} epochs {u['train_ms']:.0f} ms with tfjs-vis curves")
+                      f"(fetch + canvas decode + batch 32), {u['epochs']} epochs {u['train_ms']:.0f} ms with the live curves")
             tb = br.get("train_button_long_tasks")
             if tb and tb["before"] and tb["after"]:
                 longest = lambda rs: " / ".join(f"{x['longestTaskMs']:.0f}" for x in rs)  # noqa: E731
@@ -843,6 +848,16 @@ def print_table(res: dict) -> None:
                       f"{v['worker_over_main']['end_to_end']:.3f}x, 95% interval of that median {lo:.3f}-{hi:.3f}x "
                       f"(pairs {r_[0]:.2f}-{r_[-1]:.2f}; load "
                       f"{', '.join(f'{x:.1f}' for x in v['load_avg'][::wvm['pairs_per_page']])})")
+            tbw = br.get("train_button_worker_vs_main")
+            if tbw:
+                lo, hi = tbw["median_95"]
+                r_ = sorted(tbw["ratios"])
+                longest = lambda p: " / ".join(f"{x:.0f}" for x in tbw["longest_task_ms"][p])  # noqa: E731
+                print(f"  the Train button as a whole (features, 20 epochs with the curves, the evaluation), fresh pages "
+                      f"prepared, {len(tbw['pairs'])} pairs A B B A: worker {tbw['ms']['worker']:.0f} vs main thread "
+                      f"{tbw['ms']['main']:.0f} ms (medians), paired worker/main {tbw['median']:.3f}x, 95% interval "
+                      f"{lo:.3f}-{hi:.3f}x (pairs {r_[0]:.2f}-{r_[-1]:.2f}); longest task worker {longest('worker')} ms, "
+                      f"main thread {longest('main')} ms")
             pool1 = br.get("wasm_pool1")
             if pool1:
                 print(f"  before/after wasmThreads() in web/src/backend.js (pool of {int(pool1['info'].get('threads') or 0)} -> "
@@ -936,15 +951,18 @@ def print_table(res: dict) -> None:
               "browser_vs_python_per_image_main_thread", "browser_vs_python_per_image_incl_preprocess",
               "python_fraction_of_peak", "warm_vs_cold_build", "uint8_size_ratio", "predict_p50_ms_wasm",
               "predict_url_p50_ms_wasm", "webcam_predictions_per_s", "webcam_predictions_per_s_min",
-              "webcam_predictions_per_s_main_thread", "browser_worker_over_main_thread_end_to_end"):
+              "webcam_predictions_per_s_main_thread", "browser_worker_over_main_thread_end_to_end",
+              "browser_worker_over_main_thread_train_button", "train_button_longest_task_ms_worker"):
         v = h.get(k)
-        print(f"  {k:<44}{fmt(v, digits=3)}")
+        print(f"  {k:<46}{fmt(v, digits=3)}")
     print("  (browser_vs_python_per_image: both backbones on preprocessed pixels at batch 32, the page's in its TF.js worker "
           "(or its lanes) as it extracts by default, _main_thread on its main thread; _incl_preprocess: "
           "the page's batch-32 features with fromPixels + resize + normalise over Python's batch 32; "
           "webcam_*: live predictions a second from a 30 fps fake camera, the worker's median and worst round, "
           "and the main thread's median; browser_worker_over_main_thread_end_to_end: the TF.js worker's extract + train "
-          "over the main thread's, the median of pairs in fresh pages)")
+          "over the main thread's, the median of pairs in fresh pages; _train_button: the same for the Train button as a "
+          "whole, curves and evaluation included; train_button_longest_task_ms_worker: its longest main-thread task "
+          "with the worker, the worst of the pairs)")
     print()
 
 
