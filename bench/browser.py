@@ -302,6 +302,28 @@ def _page_train(page, epochs: int) -> dict:
     return {"features_ms": t.get("featuresMs"), "train_ms": t.get("trainMs"), "epochs": t.get("trainEpochs")}
 
 
+def _train_button_once(browser, url: str, epochs: int, worker: bool | None = None) -> dict:
+    """The Train button once in a fresh page (empty cache, cold code) at `url`, after the page's
+    idle-time preparation settled (page_bench.js trainButton); `worker`: the page must (True) or
+    must not (False) have its TF.js worker."""
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(READY_TIMEOUT_MS)
+        page.goto(url)
+        _wait_ready(page)
+        page.evaluate("window.tfjsTransfer.prepared")  # settled (null with ?prepare=0)
+        if worker is not None and page.evaluate("window.tfjsTransfer.tfWorker().then((w) => Boolean(w))") != worker:
+            raise RuntimeError(f"the page {'has no' if worker else 'has a'} TF.js worker")
+        page.evaluate(PAGE_BENCH_JS.read_text())
+        got = page.evaluate("e => window.__bench.trainButton(e)", epochs)
+        if not got["status"].startswith("Trained"):
+            raise RuntimeError(f"the Train button did not train: {got['status']}")
+        return got
+    finally:
+        context.close()
+
+
 def train_button_long_tasks(browser, url: str, rounds: int = 2, epochs: int = 20, log=print) -> dict:
     """Issue 18's stall figure for the page's Train button as a whole (page_bench.js trainButton):
     fresh pages (empty cache, cold code) alternating ?prepare=0 (the training and evaluation
@@ -310,24 +332,12 @@ def train_button_long_tasks(browser, url: str, rounds: int = 2, epochs: int = 20
     out = {"before": [], "after": [], "load": []}
     for r in range(rounds):
         for prepare in ((False, True) if r % 2 == 0 else (True, False)):
-            context = browser.new_context(viewport={"width": 1200, "height": 900})
-            try:
-                page = context.new_page()
-                page.set_default_timeout(READY_TIMEOUT_MS)
-                page.goto(url + ("" if prepare else "?prepare=0"))
-                _wait_ready(page)
-                page.evaluate("window.tfjsTransfer.prepared")  # settled (null with ?prepare=0)
-                page.evaluate(PAGE_BENCH_JS.read_text())
-                got = page.evaluate("e => window.__bench.trainButton(e)", epochs)
-                if not got["status"].startswith("Trained"):
-                    raise RuntimeError(f"the Train button did not train: {got['status']}")
-                out["after" if prepare else "before"].append(got)
-                out["load"].append(os.getloadavg()[0])
-                log(f"  Train button ({'prepared in idle time' if prepare else '?prepare=0'}): longest task "
-                    f"{got['longestTaskMs']:.0f} ms, {got['tasksOver50']} over 50 ms, {got['ms']:.0f} ms; "
-                    f"load {out['load'][-1]:.1f}")
-            finally:
-                context.close()
+            got = _train_button_once(browser, url + ("" if prepare else "?prepare=0"), epochs)
+            out["after" if prepare else "before"].append(got)
+            out["load"].append(os.getloadavg()[0])
+            log(f"  Train button ({'prepared in idle time' if prepare else '?prepare=0'}): longest task "
+                f"{got['longestTaskMs']:.0f} ms, {got['tasksOver50']} over 50 ms, {got['ms']:.0f} ms; "
+                f"load {out['load'][-1]:.1f}")
     return out
 
 
@@ -341,22 +351,8 @@ def train_button_worker_vs_main(browser, url: str, pairs: int = 4, epochs: int =
     for r in range(pairs):
         row = {}
         for worker in ((True, False) if r % 2 == 0 else (False, True)):
-            context = browser.new_context(viewport={"width": 1200, "height": 900})
-            try:
-                page = context.new_page()
-                page.set_default_timeout(READY_TIMEOUT_MS)
-                page.goto(url + ("" if worker else "?worker=0"))
-                _wait_ready(page)
-                page.evaluate("window.tfjsTransfer.prepared")  # the idle-time preparation settled
-                if page.evaluate("window.tfjsTransfer.tfWorker().then((w) => Boolean(w))") != worker:
-                    raise RuntimeError(f"the page {'has no' if worker else 'has a'} TF.js worker")
-                page.evaluate(PAGE_BENCH_JS.read_text())
-                got = page.evaluate("e => window.__bench.trainButton(e)", epochs)
-                if not got["status"].startswith("Trained"):
-                    raise RuntimeError(f"the Train button did not train: {got['status']}")
-                row["worker" if worker else "main"] = got
-            finally:
-                context.close()
+            row["worker" if worker else "main"] = _train_button_once(
+                browser, url + ("" if worker else "?worker=0"), epochs, worker=worker)
         row["load_avg"] = os.getloadavg()[0]
         rows.append(row)
         log(f"  Train button, worker vs main thread, pair {r + 1}/{pairs}: {row['worker']['ms']:.0f} vs "
