@@ -5,7 +5,8 @@ import { parse, View } from 'vega';
 import { compile } from 'vega-lite';
 import { yieldToPage } from './tasks.js';
 
-const compiled = new Map(); // a vega-lite spec's JSON -> its vega spec
+const compiled = new Map(); // a vega-lite spec's JSON -> its vega spec, the latest KEEP_SPECS
+const KEEP_SPECS = 8;
 
 /**
  * vega-lite's compile of `spec`, once per spec (the page's charts are the same few specs: the
@@ -13,7 +14,10 @@ const compiled = new Map(); // a vega-lite spec's JSON -> its vega spec
  */
 export function vegaSpec(spec) {
   const key = JSON.stringify(spec);
-  if (!compiled.has(key)) compiled.set(key, compile(spec).spec);
+  if (!compiled.has(key)) {
+    if (compiled.size >= KEEP_SPECS) compiled.delete(compiled.keys().next().value);
+    compiled.set(key, compile(spec).spec);
+  }
   return structuredClone(compiled.get(key)); // parse and the view get a copy of their own
 }
 
