@@ -90,6 +90,11 @@ def wait_for_prediction_of(page, before: str | None, name: str) -> None:
                            " return e.dataset.seq !== before && e.dataset.file === name; }", arg=[before, name])
 
 
+def chart_epochs(page) -> list[str]:
+    """The last epoch each training chart (loss, accuracy) has drawn."""
+    return page.eval_on_selector_all("[data-testid=charts] .chart", "els => els.map((e) => e.dataset.epochs)")
+
+
 @pytest.fixture(scope="session")
 def site_url(served_site, built_site):
     """The Flask-served site's URL; the built site must hold the web bundle."""

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from ..harness import BRAND_TEST
-from .conftest import open_app, wait_for_prediction_of
+from .conftest import chart_epochs, open_app, wait_for_prediction_of
 
 pytestmark = pytest.mark.browser
 
@@ -227,11 +227,6 @@ def test_features_match_python(page, site_url, test_paths, python_reference):
 
 
 # ---------------------------------------------------------------- training
-
-
-def chart_epochs(page) -> list[str]:
-    """The last epoch each training chart (loss, accuracy) has drawn."""
-    return page.eval_on_selector_all("[data-testid=charts] .chart", "els => els.map((e) => e.dataset.epochs)")
 
 
 def test_train_in_page_then_predict_without_leaks(page, site_url, test_paths):

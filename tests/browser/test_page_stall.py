@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ..harness import BRAND_TEST, BRAND_TRAIN, SIGN_DIGITS
-from .conftest import open_app, wait_for_prediction_of
+from .conftest import chart_epochs, open_app, wait_for_prediction_of
 from .test_page_project import add_class, add_sign_digits, backbone_only_url, train, wait_added  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.browser
@@ -107,7 +107,7 @@ def test_long_tasks_opening_adding_training_and_evaluating(page, site_url, prepa
     assert page.locator("#evaluation-matrix canvas, #evaluation-matrix svg").count() >= 1
     assert page.locator("#evaluation-per-class table").count() == 1
     assert page.locator("[data-testid=charts] canvas").count() >= 2
-    assert page.eval_on_selector_all("[data-testid=charts] .chart", "els => els.map((e) => e.dataset.epochs)") == ["20", "20"]
+    assert chart_epochs(page) == ["20", "20"]
     report(page, f"prepare={prepare}: Train on the 90 served logos, 20 epochs (evaluation included)", seconds)
 
     page.evaluate(WATCH)
