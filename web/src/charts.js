@@ -2,8 +2,8 @@
 // pressed, not with the page. The charts are vega-lite's (the library tfjs-vis draws with),
 // built once per run in steps with the page's turn between them (vegaview.js) and fed each
 // epoch's logs as new rows: tfjs-vis' show.history rebuilt the whole vega view at each
-// redraw, a main-thread task of 100 ms and more (the training itself runs in a worker, so
-// these drawings were the page's longest tasks).
+// redraw, a long main-thread task (the training itself runs in a worker, so these drawings
+// were the page's longest tasks).
 import { yieldToPage } from './tasks.js';
 import { buildView, vegaSpec } from './vegaview.js';
 

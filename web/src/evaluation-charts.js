@@ -13,6 +13,12 @@ function escapeHtml(text) {
 
 const views = new WeakMap(); // matrix panel -> its vega view (finalized when redrawn)
 
+/** Finalizes the panel's matrix view, if it has one (vega's timers and listeners go with it). */
+function dropMatrixView(panel) {
+  views.get(panel)?.finalize();
+  views.delete(panel);
+}
+
 /**
  * Draws evaluateHead's result: accuracy per class ('–' for a class with nothing held out)
  * and the confusion matrix (rows true, columns predicted), each panel cleared first, each
@@ -21,8 +27,7 @@ const views = new WeakMap(); // matrix panel -> its vega view (finalized when re
 export async function drawEvaluation(perClassPanel, matrixPanel, result) {
   perClassPanel.textContent = '';
   matrixPanel.textContent = '';
-  if (views.has(matrixPanel)) views.get(matrixPanel).finalize();
-  views.delete(matrixPanel);
+  dropMatrixView(matrixPanel);
   const rows = result.per_class.map((c) => ({ accuracy: c.accuracy == null ? '–' : c.accuracy, count: c.count }));
   await tfvis.show.perClassAccuracy(perClassPanel, rows, result.labels.map(escapeHtml));
   await yieldToPage();
@@ -41,6 +46,5 @@ export async function warmEvaluationCharts(perClassBox, matrixBox) {
     labels: ['a', 'b'], per_class: [{ accuracy: 1, count: 2 }, { accuracy: 0.5, count: 2 }],
     confusion_matrix: [[2, 0], [1, 1]],
   });
-  views.get(matrixBox).finalize();
-  views.delete(matrixBox);
+  dropMatrixView(matrixBox);
 }

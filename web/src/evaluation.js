@@ -70,8 +70,8 @@ export function scoreHeldOut({ classes, headLabels, examples, probabilities }) {
  * computed first and kept, as training does); a merged model (a loaded model or a Teachable
  * Machine export) runs on the pixels, fed as its `input` says. Batches run inside tf.tidy,
  * each in a task of its own, their products without packing the head's weights for XNNPACK
- * (wasm/matmul.js): after a Train, the held-out set was one main-thread task of 50-70 ms,
- * most of it packing the new head's weights for a few batches (README, Performance).
+ * (wasm/matmul.js): after a Train, the held-out set was one long main-thread task, most of
+ * it packing the new head's weights for a few batches (README, Performance).
  * @param {object} opts {tf, manifest, backbone, head: {model, kind, labels, input?}, project,
  *   examples, loadPixels(example, spec) -> Promise<Tensor3D> (spec: the manifest or the head's
  *   input), batchSize, onProgress(done, total), worker (a TfWorker computing the missing

@@ -1,6 +1,7 @@
 // Vega views built in steps: vega-lite's compile, vega's parse, the view and its first render
 // each in a task of its own, so no drawing is one long main-thread task (vega-embed, as tfjs-vis
-// calls it, does all four at once: 45-65 ms for the confusion matrix after a Train).
+// calls it, does all four at once: the confusion matrix after a Train was a long task; README,
+// Performance).
 import { parse, View } from 'vega';
 import { compile } from 'vega-lite';
 import { yieldToPage } from './tasks.js';
